@@ -1,0 +1,1 @@
+//! The running application (being built).

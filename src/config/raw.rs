@@ -1,0 +1,186 @@
+//! The config file exactly as written: serde structs with `deny_unknown_fields` and source
+//! spans on every value that validation may complain about, so each error can name its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Roles beyond the built-in list that teams may hold.
+    #[serde(default)]
+    pub custom_roles: Vec<S<String>>,
+    pub server: S<RawServer>,
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<S<RawProvider>>,
+    #[serde(default, rename = "team")]
+    pub teams: Vec<S<RawTeam>>,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default, rename = "demo_user")]
+    pub demo_users: Vec<S<RawDemoUser>>,
+    #[serde(default)]
+    pub forward_auth: RawForwardAuth,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub public_url: S<String>,
+    #[serde(default = "default_listen")]
+    pub listen: S<String>,
+    #[serde(default = "default_database")]
+    pub database: S<String>,
+    /// Allows `kind = "demo"` providers, which sign in anyone who clicks.
+    #[serde(default)]
+    pub demo: bool,
+    #[serde(default = "default_idle")]
+    pub session_idle_minutes: S<i64>,
+    #[serde(default = "default_absolute")]
+    pub session_absolute_hours: S<i64>,
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: S<i64>,
+    /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
+    #[serde(default)]
+    pub allowed_redirect_origins: Vec<S<String>>,
+    /// Proxy addresses whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+}
+
+fn spanned<T>(v: T) -> S<T> {
+    Spanned::new(0..0, v)
+}
+fn default_listen() -> S<String> {
+    spanned("127.0.0.1:8080".into())
+}
+fn default_database() -> S<String> {
+    spanned("data/teamgate.db".into())
+}
+fn default_idle() -> S<i64> {
+    spanned(8 * 60)
+}
+fn default_absolute() -> S<i64> {
+    spanned(24)
+}
+fn default_skew() -> S<i64> {
+    spanned(60)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub id: S<String>,
+    pub kind: S<String>,
+    pub display_name: Option<String>,
+    pub issuer: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    pub client_secret_env: Option<S<String>>,
+    pub client_secret_file: Option<S<String>>,
+    pub groups_claim: Option<S<String>>,
+    /// For claims whose values are objects: the field holding the group key.
+    pub groups_claim_field: Option<S<String>>,
+    pub groups_prefix: Option<String>,
+    pub group_key: Option<S<String>>,
+    #[serde(default)]
+    pub groups_from_userinfo: bool,
+    #[serde(default)]
+    pub extra_scopes: Vec<String>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<S<String>>,
+    pub graph_url: Option<S<String>>,
+    /// Entra: `organizations`/`common` for multi-tenant, else the tenant id (informational).
+    pub tenant: Option<S<String>>,
+    #[serde(default)]
+    pub allowed_tenants: Vec<S<String>>,
+    pub on_group_failure: Option<S<String>>,
+    pub groups_cache_seconds: Option<S<i64>>,
+    pub refresh_interval_seconds: Option<S<i64>>,
+    pub okta_api_token_env: Option<S<String>>,
+    /// Fallback match of a SCIM user to a login user by userName/email.
+    #[serde(default)]
+    pub match_by_email: bool,
+    #[serde(default)]
+    pub scim: RawScim,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScim {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTeam {
+    pub id: S<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<S<RawBinding>>,
+    #[serde(default)]
+    pub groups: Vec<S<RawGroupRef>>,
+    /// Users (email) who are members through the config file itself.
+    #[serde(default)]
+    pub members: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    pub scope: S<String>,
+    pub role: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupRef {
+    pub provider: S<String>,
+    pub id: Option<S<String>>,
+    pub name: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default)]
+    pub teams_without_groups: Vec<S<String>>,
+    #[serde(default)]
+    pub locked_users: Vec<S<String>>,
+    /// When true (the default), a user who would end up with no team is refused at login.
+    pub refuse_without_teams: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDemoUser {
+    pub email: S<String>,
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardAuth {
+    /// Identity header names, keyed by what they carry (user, email, name, teams, roles, assertion).
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    pub assertion_audience: Option<String>,
+    pub assertion_ttl_seconds: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// The role that opens `/admin` (default `owner`)...
+    pub role: Option<S<String>>,
+    /// ...held on this scope or above it (default: any org scope holding it).
+    pub scope: Option<S<String>>,
+}

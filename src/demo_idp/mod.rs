@@ -1,0 +1,1 @@
+//! The built-in demo OpenID provider (being built).

@@ -1,0 +1,1 @@
+//! Routing and HTML/JSON surfaces (being built).

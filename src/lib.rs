@@ -1,0 +1,23 @@
+//! teamgate: a self-hosted login broker. Identity providers come in through OpenID Connect
+//! logins and SCIM pushes; applications get back who the user is and which teams and roles
+//! they hold.
+//!
+//! The map of the crate (dependencies run one way: front ends -> `domain` and `store`):
+//! - [`config`]: the admin config file, parsed and validated as a whole.
+//! - [`domain`]: pure rules: ids, scopes, roles, the mapping table and reconcile.
+//! - [`store`]: SQLite: migrations, the single writer, queries grouped by table, sessions.
+//! - [`oidc`]: providers: discovery and JWKS cache, login, callback, group resolution.
+//! - [`demo_idp`]: a real OpenID provider served by teamgate itself for demos.
+//! - [`http`]: router assembly, middleware, HTML and JSON error surfaces, pages.
+//! - [`app`]: `Application::build(Config)`: the running server and its shared state.
+//! - [`cli`]: the `teamgate` command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo_idp;
+pub mod domain;
+pub mod http;
+pub mod oidc;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,143 @@
+//! SQLite storage. One writer thread owns the only write connection and commits queued jobs in
+//! batches (group commit: many requests, one fsync); reads use a small pool of read-only
+//! connections on the blocking thread pool. Handlers never touch SQL: they call the typed
+//! functions of the table modules through [`Store::read`] and [`Store::write`].
+
+pub mod error;
+mod migrations;
+mod writer;
+
+pub use error::{Result, StoreError};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How long a connection waits for a lock before reporting `Busy`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open for reuse.
+const READ_POOL_SIZE: usize = 4;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::WriterHandle,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path`, apply pending migrations and start
+    /// the writer thread.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+            })?;
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        // WAL is a property of the file; set once by the writer.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        // A 2xx acknowledged to an IdP must survive power loss; group commit pays for it.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        migrations::apply(&mut conn)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: writer::WriterHandle::start(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` inside the writer's transaction. The result is returned only after the commit
+    /// that contains it is durable. If `f` fails, its own changes are rolled back (savepoint)
+    /// and other jobs of the same batch are unaffected.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    /// Run `f` on a read connection, off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let conn = inner.take_reader()?;
+            let out = f(&conn);
+            inner.put_reader(conn);
+            out
+        })
+        .await
+    }
+
+    /// Synchronous read for command-line tools that run outside the async runtime.
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.inner.take_reader()?;
+        let out = f(&conn);
+        self.inner.put_reader(conn);
+        out
+    }
+}
+
+impl Inner {
+    fn take_reader(&self) -> Result<Connection> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn)?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// `spawn_blocking` that re-raises a panic of the closure instead of hiding it.
+pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::WriterGone),
+    }
+}
