@@ -1,1 +1,3 @@
 //! Routing and HTML/JSON surfaces (being built).
+pub mod templates;
+pub mod router;

@@ -1,0 +1,50 @@
+//! HTML templates (minijinja, auto-escaped), embedded in the binary so that `teamgate` runs
+//! from any directory. Each page module renders through [`Templates::render`].
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// Every template, by name. Add new pages here.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/base.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+    ("chooser.html", include_str!("../../templates/chooser.html")),
+    ("home.html", include_str!("../../templates/home.html")),
+    ("demo_idp_pick.html", include_str!("../../templates/demo_idp_pick.html")),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {source}")]
+pub struct TemplateError {
+    name: String,
+    #[source]
+    source: minijinja::Error,
+}
+
+/// The loaded templates; cheap to share behind an `Arc`.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn new() -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        // `.html` templates are auto-escaped by minijinja's default callback.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source).map_err(|source| TemplateError {
+                name: (*name).to_owned(),
+                source,
+            })?;
+        }
+        Ok(Self { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, TemplateError> {
+        let err = |source| TemplateError {
+            name: name.to_owned(),
+            source,
+        };
+        self.env.get_template(name).map_err(err)?.render(ctx).map_err(err)
+    }
+}
