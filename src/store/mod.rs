@@ -6,6 +6,7 @@
 pub mod error;
 mod migrations;
 mod writer;
+pub mod scim;
 
 pub use error::{Result, StoreError};
 

@@ -1,5 +1,5 @@
 -- Users seen through any source. (provider, subject) is the stable identity: the OIDC `sub`
--- (Entra: `tid:oid`), equal to the SCIM externalId of the same person.
+-- (Entra: the `oid` claim), equal to the SCIM externalId of the same person.
 CREATE TABLE users (
     id                 INTEGER PRIMARY KEY,
     public_id          TEXT    NOT NULL UNIQUE,
