@@ -6,7 +6,12 @@
 pub mod error;
 mod migrations;
 mod writer;
+pub mod audit;
+pub mod memberships;
 pub mod scim;
+pub mod sessions;
+pub mod teams;
+pub mod users;
 
 pub use error::{Result, StoreError};
 
@@ -141,4 +146,18 @@ pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Sen
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(StoreError::WriterGone),
     }
+}
+
+/// Now, as stored in the database (RFC 3339, UTC).
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A random opaque id: 128 bits, URL-safe base64.
+pub fn random_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
