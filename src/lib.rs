@@ -20,4 +20,5 @@ pub mod domain;
 pub mod http;
 pub mod oidc;
 pub mod secret;
+pub mod session;
 pub mod store;

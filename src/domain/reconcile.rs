@@ -118,7 +118,8 @@ pub struct UserInput {
     pub config_teams: Vec<TeamId>,
     /// False for SCIM-deactivated or deleted users: they hold nothing.
     pub active: bool,
-    /// `defaults.locked_users`: reconcile never changes this user's teams.
+    /// `defaults.locked_users`: reconcile never changes this user's teams once they have some
+    /// (a locked user's first login still gives them their mapped teams).
     pub locked: bool,
 }
 
@@ -132,7 +133,7 @@ pub struct Target {
 /// Decide the memberships `input` should have. Pure: same inputs, same answer, whatever the
 /// order or duplication of the group lists.
 pub fn reconcile(input: &UserInput, policy: &Policy, current: &BTreeSet<MembershipRow>) -> Target {
-    if input.locked {
+    if input.locked && !current.is_empty() {
         return Target {
             rows: current.clone(),
             unmapped_groups: BTreeSet::new(),

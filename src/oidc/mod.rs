@@ -1,1 +1,15 @@
-//! OpenID Connect relying party (being built).
+//! The OpenID Connect relying party: provider runtimes (discovery and JWKS caches), the
+//! login flow (start and callback), ID-token verification and claim reading. Built on the
+//! `openidconnect` crate; this module adds what it leaves to the application.
+
+pub mod claims;
+pub mod error;
+pub mod http_client;
+pub mod login;
+pub mod metadata;
+pub mod pending;
+pub mod provider;
+pub mod verify;
+
+pub use error::LoginError;
+pub use provider::{ProviderRuntime, Providers};

@@ -1,0 +1,66 @@
+//! Logins in flight: what `/login` must remember until `/callback` (state, nonce, PKCE
+//! verifier, issuer, return URL), kept server-side in the pre-login session. Several tabs may
+//! log in at once; the list is capped (oldest evicted) and entries expire (SECURITY.md 32-33).
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use crate::session::SessionError;
+
+const KEY: &str = "pending_logins";
+/// Most logins one browser may have in flight.
+pub const MAX_PENDING: usize = 8;
+/// Seconds a started login stays valid.
+pub const PENDING_TTL: i64 = 600;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub provider: String,
+    /// The issuer the login was started at (mix-up defence, RFC 9207 / BCP §4.4.2).
+    pub issuer: String,
+    pub return_to: String,
+    pub created: i64,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Remember a started login, evicting expired entries and the oldest beyond the cap.
+pub async fn push(session: &Session, login: PendingLogin) -> Result<(), SessionError> {
+    let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
+    let now = now();
+    list.retain(|p| now - p.created <= PENDING_TTL);
+    list.push(login);
+    if list.len() > MAX_PENDING {
+        let excess = list.len() - MAX_PENDING;
+        list.drain(..excess);
+    }
+    session.insert(KEY, list).await?;
+    Ok(())
+}
+
+/// Take (and so consume: state is single-use) the pending login with `state`, if it is there
+/// and not expired.
+pub async fn take(session: &Session, state: &str) -> Result<Option<PendingLogin>, SessionError> {
+    let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
+    let pos = list
+        .iter()
+        .position(|p| bool::from(p.state.as_bytes().ct_eq(state.as_bytes())));
+    let Some(pos) = pos else {
+        return Ok(None);
+    };
+    let login = list.remove(pos);
+    if list.is_empty() {
+        session.remove_value(KEY).await?;
+    } else {
+        session.insert(KEY, list).await?;
+    }
+    // Saved now, so a replay of this callback finds nothing even if the rest fails.
+    session.save().await?;
+    Ok((now() - login.created <= PENDING_TTL).then_some(login))
+}
