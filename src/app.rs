@@ -7,7 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::oidc::http_client::IdpHttp;
+use crate::store::audit::Trigger;
+use crate::store::teams::SyncReport;
+
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::oidc::Providers;
+use crate::secret::Secret;
 use crate::http::templates::Templates;
 use crate::store::Store;
 
@@ -42,6 +48,23 @@ pub struct AppState {
     pub config: Arc<LiveConfig>,
     pub store: Store,
     pub templates: Arc<Templates>,
+    /// Discovery and JWKS caches of the identity providers.
+    pub providers: Arc<Providers>,
+    /// The demo IdP's client secret, made at start (there is no file to read it from).
+    pub demo_client_secret: Option<Secret>,
+    /// The built-in demo OpenID provider, when the config has one.
+    pub demo_idp: Option<Arc<crate::demo_idp::DemoIdp>>,
+}
+
+impl AppState {
+    /// The client secret teamgate presents to `provider`'s token endpoint.
+    pub fn client_secret(&self, provider: &ProviderConfig) -> Option<openidconnect::ClientSecret> {
+        let secret = match provider.kind {
+            ProviderKind::Demo => self.demo_client_secret.as_ref(),
+            _ => provider.client_secret.as_ref(),
+        };
+        secret.map(|s| openidconnect::ClientSecret::new(s.expose().to_owned()))
+    }
 }
 
 /// Why the application could not start.
@@ -51,6 +74,10 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Template(#[from] crate::http::templates::TemplateError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("demo identity provider: {0}")]
+    Demo(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -82,11 +109,25 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Application, StartError> {
         let store = Store::open(&config.server.database)?;
+        let templates = Arc::new(Templates::new()?);
+        let report = sync_config(&store, &config).await?;
+        tracing::info!(
+            teams_added = report.teams_added.len(),
+            teams_removed = report.teams_removed.len(),
+            users_changed = report.users_changed,
+            "config synced into the database"
+        );
+        let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
+        let http = IdpHttp::new().map_err(|e| StartError::Http(e.to_string()))?;
         let state = AppState {
             config: Arc::new(LiveConfig::new(config)),
             store,
-            templates: Arc::new(Templates::new()?),
+            templates,
+            providers: Arc::new(Providers::new(http)),
+            demo_client_secret,
+            demo_idp,
         };
+        tokio::spawn(prune_expired_sessions(state.store.clone()));
         Ok(Application { listener, state })
     }
 
@@ -110,5 +151,59 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await
+    }
+}
+
+/// Copy the config's teams, bindings and mappings into the store and reconcile every user.
+pub async fn sync_config(store: &Store, config: &Config) -> Result<SyncReport, crate::store::StoreError> {
+    let config = config.clone();
+    let trigger = Trigger::new("config", None, Some(format!("config {}", config.path.display())));
+    store
+        .write(move |conn| crate::store::teams::sync_config(conn, &config, &trigger))
+        .await
+}
+
+/// Start the demo IdP when the config has a demo provider: its key comes from the store, its
+/// client secret is made now and shared with the relying party in memory.
+async fn demo_provider(
+    config: &Config,
+    store: &Store,
+    templates: &Arc<Templates>,
+) -> Result<(Option<Arc<crate::demo_idp::DemoIdp>>, Option<Secret>), StartError> {
+    let Some(provider) = config.providers.iter().find(|p| p.kind == ProviderKind::Demo) else {
+        return Ok((None, None));
+    };
+    tracing::warn!("the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production.");
+    let key = crate::demo_idp::load_or_create_key(store)
+        .await
+        .map_err(|e| StartError::Demo(e.to_string()))?;
+    let secret = Secret::new(crate::store::random_id());
+    let idp = crate::demo_idp::DemoIdp::new(
+        provider.issuer.clone(),
+        provider.client_id.clone(),
+        secret.clone(),
+        crate::oidc::login::redirect_uri(config, provider),
+        config.demo_users.clone(),
+        key,
+        templates.clone(),
+    )
+    .map_err(|e| StartError::Demo(e.to_string()))?;
+    Ok((Some(Arc::new(idp)), Some(secret)))
+}
+
+/// Delete expired session rows every ten minutes.
+async fn prune_expired_sessions(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match store
+            .write(move |conn| crate::store::sessions::delete_expired(conn, now))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+        }
     }
 }

@@ -1,7 +1,173 @@
-//! The `teamgate` command line (being built).
+//! The `teamgate` command line: parse arguments, run the command, print errors plainly and
+//! exit non-zero. Every command reads the config given by `--config`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::Application;
+use crate::config::{Config, ConfigErrors};
+
+#[derive(Parser)]
+#[command(name = "teamgate", version, about = "Self-hosted login broker: OIDC and SCIM in, teams and roles out")]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = "config/teamgate.toml")]
+    pub config: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Validate a config file and print a summary; exits 1 listing every error.
+    CheckConfig {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("teamgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+    Config::load(path)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => {
+            let path = file.unwrap_or(cli.config);
+            match load(&path) {
+                Ok(config) => {
+                    print!("{}", summary(&config));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let public_url = config.server.public_url.clone();
+    let demo = config.server.demo;
+    let app = Application::build(config).await?;
+    tracing::info!(port = app.port(), "listening");
+    println!("teamgate is running: open {public_url}");
+    if demo {
+        println!("(demo identity provider enabled: sign in as any demo user listed in the config)");
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The `check-config` summary.
+pub fn summary(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", config.path.display());
+    let _ = writeln!(out, "public URL: {}", config.server.public_url);
+    let _ = writeln!(out, "providers ({}):", config.providers.len());
+    for p in &config.providers {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<6} {}{}",
+            p.id.as_str(),
+            p.kind.as_str(),
+            p.issuer,
+            if p.scim_enabled { "  [SCIM enabled]" } else { "" }
+        );
+    }
+    let _ = writeln!(out, "teams ({}):", config.teams.len());
+    for t in &config.teams {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<28} {} role binding(s), {} group mapping(s), {} member(s)",
+            t.id.as_str(),
+            t.name,
+            t.roles.len(),
+            t.groups.len(),
+            t.members.len()
+        );
+    }
+    let mappings = config.policy().mappings.iter().count();
+    let _ = writeln!(out, "mappings: {mappings}");
+    if !config.defaults.teams_without_groups.is_empty() {
+        let ids: Vec<&str> = config.defaults.teams_without_groups.iter().map(|t| t.as_str()).collect();
+        let _ = writeln!(out, "default teams: {}", ids.join(", "));
+    }
+    if !config.defaults.locked_users.is_empty() {
+        let _ = writeln!(out, "locked users: {}", config.defaults.locked_users.len());
+    }
+    out
 }

@@ -18,6 +18,8 @@ pub mod config;
 pub mod demo_idp;
 pub mod domain;
 pub mod http;
+pub mod identity;
+pub mod login_flow;
 pub mod oidc;
 pub mod secret;
 pub mod session;

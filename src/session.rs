@@ -114,3 +114,9 @@ pub async fn current(session: &Session, store: &Store, server: &ServerConfig) ->
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
+
+/// Constant-time comparison of a submitted CSRF token with the session's.
+pub fn csrf_matches(auth: &AuthSession, submitted: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !submitted.is_empty() && bool::from(auth.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+}

@@ -1,3 +1,10 @@
-//! Routing and HTML/JSON surfaces (being built).
-pub mod templates;
+//! The HTTP surface: router assembly, request ids, the HTML error page, the login routes,
+//! the user pages, return-URL checks and templates.
+
+pub mod error;
+pub mod login_routes;
+pub mod pages;
+pub mod redirect;
+pub mod request_id;
 pub mod router;
+pub mod templates;

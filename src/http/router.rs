@@ -1,14 +1,23 @@
 //! Router assembly: every route of teamgate, and the middleware around them.
 
 use axum::Router;
-use axum::routing::get;
+use axum::middleware;
 
+use super::{login_routes, pages, request_id};
 use crate::app::AppState;
 
 /// The whole HTTP surface. Feature modules expose `routes() -> Router<AppState>`; they are
 /// merged here and nowhere else.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
+    let config = state.config.get();
+    let sessions = crate::session::layer(state.store.clone(), &config.server);
+    let mut app = Router::new()
+        .merge(pages::routes())
+        .merge(login_routes::routes())
+        .layer(sessions)
+        .with_state(state.clone());
+    if let Some(idp) = &state.demo_idp {
+        app = app.nest("/demo-idp", crate::demo_idp::router(idp.clone()));
+    }
+    app.layer(middleware::from_fn(request_id::middleware))
 }

@@ -9,6 +9,7 @@ pub mod login;
 pub mod metadata;
 pub mod pending;
 pub mod provider;
+pub mod userinfo;
 pub mod verify;
 
 pub use error::LoginError;

@@ -1,0 +1,159 @@
+//! `/login`, `/callback/{provider}` and `POST /logout`: thin handlers around the OIDC flow in
+//! [`crate::oidc::login`] and the login transaction in [`crate::login_flow`].
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::error::ErrorPage;
+use super::redirect::safe_return_to;
+use super::request_id::RequestId;
+use crate::app::AppState;
+use crate::oidc::{LoginError, login};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page))
+        .route("/callback/{provider}", get(callback))
+        .route("/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    provider: Option<String>,
+    rd: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ChooserEntry {
+    name: String,
+    href: String,
+}
+
+fn login_error_page(state: &AppState, rid: &RequestId, e: LoginError) -> ErrorPage {
+    let (title, reason) = e.user_message();
+    ErrorPage::new(&state.templates, rid, e.status(), title, reason, e.to_string())
+}
+
+/// No caching of anything that sets or depends on the session (SECURITY.md 53).
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, ErrorPage> {
+    let config = state.config.get();
+    let return_to = q
+        .rd
+        .as_deref()
+        .and_then(|rd| safe_return_to(rd, &config.server))
+        .unwrap_or_else(|| "/".into());
+    let provider = match (&q.provider, config.providers.as_slice()) {
+        (Some(id), _) => config
+            .provider(id)
+            .ok_or_else(|| login_error_page(&state, &rid, LoginError::UnknownProvider(id.clone())))?,
+        (None, [only]) => only,
+        (None, all) => {
+            let entries: Vec<ChooserEntry> = all
+                .iter()
+                .map(|p| ChooserEntry {
+                    name: p.display_name.clone(),
+                    href: format!(
+                        "/login?{}",
+                        url::form_urlencoded::Serializer::new(String::new())
+                            .append_pair("provider", p.id.as_str())
+                            .append_pair("rd", &return_to)
+                            .finish()
+                    ),
+                })
+                .collect();
+            let html = state
+                .templates
+                .render("chooser.html", serde_json::json!({ "providers": entries }))
+                .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+            return Ok(no_store(Html(html).into_response()));
+        }
+    };
+    let runtime = state.providers.runtime(provider);
+    let url = login::start(&config, &runtime, provider, state.client_secret(provider), &session, return_to)
+        .await
+        .map_err(|e| login_error_page(&state, &rid, e))?;
+    Ok(no_store(Redirect::to(&url).into_response()))
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    session: Session,
+    Path(provider_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let config = state.config.get();
+    let result = async {
+        let provider = config
+            .provider(&provider_id)
+            .ok_or_else(|| LoginError::UnknownProvider(provider_id.clone()))?;
+        let params = login::parse_callback_query(raw.as_deref())?;
+        let runtime = state.providers.runtime(provider);
+        let verified = login::finish(&config, &runtime, provider, state.client_secret(provider), &session, &params).await?;
+        crate::login_flow::complete(&state, &config, provider, verified, &session, &rid).await
+    }
+    .await;
+    // Success: 303 to a URL without the code. Either way no Referer leaks the code (SECURITY.md 43).
+    let mut response = match result {
+        Ok(return_to) => Redirect::to(&return_to).into_response(),
+        Err(e) => login_error_page(&state, &rid, e).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    no_store(response)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    session: Session,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, ErrorPage> {
+    let config = state.config.get();
+    let signed_in = crate::session::current(&session, &state.store, &config.server)
+        .await
+        .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    let Some(signed_in) = signed_in else {
+        return Ok(no_store(Redirect::to("/").into_response()));
+    };
+    if !crate::session::csrf_matches(&signed_in.auth, &form.csrf) {
+        return Err(ErrorPage::new(
+            &state.templates,
+            &rid,
+            StatusCode::FORBIDDEN,
+            "Sign-out refused",
+            "The sign-out form was not valid. Use the sign-out button on teamgate's own page.",
+            "logout with a wrong CSRF token",
+        ));
+    }
+    // Deletes the server-side record, so a replayed cookie is worthless (SECURITY.md 50).
+    session
+        .flush()
+        .await
+        .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    tracing::info!(user = %signed_in.user.label(), "signed out");
+    Ok(no_store(Redirect::to("/").into_response()))
+}
