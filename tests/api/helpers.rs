@@ -1,0 +1,81 @@
+//! `spawn_app`: the real teamgate on a free loopback port with a fresh database in a temp dir,
+//! plus a browser-like HTTP client (cookie jar, redirects followed by hand so each hop can be
+//! inspected).
+
+use std::sync::Arc;
+
+use reqwest::{Response, StatusCode, Url};
+use teamgate::app::{AppState, Application};
+use teamgate::config::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub port: u16,
+    pub state: AppState,
+    /// A browser: cookie jar on, redirects not followed automatically.
+    pub browser: reqwest::Client,
+    pub dir: Arc<TempDir>,
+}
+
+/// A fresh browser-like client.
+pub fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Start teamgate with `config_toml`, in which `{PUBLIC_URL}` and `{DB}` are replaced by the
+/// app's URL and a fresh database path.
+pub async fn spawn_app(config_toml: &str) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = TempDir::new().unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let text = config_toml
+        .replace("{PUBLIC_URL}", &address)
+        .replace("{DB}", &dir.path().join("teamgate.db").display().to_string());
+    let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    let app = Application::build_with_listener(config, listener).await.unwrap();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        port,
+        state,
+        browser: new_browser(),
+        dir: Arc::new(dir),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.browser.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+/// Follow redirects from `url` with `client` (at most 10 hops) and return every response's
+/// URL and status plus the final response.
+pub async fn follow(client: &reqwest::Client, url: &str) -> (Vec<(Url, StatusCode)>, Response) {
+    let mut hops = Vec::new();
+    let mut url = Url::parse(url).unwrap();
+    for _ in 0..10 {
+        let response = client.get(url.clone()).send().await.unwrap();
+        hops.push((url.clone(), response.status()));
+        if !response.status().is_redirection() {
+            return (hops, response);
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        url = url.join(&location).unwrap();
+    }
+    panic!("too many redirects: {hops:?}");
+}
