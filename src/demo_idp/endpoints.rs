@@ -1,0 +1,164 @@
+//! The demo IdP's HTTP surface: thin axum handlers over [`DemoIdp`], and how its refusals look
+//! (an HTML page when the client cannot be trusted, a 302 back to the client otherwise).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION, X_FRAME_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::DemoIdp;
+use super::authorize::{Params, Refusal};
+
+/// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`.
+pub fn router(idp: Arc<DemoIdp>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize))
+        .route("/authorize/pick", post(pick))
+        .route("/token", post(token))
+        // OIDC Core §5.3.1: userinfo answers GET and POST.
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .with_state(idp)
+}
+
+async fn discovery(State(idp): State<Arc<DemoIdp>>) -> Response {
+    public_cache(Json(idp.discovery()).into_response())
+}
+
+async fn jwks(State(idp): State<Arc<DemoIdp>>) -> Response {
+    public_cache(Json(idp.jwks()).into_response())
+}
+
+async fn authorize(State(idp): State<Arc<DemoIdp>>, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    match idp.check_authorization(&params) {
+        Ok(_) => idp.render_pick_page(&params),
+        Err(refusal) => idp.refusal_response(refusal),
+    }
+}
+
+async fn pick(State(idp): State<Arc<DemoIdp>>, body: Bytes) -> Response {
+    match idp.pick(&Params::parse(&body), Instant::now()) {
+        Ok(location) => found(&location),
+        Err(refusal) => idp.refusal_response(refusal),
+    }
+}
+
+async fn token(State(idp): State<Arc<DemoIdp>>, headers: HeaderMap, body: Bytes) -> Response {
+    match idp.exchange(&headers, &body) {
+        Ok(response) => response.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn userinfo(State(idp): State<Arc<DemoIdp>>, headers: HeaderMap) -> Response {
+    match idp.userinfo(&headers) {
+        Ok(claims) => claims.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorPageCtx<'a> {
+    title: &'a str,
+    reason: &'a str,
+    request_id: &'a str,
+}
+
+impl DemoIdp {
+    fn render_pick_page(&self, params: &Params) -> Response {
+        match self
+            .templates
+            .render("demo_idp_pick.html", self.pick_page(params))
+        {
+            Ok(html) => {
+                let mut response = no_store(Html(html).into_response());
+                // The page signs people in on one click: it must not be framed (clickjacking).
+                let headers = response.headers_mut();
+                headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("frame-ancestors 'none'"),
+                );
+                response
+            }
+            Err(e) => self.error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The demo sign-in page could not be shown.",
+                &e.to_string(),
+            ),
+        }
+    }
+
+    fn refusal_response(&self, refusal: Refusal) -> Response {
+        match refusal {
+            Refusal::Untrusted(why) => self.error_page(
+                StatusCode::BAD_REQUEST,
+                "The application that sent you here is not registered with the demo identity provider, or gave a return address that is not its own, so you were not sent back to it.",
+                why,
+            ),
+            Refusal::ToClient(e) => {
+                tracing::info!(error = e.error, description = e.description, "demo IdP authorization refused");
+                found(&self.error_redirect_url(&e))
+            }
+        }
+    }
+
+    /// The shared error page; the precise reason is logged once with the id shown to the user.
+    fn error_page(&self, status: StatusCode, reason: &str, log_reason: &str) -> Response {
+        let request_id = crate::store::random_id();
+        if status.is_server_error() {
+            tracing::error!(%request_id, reason = log_reason, "demo IdP request failed");
+        } else {
+            tracing::warn!(%request_id, reason = log_reason, "demo IdP request refused");
+        }
+        let title = "Sign-in request refused";
+        let ctx = ErrorPageCtx {
+            title,
+            reason,
+            request_id: &request_id,
+        };
+        let body = self
+            .templates
+            .render("error.html", ctx)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot render the error page");
+                format!("{title}. Request id: {request_id}")
+            });
+        no_store((status, Html(body)).into_response())
+    }
+}
+
+/// RFC 6749 §4.1.2 shows a 302; browsers follow it with a GET whatever the first method was.
+fn found(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => no_store((StatusCode::FOUND, [(LOCATION, value)]).into_response()),
+        // Url serialisation yields ASCII without control characters, so this cannot happen.
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Codes and tokens travel in redirects and pages: never cache them.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Discovery and keys change only on restart; a short cache saves relying parties round trips.
+fn public_cache(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
