@@ -8,6 +8,7 @@
 //! - [`store`]: SQLite: migrations, the single writer, queries grouped by table, sessions.
 //! - [`oidc`]: providers: discovery and JWKS cache, login, callback, group resolution.
 //! - [`demo_idp`]: a real OpenID provider served by teamgate itself for demos.
+//! - [`downstream`]: forward-auth (`/auth`), the signed assertion and its JWKS.
 //! - [`http`]: router assembly, middleware, HTML and JSON error surfaces, pages.
 //! - [`app`]: `Application::build(Config)`: the running server and its shared state.
 //! - [`cli`]: the `teamgate` command line.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod demo_idp;
 pub mod domain;
+pub mod downstream;
 pub mod http;
 pub mod identity;
 pub mod login_flow;

@@ -14,6 +14,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(pages::routes())
         .merge(login_routes::routes())
+        .merge(crate::downstream::routes())
         .layer(sessions)
         .with_state(state.clone());
     if let Some(idp) = &state.demo_idp {

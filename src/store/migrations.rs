@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use super::error::{Result, StoreError};
 
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("sql/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/0001_init.sql"),
+    include_str!("sql/0003_signing_keys.sql"),
+];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod memberships;
 pub mod scim;
 pub mod sessions;
+pub mod signing_keys;
 pub mod teams;
 pub mod users;
 
