@@ -134,3 +134,72 @@ fn generate_pem() -> Result<String, DemoIdpError> {
         .map_err(|e| DemoIdpError::KeyEncoding(e.to_string()))?;
     Ok(pem.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(&dir.path().join("teamgate.db")).expect("a store")
+    }
+
+    #[tokio::test]
+    async fn two_racing_starts_agree_on_one_key_and_a_restart_reuses_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = open(&dir);
+        // Both find no key, both generate one, both insert: the first insert must win for both.
+        let (a, b) = tokio::join!(load_or_create_key(&store), load_or_create_key(&store));
+        let a = a.expect("a key");
+        // assert! rather than assert_eq!: the key's derived Debug would print its primes.
+        assert!(a == b.expect("a key"), "the racing starts disagree");
+        drop(store);
+        let again = load_or_create_key(&open(&dir))
+            .await
+            .expect("the stored key");
+        assert!(a == again, "a restart made a new key");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_stored_key_is_reported_and_never_replaced() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = open(&dir);
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, 'not a key')",
+                    [SETTING_KEY],
+                )?;
+                Ok(())
+            })
+            .await
+            .expect("written");
+        let out = load_or_create_key(&store).await;
+        assert!(
+            matches!(out, Err(DemoIdpError::StoredKeyCorrupt(_))),
+            "{out:?}"
+        );
+        assert_eq!(
+            read_pem(&store).await.ok().flatten().as_deref(),
+            Some("not a key")
+        );
+    }
+
+    #[test]
+    fn a_key_under_2048_bits_is_refused() {
+        let weak = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).expect("a small key");
+        assert!(matches!(
+            SigningKey::new(&weak),
+            Err(DemoIdpError::WeakKey(1024))
+        ));
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc_7638_thumbprint_of_the_public_key() {
+        let key = super::super::tests::test_key();
+        let jwk = SigningKey::new(key).expect("a signing key").jwk().clone();
+        // Recomputed from the published members through serde_json's canonical-order map.
+        let members = serde_json::json!({ "e": jwk.e, "kty": "RSA", "n": jwk.n });
+        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(members.to_string()));
+        assert_eq!(jwk.kid, expected);
+    }
+}
