@@ -629,6 +629,23 @@ impl Validator<'_> {
             }
         }
         let allowed_tenants: Vec<String> = p.allowed_tenants.iter().map(|t| t.get_ref().to_lowercase()).collect();
+        // Entra multi-tenant (IDP-QUIRKS E9): tokens of any tenant verify against the templated
+        // issuer, so the tenants to admit must be listed, as GUIDs.
+        let multi_tenant = kind == ProviderKind::Entra
+            && p.tenant.as_ref().is_some_and(|t| matches!(t.get_ref().to_lowercase().as_str(), "organizations" | "common"));
+        if multi_tenant && allowed_tenants.is_empty() {
+            self.push(line, format!("provider \"{id}\": a multi-tenant Entra provider (tenant = \"organizations\" or \"common\") needs allowed_tenants = [\"<tenant-id>\", ...]"));
+        }
+        if multi_tenant && !issuer.split('/').any(|s| s.eq_ignore_ascii_case("organizations") || s.eq_ignore_ascii_case("common")) {
+            self.push(line, format!("provider \"{id}\": with tenant = \"organizations\" or \"common\" the issuer must be the matching endpoint, e.g. https://login.microsoftonline.com/organizations/v2.0"));
+        }
+        for t in &p.allowed_tenants {
+            if !crate::oidc::verify::is_guid(t.get_ref()) {
+                self.err(t, format!("provider \"{id}\": allowed_tenants: \"{}\" is not a tenant id (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47)", t.get_ref()));
+            } else if !multi_tenant {
+                self.err(t, format!("provider \"{id}\": allowed_tenants applies only to kind = \"entra\" with tenant = \"organizations\" or \"common\""));
+            }
+        }
         if self.errors.len() > before {
             return None;
         }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::error::LoginError;
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, ProviderKind};
 
 /// What the token says about groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,10 @@ pub enum GroupsClaim {
 }
 
 /// Find the groups claim of `provider` in `claims`.
-pub fn groups(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<GroupsClaim, LoginError> {
+pub fn groups(
+    claims: &Map<String, Value>,
+    provider: &ProviderConfig,
+) -> Result<GroupsClaim, LoginError> {
     let mut path = provider.groups_claim.split('.');
     let first = path.next().unwrap_or_default();
     let mut value = claims.get(first);
@@ -32,8 +35,14 @@ pub fn groups(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<
             .get("_claim_names")
             .and_then(|n| n.get(first))
             .is_some()
-            || claims.get("hasgroups").is_some_and(|h| h == &Value::Bool(true) || h == "true");
-        return Ok(if overage { GroupsClaim::Overage } else { GroupsClaim::Absent });
+            || claims
+                .get("hasgroups")
+                .is_some_and(|h| h == &Value::Bool(true) || h == "true");
+        return Ok(if overage {
+            GroupsClaim::Overage
+        } else {
+            GroupsClaim::Absent
+        });
     };
     let field = provider.groups_claim_field.as_deref();
     let one = |v: &Value| -> Result<String, LoginError> {
@@ -41,7 +50,9 @@ pub fn groups(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<
             (Value::String(s), _) => Ok(s.clone()),
             (Value::Object(o), Some(f)) => match o.get(f) {
                 Some(Value::String(s)) => Ok(s.clone()),
-                _ => Err(LoginError::MalformedGroups(format!("a group object has no string field {f:?}"))),
+                _ => Err(LoginError::MalformedGroups(format!(
+                    "a group object has no string field {f:?}"
+                ))),
             },
             (other, _) => Err(LoginError::MalformedGroups(format!(
                 "group values must be strings, got {}",
@@ -63,7 +74,10 @@ pub fn groups(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<
     };
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for g in list {
-        let keep = provider.groups_prefix.as_deref().is_none_or(|p| g.starts_with(p));
+        let keep = provider
+            .groups_prefix
+            .as_deref()
+            .is_none_or(|p| g.starts_with(p));
         if keep && !g.trim().is_empty() && !out.contains(&g) {
             out.push(g);
         }
@@ -83,17 +97,26 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// The email and whether it may be trusted: only when `email_verified` is true (a boolean, or
-/// the string "true" some IdPs send). An unverified email is kept for display only.
-pub fn email(claims: &Map<String, Value>) -> (Option<String>, bool) {
+/// the string "true" some IdPs send), or for Entra, which never sends `email_verified`, when
+/// the optional `xms_edov` claim says the email's domain is verified by its owner (the nOAuth
+/// flaw, IDP-QUIRKS E10). An unverified email is kept for display only.
+pub fn email(provider: &ProviderConfig, claims: &Map<String, Value>) -> (Option<String>, bool) {
     let email = claims
         .get("email")
         .and_then(Value::as_str)
         .map(|e| e.trim().to_lowercase())
         .filter(|e| e.contains('@'));
-    let verified = match claims.get("email_verified") {
+    let truthy = |v: Option<&Value>| match v {
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true") || s == "1",
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
         _ => false,
+    };
+    let verified = match provider.kind {
+        ProviderKind::Entra => {
+            truthy(claims.get("xms_edov")) || truthy(claims.get("email_verified"))
+        }
+        _ => truthy(claims.get("email_verified")),
     };
     (email, verified)
 }
@@ -110,7 +133,11 @@ pub fn display_name(claims: &Map<String, Value>) -> Option<String> {
 }
 
 /// Check the allow-list of email domains; only a verified email can pass.
-pub fn check_email_domain(provider: &ProviderConfig, email: Option<&str>, verified: bool) -> Result<(), LoginError> {
+pub fn check_email_domain(
+    provider: &ProviderConfig,
+    email: Option<&str>,
+    verified: bool,
+) -> Result<(), LoginError> {
     if provider.allowed_email_domains.is_empty() {
         return Ok(());
     }
@@ -118,12 +145,16 @@ pub fn check_email_domain(provider: &ProviderConfig, email: Option<&str>, verifi
         return Err(LoginError::DomainNotAllowed("no email claim".into()));
     };
     if !verified {
-        return Err(LoginError::DomainNotAllowed(format!("email {email} is not verified")));
+        return Err(LoginError::DomainNotAllowed(format!(
+            "email {email} is not verified"
+        )));
     }
     let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     if provider.allowed_email_domains.iter().any(|d| d == domain) {
         Ok(())
     } else {
-        Err(LoginError::DomainNotAllowed(format!("domain {domain} of {email}")))
+        Err(LoginError::DomainNotAllowed(format!(
+            "domain {domain} of {email}"
+        )))
     }
 }

@@ -12,7 +12,9 @@ pub enum LoginError {
     IdpUnavailable(String),
     #[error("callback without a state parameter")]
     StateMissing,
-    #[error("callback state matches no pending login of this browser (expired, replayed or from another browser)")]
+    #[error(
+        "callback state matches no pending login of this browser (expired, replayed or from another browser)"
+    )]
     StateUnknown,
     #[error("callback parameter {0:?} repeated")]
     RepeatedParameter(String),
@@ -52,9 +54,17 @@ impl LoginError {
         match self {
             UnknownProvider(_) => StatusCode::NOT_FOUND,
             IdpUnavailable(_) | GroupsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            StateMissing | StateUnknown | RepeatedParameter(_) | ProviderMismatch { .. }
-            | ResponseIssuer(_) | CodeMissing | TokenExchange(_) | NoIdToken
-            | InvalidIdToken(_) | Userinfo(_) | MalformedGroups(_) => StatusCode::BAD_REQUEST,
+            StateMissing
+            | StateUnknown
+            | RepeatedParameter(_)
+            | ProviderMismatch { .. }
+            | ResponseIssuer(_)
+            | CodeMissing
+            | TokenExchange(_)
+            | NoIdToken
+            | InvalidIdToken(_)
+            | Userinfo(_)
+            | MalformedGroups(_) => StatusCode::BAD_REQUEST,
             IdpRefused { .. } | DomainNotAllowed(_) | NoTeams | AccountDisabled => {
                 StatusCode::FORBIDDEN
             }

@@ -53,28 +53,38 @@ impl IdpHttp {
         &self.client
     }
 
-    /// Perform an openidconnect request.
-    pub async fn call(&self, request: HttpRequest) -> Result<HttpResponse, IdpHttpError> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .client
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
+    /// Perform an openidconnect request. The future owns a clone of the client (cheap: an
+    /// `Arc` inside) rather than borrowing `self`, so futures holding it stay `Send` for every
+    /// lifetime, which axum handlers and `tokio::spawn` require.
+    pub fn call(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse, IdpHttpError>> + Send + 'static {
+        let client = self.client.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let response = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let body = read_capped(response).await?;
+            Ok(builder.body(body)?)
         }
-        let body = read_capped(response).await?;
-        Ok(builder.body(body)?)
     }
 }
 
 /// Read a response body, refusing it once it passes [`MAX_BODY`].
 pub async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, IdpHttpError> {
-    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
         return Err(IdpHttpError::TooLarge);
     }
     let mut body = Vec::new();

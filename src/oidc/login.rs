@@ -15,9 +15,12 @@ use tower_sessions::Session;
 use super::claims::{self, GroupsClaim};
 use super::error::LoginError;
 use super::pending::{self, PendingLogin};
+use super::provider::is_multi_tenant;
 use super::provider::{ProviderRuntime, error_chain};
 use super::verify;
+use super::verify::NonceCheck;
 use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::secret::Secret;
 
 /// What a verified login tells teamgate.
 #[derive(Debug, Clone)]
@@ -31,7 +34,11 @@ pub struct VerifiedLogin {
     pub groups: GroupsClaim,
     /// Every claim of the verified ID token.
     pub claims: Map<String, Value>,
-    pub access_token: String,
+    /// The issuer the ID token was verified against (Entra multi-tenant: the tenant's).
+    pub issuer: String,
+    pub access_token: Secret,
+    /// Issued when the provider grants offline access; used to re-read groups (E7).
+    pub refresh_token: Option<Secret>,
     pub return_to: String,
 }
 
@@ -45,6 +52,10 @@ fn scopes(provider: &ProviderConfig) -> Vec<String> {
     let mut s = vec!["email".to_owned(), "profile".to_owned()];
     if provider.kind == ProviderKind::Okta {
         s.push("groups".into());
+    }
+    // A refresh token is what lets groups be re-read without a new sign-in (E7).
+    if provider.refresh_interval.is_some() {
+        s.push("offline_access".into());
     }
     for extra in &provider.extra_scopes {
         if !s.contains(extra) && extra != "openid" {
@@ -65,12 +76,20 @@ pub async fn start(
     return_to: String,
 ) -> Result<String, LoginError> {
     let metadata = runtime.metadata().await?;
-    let client = CoreClient::from_provider_metadata((*metadata).clone(), ClientId::new(provider.client_id.clone()), secret)
-        .set_redirect_uri(redirect_uri_of(config, provider)?);
+    let client = CoreClient::from_provider_metadata(
+        (*metadata).clone(),
+        ClientId::new(provider.client_id.clone()),
+        secret,
+    )
+    .set_redirect_uri(redirect_uri_of(config, provider)?);
     // RFC 7636 §4.2: S256 only; the verifier is 32 random bytes (43 characters).
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge);
     for scope in scopes(provider) {
         request = request.add_scope(Scope::new(scope));
@@ -94,7 +113,8 @@ pub async fn start(
 }
 
 fn redirect_uri_of(config: &Config, provider: &ProviderConfig) -> Result<RedirectUrl, LoginError> {
-    RedirectUrl::new(redirect_uri(config, provider)).map_err(|e| LoginError::Internal(format!("redirect URI: {e}")))
+    RedirectUrl::new(redirect_uri(config, provider))
+        .map_err(|e| LoginError::Internal(format!("redirect URI: {e}")))
 }
 
 /// Parse the callback query, refusing repeated parameters (RFC 6749 §3.1).
@@ -130,7 +150,11 @@ pub async fn finish(
         });
     }
     let metadata = runtime.metadata().await?;
-    check_response_issuer(params.get("iss").map(String::as_str), &login.issuer, &metadata)?;
+    check_response_issuer(
+        params.get("iss").map(String::as_str),
+        &login.issuer,
+        &metadata,
+    )?;
     if let Some(error) = params.get("error") {
         return Err(LoginError::IdpRefused {
             error: error.chars().take(64).collect(),
@@ -141,8 +165,12 @@ pub async fn finish(
         });
     }
     let code = params.get("code").ok_or(LoginError::CodeMissing)?;
-    let client = CoreClient::from_provider_metadata((*metadata).clone(), ClientId::new(provider.client_id.clone()), secret)
-        .set_redirect_uri(redirect_uri_of(config, provider)?);
+    let client = CoreClient::from_provider_metadata(
+        (*metadata).clone(),
+        ClientId::new(provider.client_id.clone()),
+        secret,
+    )
+    .set_redirect_uri(redirect_uri_of(config, provider)?);
     let http = |req| runtime.http().call(req);
     let token = client
         .exchange_code(AuthorizationCode::new(code.clone()))
@@ -151,10 +179,33 @@ pub async fn finish(
         .request_async(&http)
         .await
         .map_err(token_error)?;
-    let id_token = token.extra_fields().id_token().ok_or(LoginError::NoIdToken)?;
-    let claims = verify::id_token(config, runtime, &metadata, provider, id_token, &login.nonce, token.access_token()).await?;
+    let id_token = token
+        .extra_fields()
+        .id_token()
+        .ok_or(LoginError::NoIdToken)?;
+    let verified = verify::id_token(
+        config,
+        runtime,
+        &metadata,
+        provider,
+        id_token,
+        NonceCheck::Equals(&login.nonce),
+        Some(token.access_token()),
+    )
+    .await?;
+    // RFC 9207 §2.4: the response's `iss` names the same issuer as the ID token (for a
+    // multi-tenant provider only the ID token says which tenant, so it is compared here).
+    if let Some(iss) = params.get("iss") {
+        if iss != &verified.issuer {
+            return Err(LoginError::ResponseIssuer(format!(
+                "iss {iss:?} differs from the ID token's issuer {:?}",
+                verified.issuer
+            )));
+        }
+    }
+    let claims = verified.claims;
     let subject = subject_of(provider, &claims)?;
-    let (email, email_verified) = claims::email(&claims);
+    let (email, email_verified) = claims::email(provider, &claims);
     let name = claims::display_name(&claims);
     let groups = claims::groups(&claims, provider)?;
     Ok(VerifiedLogin {
@@ -165,37 +216,81 @@ pub async fn finish(
         name,
         groups,
         claims,
-        access_token: token.access_token().secret().clone(),
+        issuer: verified.issuer,
+        access_token: Secret::new(token.access_token().secret().clone()),
+        refresh_token: token
+            .refresh_token()
+            .map(|r| Secret::new(r.secret().clone())),
         return_to: login.return_to,
     })
 }
 
 /// RFC 9207 §2.4: when the response carries `iss` it must equal the issuer the login started
 /// at, compared as plain strings; when the IdP advertises the parameter it must be present.
-fn check_response_issuer(iss: Option<&str>, expected: &str, metadata: &super::metadata::Metadata) -> Result<(), LoginError> {
+fn check_response_issuer(
+    iss: Option<&str>,
+    expected: &str,
+    metadata: &super::metadata::Metadata,
+) -> Result<(), LoginError> {
     match iss {
         Some(iss) if iss == expected => Ok(()),
-        Some(iss) => Err(LoginError::ResponseIssuer(format!("iss {iss:?} is not the expected {expected:?}"))),
+        // Multi-tenant: any tenant's issuer for now; `finish` then requires it to equal the
+        // issuer the ID token is verified against, which is checked against the allow-list.
+        Some(iss) if matches_template(iss, expected) => Ok(()),
+        Some(iss) => Err(LoginError::ResponseIssuer(format!(
+            "iss {iss:?} is not the expected {expected:?}"
+        ))),
         None if metadata
             .additional_metadata()
             .authorization_response_iss_parameter_supported
             == Some(true) =>
         {
-            Err(LoginError::ResponseIssuer("iss missing although the IdP advertises it".into()))
+            Err(LoginError::ResponseIssuer(
+                "iss missing although the IdP advertises it".into(),
+            ))
         }
         None => Ok(()),
     }
 }
 
-/// The stable subject: Entra users are keyed by `oid` (IDP-QUIRKS E10), others by `sub`.
-fn subject_of(provider: &ProviderConfig, claims: &Map<String, Value>) -> Result<String, LoginError> {
-    let key = if provider.kind == ProviderKind::Entra { "oid" } else { "sub" };
-    claims
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| LoginError::InvalidIdToken(format!("no {key} claim")))
+/// True when `iss` is `template` with its `{tenantid}` replaced by a GUID.
+fn matches_template(iss: &str, template: &str) -> bool {
+    let Some((before, after)) = template.split_once(super::provider::TENANT_TEMPLATE) else {
+        return false;
+    };
+    iss.len() > before.len() + after.len()
+        && iss.starts_with(before)
+        && iss.ends_with(after)
+        && verify::is_guid(&iss[before.len()..iss.len() - after.len()])
+}
+
+/// The stable subject (SECURITY.md 28, IDP-QUIRKS E10), never an email or upn: `sub`, or for
+/// Entra the `oid`. A single-tenant Entra provider pins the tenant through its issuer, so
+/// (provider, `oid`) is (`tid`, `oid`) and equals the SCIM `externalId`; a multi-tenant
+/// provider keys users by `{tid}/{oid}` so two tenants' objects can never meet.
+pub fn subject_of(
+    provider: &ProviderConfig,
+    claims: &Map<String, Value>,
+) -> Result<String, LoginError> {
+    let claim = |key: &str| {
+        claims
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| LoginError::InvalidIdToken(format!("no {key} claim")))
+    };
+    // The `sub` is required of every ID token (OIDC Core §2), Entra's included (case 3).
+    let sub = claim("sub")?;
+    if provider.kind != ProviderKind::Entra {
+        return Ok(sub);
+    }
+    let oid = claim("oid")?;
+    if is_multi_tenant(provider) {
+        Ok(format!("{}/{oid}", claim("tid")?.to_ascii_lowercase()))
+    } else {
+        Ok(oid)
+    }
 }
 
 fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(

@@ -1,33 +1,49 @@
 //! Per-provider runtime state: the discovery document and the JWKS, fetched lazily (so
-//! teamgate starts and serves sessions and SCIM while an IdP is down) and cached. An unknown
-//! `kid` triggers at most one JWKS refetch per cooldown, shared by all concurrent logins
-//! (SECURITY.md 79-81); a failed or empty refetch keeps the good keys.
+//! teamgate starts and serves sessions and SCIM while an IdP is down, SECURITY.md 83) and
+//! cached. An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
+//! concurrent logins (SECURITY.md 79-81); a failed, malformed or empty refetch keeps the good
+//! keys. Discovery is done here rather than by openidconnect's `discover_async`, because an
+//! Entra multi-tenant document names a templated issuer (`…/{tenantid}/v2.0`, IDP-QUIRKS E9)
+//! that its exact comparison refuses; every other issuer is still compared exactly (case 16).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::CoreJsonWebKeySet;
-use openidconnect::{IssuerUrl, JsonWebKey, JsonWebKeySetUrl, JsonWebKeyUse};
+use openidconnect::{JsonWebKey, JsonWebKeySetUrl, JsonWebKeyUse};
+use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
 use super::error::LoginError;
-use super::http_client::IdpHttp;
+use super::groups_cache::GroupsCache;
+use super::http_client::{IdpHttp, read_capped};
 use super::metadata::Metadata;
-use crate::config::ProviderConfig;
+use super::refresh::Grants;
+use crate::config::{ProviderConfig, ProviderKind};
 
 /// How long a discovery document is used before it is fetched again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Least time between two JWKS refetches caused by unknown keys.
 pub const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(30);
+/// The placeholder Entra's multi-tenant discovery documents put in `issuer` (IDP-QUIRKS E9).
+pub const TENANT_TEMPLATE: &str = "{tenantid}";
 
 struct CachedMetadata {
     metadata: Arc<Metadata>,
     fetched: Instant,
 }
 
+/// A key set with what openidconnect's key type drops: Entra's per-key `issuer` (E9).
+#[derive(Clone)]
+pub struct KeySet {
+    pub set: Arc<CoreJsonWebKeySet>,
+    /// `kid` -> the `issuer` the JWKS entry names, when it names one.
+    pub issuers: Arc<HashMap<String, String>>,
+}
+
 struct Keys {
-    set: Arc<CoreJsonWebKeySet>,
+    current: KeySet,
     /// Bumped on every successful refetch; lets a waiting login see that another one refetched.
     generation: u64,
 }
@@ -35,31 +51,81 @@ struct Keys {
 /// Caches of one provider (keyed by provider id and issuer).
 pub struct ProviderRuntime {
     issuer: String,
+    /// The discovery `issuer` this provider accepts: the configured issuer, or for an Entra
+    /// multi-tenant provider that issuer with its tenant segment replaced by `{tenantid}`.
+    accepted_document_issuers: Vec<String>,
     http: IdpHttp,
     metadata: RwLock<Option<CachedMetadata>>,
     discovery_lock: Mutex<()>,
     keys: RwLock<Keys>,
     /// Last refetch caused by an unknown key; serialises refetches.
     miss_refresh: Mutex<Option<Instant>>,
+    /// JWKS fetches made (discovery and refetches), for tests and metrics.
+    jwks_fetches: std::sync::atomic::AtomicU64,
+}
+
+/// True for an Entra provider configured for several tenants (`tenant = "organizations"` or
+/// `"common"`), whose tokens' issuer is the template with the token's own `tid`.
+pub fn is_multi_tenant(provider: &ProviderConfig) -> bool {
+    provider.kind == ProviderKind::Entra
+        && provider.tenant.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("organizations") || t.eq_ignore_ascii_case("common")
+        })
+}
+
+/// The templated issuer a multi-tenant provider's document may carry: the configured issuer
+/// with its `organizations`/`common` path segment replaced by `{tenantid}`.
+fn templated_issuer(issuer: &str) -> Option<String> {
+    let mut url = url::Url::parse(issuer).ok()?;
+    let segments: Vec<String> = url.path_segments()?.map(str::to_owned).collect();
+    let pos = segments.iter().position(|s| {
+        s.eq_ignore_ascii_case("organizations") || s.eq_ignore_ascii_case("common")
+    })?;
+    let mut replaced = segments.clone();
+    replaced[pos] = TENANT_TEMPLATE.to_owned();
+    url.set_path(&replaced.join("/"));
+    // `Url` percent-encodes the braces; the document carries them literally.
+    Some(url.as_str().replace("%7Btenantid%7D", TENANT_TEMPLATE))
 }
 
 impl ProviderRuntime {
-    fn new(issuer: String, http: IdpHttp) -> Self {
+    fn new(provider: &ProviderConfig, http: IdpHttp) -> Self {
+        let mut accepted = vec![provider.issuer.clone()];
+        if is_multi_tenant(provider) {
+            if let Some(t) = templated_issuer(&provider.issuer) {
+                accepted.push(t);
+            }
+        }
         Self {
-            issuer,
+            issuer: provider.issuer.clone(),
+            accepted_document_issuers: accepted,
             http,
             metadata: RwLock::new(None),
             discovery_lock: Mutex::new(()),
             keys: RwLock::new(Keys {
-                set: Arc::new(CoreJsonWebKeySet::new(Vec::new())),
+                current: KeySet {
+                    set: Arc::new(CoreJsonWebKeySet::new(Vec::new())),
+                    issuers: Arc::new(HashMap::new()),
+                },
                 generation: 0,
             }),
             miss_refresh: Mutex::new(None),
+            jwks_fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn http(&self) -> &IdpHttp {
         &self.http
+    }
+
+    /// The issuer as configured.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// How many times the JWKS was fetched (discovery included).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The discovery document, fetched when absent or stale. A stale copy is used when a
@@ -73,9 +139,9 @@ impl ProviderRuntime {
             return Ok(m);
         }
         match self.discover().await {
-            Ok(metadata) => {
+            Ok((metadata, keys)) => {
                 let metadata = Arc::new(metadata);
-                self.install_keys(metadata.jwks().clone()).await;
+                self.install_keys(keys).await;
                 *self.metadata.write().await = Some(CachedMetadata {
                     metadata: metadata.clone(),
                     fetched: Instant::now(),
@@ -98,26 +164,99 @@ impl ProviderRuntime {
         (cached.fetched.elapsed() < METADATA_TTL).then(|| cached.metadata.clone())
     }
 
-    async fn discover(&self) -> Result<Metadata, LoginError> {
-        let issuer = IssuerUrl::new(self.issuer.clone())
-            .map_err(|e| LoginError::Internal(format!("issuer URL: {e}")))?;
-        let http = |req| self.http.call(req);
-        // openidconnect checks that the document's `issuer` equals ours (SECURITY.md 16) and
-        // fetches the JWKS from the document's `jwks_uri` (15).
-        Metadata::discover_async(issuer, &http)
+    /// OpenID Connect Discovery 1.0 §4: GET `{issuer}/.well-known/openid-configuration`; the
+    /// document's `issuer` must equal the configured one exactly (§4.3, SECURITY.md 16), or be
+    /// the multi-tenant template; endpoints are always taken from the document (15).
+    async fn discover(&self) -> Result<(Metadata, KeySet), LoginError> {
+        let unavailable = |what: String| {
+            LoginError::IdpUnavailable(format!("discovery of {}: {what}", self.issuer))
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let body = self.get_json_body(&url).await.map_err(unavailable)?;
+        let mut metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
+            unavailable(format!("the document is not valid provider metadata: {e}"))
+        })?;
+        let issuer = metadata.issuer().as_str();
+        if !self.accepted_document_issuers.iter().any(|a| a == issuer) {
+            return Err(unavailable(format!(
+                "the document's issuer {issuer:?} is not the configured {:?}",
+                self.issuer
+            )));
+        }
+        let keys = self
+            .fetch_jwks(metadata.jwks_uri())
             .await
-            .map_err(|e| LoginError::IdpUnavailable(format!("discovery of {}: {}", self.issuer, error_chain(&e))))
+            .map_err(unavailable)?;
+        metadata = metadata.set_jwks((*keys.set).clone());
+        Ok((metadata, keys))
+    }
+
+    /// GET a JSON document with the IdP client (no redirects, timeouts, size cap).
+    async fn get_json_body(&self, url: &str) -> Result<Vec<u8>, String> {
+        let response = self
+            .http
+            .client()
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}"));
+        }
+        read_capped(response).await.map_err(|e| e.to_string())
+    }
+
+    /// Fetch a JWKS (RFC 7517 §5). Entries openidconnect cannot use are skipped (it
+    /// deserializes with `VecSkipError`), so one bad entry never hides the good ones (81).
+    async fn fetch_jwks(&self, uri: &JsonWebKeySetUrl) -> Result<KeySet, String> {
+        self.jwks_fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = self.get_json_body(uri.url().as_str()).await?;
+        let set: CoreJsonWebKeySet =
+            serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a key set: {e}"))?;
+        let raw: Value =
+            serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+        let mut issuers = HashMap::new();
+        for key in raw
+            .get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(kid), Some(iss)) = (
+                key.get("kid").and_then(Value::as_str),
+                key.get("issuer").and_then(Value::as_str),
+            ) {
+                issuers.insert(kid.to_owned(), iss.to_owned());
+            }
+        }
+        Ok(KeySet {
+            set: Arc::new(set),
+            issuers: Arc::new(issuers),
+        })
     }
 
     /// The current key set and its generation.
-    pub async fn keys(&self) -> (Arc<CoreJsonWebKeySet>, u64) {
+    pub async fn keys(&self) -> (KeySet, u64) {
         let keys = self.keys.read().await;
-        (keys.set.clone(), keys.generation)
+        (keys.current.clone(), keys.generation)
     }
 
     /// Called when a token names a key we do not have. Returns true when the key set changed
     /// since `seen_generation` (refetched now or by a concurrent login), so a retry may help.
-    pub async fn refresh_keys_after_miss(&self, seen_generation: u64, jwks_uri: &JsonWebKeySetUrl) -> bool {
+    /// Refetches are serialised (single flight: 100 parallel misses cost one fetch, case 80)
+    /// and at most one per [`JWKS_MISS_COOLDOWN`] (a flood of bogus `kid`s cannot make
+    /// teamgate hammer the IdP).
+    pub async fn refresh_keys_after_miss(
+        &self,
+        seen_generation: u64,
+        jwks_uri: &JsonWebKeySetUrl,
+    ) -> bool {
         let mut last = self.miss_refresh.lock().await;
         if self.keys.read().await.generation != seen_generation {
             return true;
@@ -127,36 +266,42 @@ impl ProviderRuntime {
             return false;
         }
         *last = Some(Instant::now());
-        let http = |req| self.http.call(req);
-        match CoreJsonWebKeySet::fetch_async(jwks_uri, &http).await {
+        match self.fetch_jwks(jwks_uri).await {
             Ok(set) => self.install_keys(set).await,
             Err(e) => {
-                tracing::warn!(issuer = %self.issuer, error = %error_chain(&e), "JWKS refetch failed; keeping the cached keys");
+                tracing::warn!(issuer = %self.issuer, error = %e, "JWKS refetch failed; keeping the cached keys");
                 false
             }
         }
     }
 
     /// Replace the key set unless the new one has no usable signing key (SECURITY.md 81).
-    async fn install_keys(&self, set: CoreJsonWebKeySet) -> bool {
-        let usable = set.keys().iter().any(|k| {
-            k.key_use().is_none_or(|u| u.allows_signature())
-        });
+    async fn install_keys(&self, new: KeySet) -> bool {
+        let usable = new
+            .set
+            .keys()
+            .iter()
+            .any(|k| k.key_use().is_none_or(|u| u.allows_signature()));
         if !usable {
             tracing::warn!(issuer = %self.issuer, "fetched JWKS has no signing key; keeping the cached keys");
             return false;
         }
         let mut keys = self.keys.write().await;
-        keys.set = Arc::new(set);
+        keys.current = new;
         keys.generation += 1;
         true
     }
 }
 
-/// The runtimes of all providers, created on first use.
+/// The runtimes of all providers, created on first use, and the state shared by logins that
+/// is not per provider: the resolved-groups cache and the refresh grants.
 pub struct Providers {
     http: IdpHttp,
     by_key: StdMutex<HashMap<(String, String), Arc<ProviderRuntime>>>,
+    /// Groups resolved through Microsoft Graph or the Okta Groups API (`groups_cache_seconds`).
+    pub groups_cache: GroupsCache,
+    /// Refresh tokens of signed-in users, for group re-evaluation (IDP-QUIRKS E7).
+    pub grants: Grants,
 }
 
 impl Providers {
@@ -164,6 +309,8 @@ impl Providers {
         Self {
             http,
             by_key: StdMutex::new(HashMap::new()),
+            groups_cache: GroupsCache::default(),
+            grants: Grants::default(),
         }
     }
 
@@ -178,7 +325,7 @@ impl Providers {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.entry(key)
-            .or_insert_with(|| Arc::new(ProviderRuntime::new(provider.issuer.clone(), self.http.clone())))
+            .or_insert_with(|| Arc::new(ProviderRuntime::new(provider, self.http.clone())))
             .clone()
     }
 }
@@ -193,4 +340,21 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::templated_issuer;
+
+    #[test]
+    fn the_organizations_segment_becomes_the_tenant_template() {
+        assert_eq!(
+            templated_issuer("https://login.microsoftonline.com/organizations/v2.0").as_deref(),
+            Some("https://login.microsoftonline.com/{tenantid}/v2.0")
+        );
+        assert_eq!(
+            templated_issuer("https://login.microsoftonline.com/0000/v2.0"),
+            None
+        );
+    }
 }

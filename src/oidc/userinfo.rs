@@ -9,7 +9,11 @@ use super::http_client::read_capped;
 use super::provider::ProviderRuntime;
 
 /// Fetch the userinfo claims with the access token; `expected_sub` is the ID token's `sub`.
-pub async fn fetch(runtime: &ProviderRuntime, access_token: &str, expected_sub: &str) -> Result<Map<String, Value>, LoginError> {
+pub async fn fetch(
+    runtime: &ProviderRuntime,
+    access_token: &str,
+    expected_sub: &str,
+) -> Result<Map<String, Value>, LoginError> {
     let metadata = runtime.metadata().await?;
     let endpoint = metadata
         .userinfo_endpoint()
@@ -24,13 +28,16 @@ pub async fn fetch(runtime: &ProviderRuntime, access_token: &str, expected_sub: 
         .await
         .map_err(|e| LoginError::IdpUnavailable(format!("userinfo: {e}")))?;
     if !response.status().is_success() {
-        return Err(LoginError::Userinfo(format!("status {}", response.status())));
+        return Err(LoginError::Userinfo(format!(
+            "status {}",
+            response.status()
+        )));
     }
     let body = read_capped(response)
         .await
         .map_err(|e| LoginError::Userinfo(e.to_string()))?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&body).map_err(|e| LoginError::Userinfo(format!("not a JSON object: {e}")))?;
+    let claims: Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|e| LoginError::Userinfo(format!("not a JSON object: {e}")))?;
     match claims.get("sub").and_then(Value::as_str) {
         Some(sub) if sub == expected_sub => Ok(claims),
         other => Err(LoginError::Userinfo(format!(

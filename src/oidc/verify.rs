@@ -1,20 +1,24 @@
 //! ID-token verification on top of openidconnect's verifier, adding what it leaves out
 //! (SECURITY.md key finding 1): clock skew on `exp`, an `iat` window, an algorithm allow-list
-//! that never admits `none` or HMAC, `at_hash`, and one rate-limited JWKS refetch when the
-//! token names an unknown key (rotation, cases 17-18 and 79-80).
+//! that never admits `none` or HMAC, `azp`, `at_hash`, one rate-limited JWKS refetch when the
+//! token names an unknown key (rotation, cases 17-18 and 79-80), and Entra's issuer rules:
+//! v2.0 tokens only (E8), and for multi-tenant providers the per-tenant issuer built from a
+//! GUID `tid` in the allow-list, compared exactly (E9, case 27) — never a skipped issuer check.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
-    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, IssuerUrl, Nonce,
+    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKey, Nonce,
     SignatureVerificationError,
 };
 use serde_json::{Map, Value};
 
 use super::error::LoginError;
 use super::metadata::Metadata;
-use super::provider::ProviderRuntime;
-use crate::config::{Config, ProviderConfig};
+use super::provider::{KeySet, ProviderRuntime, TENANT_TEMPLATE};
+use crate::config::{Config, ProviderConfig, ProviderKind};
 
 /// Oldest acceptable `iat`: the token was just issued for this code exchange. Entra back-dates
 /// `iat` by five minutes, so the window is ten (plus the configured skew).
@@ -32,73 +36,250 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 7] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
+/// The nonce a token must carry.
+#[derive(Debug, Clone, Copy)]
+pub enum NonceCheck<'a> {
+    /// The login's nonce (OIDC Core §3.1.3.7 step 11): required and equal.
+    Equals(&'a str),
+    /// A refreshed ID token (OIDC Core §12.2) carries the original nonce or none; the token
+    /// comes straight from the token endpoint with client authentication.
+    Refresh,
+}
+
+/// A verified ID token.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// Every claim, as JSON (openidconnect's typed claims drop `groups`, `oid`, `tid`...).
+    pub claims: Map<String, Value>,
+    /// The issuer the token was checked against (for Entra multi-tenant, the tenant's).
+    pub issuer: String,
+}
+
 /// Verify `token` and return all its claims.
+#[allow(clippy::too_many_arguments)]
 pub async fn id_token(
     config: &Config,
     runtime: &ProviderRuntime,
     metadata: &Metadata,
     provider: &ProviderConfig,
     token: &CoreIdToken,
-    nonce: &str,
-    access_token: &AccessToken,
-) -> Result<Map<String, Value>, LoginError> {
+    nonce: NonceCheck<'_>,
+    access_token: Option<&AccessToken>,
+) -> Result<VerifiedToken, LoginError> {
     let skew = TimeDelta::from_std(config.server.clock_skew).unwrap_or(TimeDelta::seconds(60));
-    let nonce = Nonce::new(nonce.to_owned());
+    let unverified = payload(token)?;
+    let issuer = expected_issuer(metadata, provider, &unverified)?;
+    let tid = unverified
+        .get("tid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let kid = header_kid(token);
     let mut retried = false;
     loop {
         let (keys, generation) = runtime.keys().await;
-        let verifier = verifier(metadata, provider, (*keys).clone(), skew);
-        match token.claims(&verifier, &nonce) {
-            Ok(_) => {
-                check_at_hash(token, &verifier, access_token)?;
-                return payload(token);
+        let usable = keys_for_issuer(&keys, &issuer, tid.as_deref());
+        if let Some(kid) = &kid {
+            let known = keys
+                .set
+                .keys()
+                .iter()
+                .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid));
+            let allowed = usable
+                .keys()
+                .iter()
+                .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid));
+            if known && !allowed {
+                return Err(LoginError::InvalidIdToken(format!(
+                    "signing key {kid:?} belongs to another issuer than {issuer:?} (E9)"
+                )));
             }
-            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
-                if !retried =>
-            {
-                retried = true;
-                if !runtime.refresh_keys_after_miss(generation, metadata.jwks_uri()).await {
-                    return Err(LoginError::InvalidIdToken("signed by an unknown key".into()));
+        }
+        let verifier = verifier(&issuer, provider, usable, skew)?;
+        let result = match nonce {
+            NonceCheck::Equals(n) => token
+                .claims(&verifier, &Nonce::new(n.to_owned()))
+                .map(|_| ()),
+            NonceCheck::Refresh => token
+                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
+                check_azp(&unverified, provider)?;
+                if let Some(access_token) = access_token {
+                    check_at_hash(token, &verifier, access_token)?;
                 }
+                return Ok(VerifiedToken {
+                    claims: unverified,
+                    issuer,
+                });
+            }
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if !retried => {
+                retried = true;
+                if !runtime
+                    .refresh_keys_after_miss(generation, metadata.jwks_uri())
+                    .await
+                {
+                    return Err(LoginError::InvalidIdToken(
+                        "signed by an unknown key".into(),
+                    ));
+                }
+            }
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                return Err(LoginError::InvalidIdToken(
+                    "signed by an unknown key (after a JWKS refetch)".into(),
+                ));
             }
             Err(e) => return Err(LoginError::InvalidIdToken(e.to_string())),
         }
     }
 }
 
-fn verifier(
+/// The issuer `token` must carry. Plain providers: the discovery document's, exactly. Entra:
+/// v1.0 tokens are refused outright (E8: teamgate talks to the v2.0 endpoint only, so a v1.0 ID
+/// token means a misconfigured app or a token from elsewhere). Entra multi-tenant: the
+/// document's `{tenantid}` template with the token's `tid`, which must be a GUID in the
+/// allow-list; `iss` is then compared with the result exactly, which also proves that the
+/// tenant in `iss` is `tid` (E9).
+fn expected_issuer(
     metadata: &Metadata,
     provider: &ProviderConfig,
-    keys: openidconnect::core::CoreJsonWebKeySet,
-    skew: TimeDelta,
-) -> CoreIdTokenVerifier<'static> {
-    let issuer: IssuerUrl = metadata.issuer().clone();
-    CoreIdTokenVerifier::new_public_client(ClientId::new(provider.client_id.clone()), issuer, keys)
-        .set_allowed_algs(ALLOWED_ALGS)
-        // openidconnect checks `exp` against this clock with no leeway; running it `skew`
-        // behind gives `exp` its tolerance (SECURITY.md 19).
-        .set_time_fn(move || Utc::now() - skew)
-        .set_issue_time_verifier_fn(move |iat: DateTime<Utc>| {
-            let now = Utc::now();
-            if iat > now + skew {
-                Err(format!("iat {iat} is in the future"))
-            } else if iat < now - MAX_TOKEN_AGE - skew {
-                Err(format!("iat {iat} is too old"))
-            } else {
-                Ok(())
+    unverified: &Map<String, Value>,
+) -> Result<String, LoginError> {
+    let document_issuer = metadata.issuer().as_str();
+    if provider.kind == ProviderKind::Entra {
+        let ver = unverified.get("ver").and_then(Value::as_str);
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if ver == Some("1.0") || iss.starts_with("https://sts.windows.net/") {
+            return Err(LoginError::InvalidIdToken(format!(
+                "an Entra v1.0 token (ver {ver:?}, iss {iss:?}); teamgate accepts v2.0 ID tokens only: configure the issuer https://login.microsoftonline.com/<tenant>/v2.0"
+            )));
+        }
+    }
+    if !document_issuer.contains(TENANT_TEMPLATE) {
+        return Ok(document_issuer.to_owned());
+    }
+    let tid = unverified
+        .get("tid")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            LoginError::InvalidIdToken("multi-tenant issuer but the token has no tid".into())
+        })?;
+    if !is_guid(tid) {
+        return Err(LoginError::InvalidIdToken(format!(
+            "tid {tid:?} is not a GUID"
+        )));
+    }
+    let tid = tid.to_ascii_lowercase();
+    if !provider.allowed_tenants.iter().any(|t| t == &tid) {
+        return Err(LoginError::InvalidIdToken(format!(
+            "tenant {tid} is not in allowed_tenants of provider {}",
+            provider.id
+        )));
+    }
+    Ok(document_issuer.replace(TENANT_TEMPLATE, &tid))
+}
+
+/// `8-4-4-4-12` hexadecimal digits, the only form Entra tenant ids take.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The keys that may verify a token of `issuer`: a JWKS entry naming an `issuer` (Entra, E9)
+/// only verifies that issuer's tokens; `{tenantid}` in it stands for the token's `tid`.
+fn keys_for_issuer(keys: &KeySet, issuer: &str, tid: Option<&str>) -> CoreJsonWebKeySet {
+    if keys.issuers.is_empty() {
+        return (*keys.set).clone();
+    }
+    let usable = keys
+        .set
+        .keys()
+        .iter()
+        .filter(|k| {
+            let Some(key_issuer) = k.key_id().and_then(|kid| keys.issuers.get(kid.as_str())) else {
+                return true;
+            };
+            match (key_issuer.contains(TENANT_TEMPLATE), tid) {
+                (true, Some(tid)) => {
+                    key_issuer.replace(TENANT_TEMPLATE, &tid.to_ascii_lowercase()) == issuer
+                }
+                (true, None) => true,
+                (false, _) => key_issuer == issuer,
             }
         })
+        .cloned()
+        .collect();
+    CoreJsonWebKeySet::new(usable)
+}
+
+fn verifier(
+    issuer: &str,
+    provider: &ProviderConfig,
+    keys: CoreJsonWebKeySet,
+    skew: TimeDelta,
+) -> Result<CoreIdTokenVerifier<'static>, LoginError> {
+    let issuer = IssuerUrl::new(issuer.to_owned())
+        .map_err(|e| LoginError::InvalidIdToken(format!("issuer: {e}")))?;
+    Ok(CoreIdTokenVerifier::new_public_client(
+        ClientId::new(provider.client_id.clone()),
+        issuer,
+        keys,
+    )
+    .set_allowed_algs(ALLOWED_ALGS)
+    // openidconnect checks `exp` against this clock with no leeway; running it `skew`
+    // behind gives `exp` its tolerance (SECURITY.md 19).
+    .set_time_fn(move || Utc::now() - skew)
+    .set_issue_time_verifier_fn(move |iat: DateTime<Utc>| {
+        let now = Utc::now();
+        if iat > now + skew {
+            Err(format!("iat {iat} is in the future"))
+        } else if iat < now - MAX_TOKEN_AGE - skew {
+            Err(format!("iat {iat} is too old"))
+        } else {
+            Ok(())
+        }
+    }))
+}
+
+/// OIDC Core §3.1.3.7 step 5: when `azp` is present it must be our client id (SECURITY.md 21).
+/// openidconnect leaves this check out on purpose.
+fn check_azp(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<(), LoginError> {
+    match claims.get("azp") {
+        None => Ok(()),
+        Some(Value::String(azp)) if azp == &provider.client_id => Ok(()),
+        Some(other) => Err(LoginError::InvalidIdToken(format!(
+            "azp {other} is not this client"
+        ))),
+    }
 }
 
 /// OIDC Core §3.1.3.8: when the ID token carries `at_hash` it must match the access token.
-fn check_at_hash(token: &CoreIdToken, verifier: &CoreIdTokenVerifier<'_>, access_token: &AccessToken) -> Result<(), LoginError> {
+fn check_at_hash(
+    token: &CoreIdToken,
+    verifier: &CoreIdTokenVerifier<'_>,
+    access_token: &AccessToken,
+) -> Result<(), LoginError> {
     let claims = token
         .claims(verifier, |_: Option<&Nonce>| Ok(()))
         .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
     let Some(expected) = claims.access_token_hash() else {
         return Ok(());
     };
-    let alg = token.signing_alg().map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
+    let alg = token
+        .signing_alg()
+        .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
     let key = token
         .signing_key(verifier)
         .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
@@ -107,21 +288,46 @@ fn check_at_hash(token: &CoreIdToken, verifier: &CoreIdTokenVerifier<'_>, access
     if &actual == expected {
         Ok(())
     } else {
-        Err(LoginError::InvalidIdToken("at_hash does not match the access token".into()))
+        Err(LoginError::InvalidIdToken(
+            "at_hash does not match the access token".into(),
+        ))
     }
 }
 
-/// The claims of an already verified token, as JSON (openidconnect's typed claims drop the
-/// ones it does not model, such as `groups`, `oid` and `tid`).
-fn payload(token: &CoreIdToken) -> Result<Map<String, Value>, LoginError> {
+fn segment(token: &CoreIdToken, n: usize) -> Result<Vec<u8>, LoginError> {
     use base64::Engine;
     let jwt = token.to_string();
     let part = jwt
         .split('.')
-        .nth(1)
+        .nth(n)
         .ok_or_else(|| LoginError::InvalidIdToken("not a compact JWS".into()))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
-        .map_err(|e| LoginError::InvalidIdToken(format!("payload: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| LoginError::InvalidIdToken(format!("payload: {e}")))
+        .map_err(|e| LoginError::InvalidIdToken(format!("segment {n}: {e}")))
+}
+
+/// The claims as JSON. Read before the signature check only to choose the issuer and keys to
+/// check against; nothing from it is returned unless the token then verifies.
+fn payload(token: &CoreIdToken) -> Result<Map<String, Value>, LoginError> {
+    serde_json::from_slice(&segment(token, 1)?)
+        .map_err(|e| LoginError::InvalidIdToken(format!("payload: {e}")))
+}
+
+fn header_kid(token: &CoreIdToken) -> Option<String> {
+    let header: Map<String, Value> = serde_json::from_slice(&segment(token, 0).ok()?).ok()?;
+    header.get("kid").and_then(Value::as_str).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_guid;
+
+    #[test]
+    fn only_the_8_4_4_4_12_hex_form_is_a_guid() {
+        assert!(is_guid("9188040d-6c67-4c5b-b112-36a304b66dad"));
+        assert!(!is_guid("9188040d6c674c5bb11236a304b66dad"));
+        assert!(!is_guid("organizations"));
+        assert!(!is_guid("9188040d-6c67-4c5b-b112-36a304b66da/"));
+        assert!(!is_guid("../../x"));
+    }
 }
