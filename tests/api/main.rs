@@ -2,3 +2,5 @@
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod helpers;
+mod test_idp;
+mod test_idp_selftest;
