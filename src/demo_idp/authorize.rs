@@ -242,12 +242,7 @@ impl DemoIdp {
             user: user.clone(),
             auth_time: time::OffsetDateTime::now_utc().unix_timestamp(),
         };
-        let code = self.grants.issue_code(grant, now).map_err(|_| {
-            refuse(
-                "temporarily_unavailable",
-                "too many sign-ins in progress; try again in a minute",
-            )
-        })?;
+        let code = self.grants.issue_code(grant, now);
         Ok(self.redirect_url(&[("code", &code)], request.state.as_deref()))
     }
 

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::DemoIdp;
 use super::authorize::{Params, Refusal};
 
-/// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`.
+/// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`. The
+/// mount path must be the issuer's path: discovery and the pick form name URLs under it.
 pub fn router(idp: Arc<DemoIdp>) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))

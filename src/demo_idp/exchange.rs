@@ -34,8 +34,6 @@ pub(super) enum TokenError {
     InvalidGrant(&'static str),
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
-    #[error("too many outstanding access tokens")]
-    Busy,
     #[error(transparent)]
     Internal(#[from] DemoIdpError),
 }
@@ -131,7 +129,6 @@ impl DemoIdp {
                     }
                     RedeemError::Replayed => TokenError::InvalidGrant("the code was already used"),
                     RedeemError::Check(e) => e,
-                    RedeemError::Full(_) => TokenError::Busy,
                 })?;
 
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -179,11 +176,6 @@ impl IntoResponse for TokenError {
             TokenError::UnsupportedGrantType => {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type", None)
             }
-            TokenError::Busy => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                None,
-            ),
             TokenError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
         };
         if status.is_server_error() {

@@ -3,7 +3,7 @@
 //! login runs through exactly the relying-party code used for Entra and Okta. Anyone may sign in
 //! as any configured demo user; it exists for demos and tests only.
 //!
-//! - [`keys`]: the RS256 signing key, its JWK, and its persistence in the `settings` table.
+//! - `keys`: the RS256 signing key, its JWK, and its persistence in the `settings` table.
 //! - `authorize`: parsing and validating authorization requests, error redirects, the pick page.
 //! - `client_auth`: client authentication at the token endpoint.
 //! - `discovery`: the discovery document and the JWK Set.
@@ -19,7 +19,7 @@ mod discovery;
 mod endpoints;
 mod exchange;
 mod grants;
-pub mod keys;
+mod keys;
 mod tokens;
 mod userinfo;
 
