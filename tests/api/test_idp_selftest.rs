@@ -555,3 +555,131 @@ async fn the_okta_groups_api_pages_with_link_headers_past_the_100_group_claim() 
     assert_eq!(unauthorised.status(), 401);
     assert_eq!(idp.okta_api_calls(), 4);
 }
+
+#[tokio::test]
+async fn an_es256_token_verifies_against_the_published_ec_key() {
+    let idp = TestIdp::start().await;
+    idp.with_knobs(|k| {
+        k.alg = Alg::Es256;
+        k.jwks_ec_key = true;
+    });
+    let tokens = login(&idp).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.kid, Some(idp.ec_kid()));
+    let set = jwks(&idp).await;
+    let key = DecodingKey::from_jwk(set.find(&idp.ec_kid()).unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[idp.client_id()]);
+    jsonwebtoken::decode::<Value>(id_token, &key, &validation).unwrap();
+    // A corrupted signature no longer verifies (SECURITY.md 10, bad-sig-es256).
+    idp.with_knobs(|k| k.corrupt_signature = true);
+    let tokens = login(&idp).await;
+    let corrupted = tokens["id_token"].as_str().unwrap();
+    assert!(jsonwebtoken::decode::<Value>(corrupted, &key, &validation).is_err());
+}
+
+#[tokio::test]
+async fn multi_tenant_discovery_names_a_template_and_tokens_carry_the_users_tenant() {
+    let idp = TestIdp::start_with(TestIdpOptions::entra_multi_tenant()).await;
+    assert!(idp.issuer().ends_with("/common/v2.0"));
+    let doc: Value = reqwest::get(idp.discovery_url())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["issuer"],
+        json!(format!("{}/{{tenantid}}/v2.0", idp.base_url()))
+    );
+    assert!(
+        doc.get("authorization_response_iss_parameter_supported")
+            .is_none()
+    );
+    let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    idp.set_next_login(EntraUser::new(tid, "frank@outlook.test").hasgroups_login_spec());
+    let params = callback_params(&idp, RFC7636_CHALLENGE).await;
+    assert_eq!(param(&params, "iss"), None);
+    let code = param(&params, "code").unwrap();
+    let tokens: Value = redeem(&idp, code, RFC7636_VERIFIER)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims = decode_segment(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(
+        claims["iss"],
+        json!(format!("{}/{tid}/v2.0", idp.base_url()))
+    );
+    assert_eq!(claims["tid"], tid);
+    assert_eq!(claims["hasgroups"], true);
+    assert!(claims.get("groups").is_none());
+}
+
+#[tokio::test]
+async fn groups_can_be_released_only_in_userinfo_whose_sub_can_be_bent() {
+    let idp = TestIdp::start().await;
+    idp.set_next_login(LoginSpec::new("00u1", "gail@example.com").with_groups(["Everyone"]));
+    idp.with_knobs(|k| k.groups_placement = crate::test_idp::GroupsPlacement::UserinfoOnly);
+    let tokens = login(&idp).await;
+    assert!(
+        decode_segment(tokens["id_token"].as_str().unwrap(), 1)
+            .get("groups")
+            .is_none()
+    );
+    let userinfo = |token: String| {
+        client()
+            .get(idp.userinfo_endpoint())
+            .bearer_auth(token)
+            .send()
+    };
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let claims: Value = userinfo(access_token.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["groups"]),
+        (&json!("00u1"), &json!(["Everyone"]))
+    );
+    idp.with_knobs(|k| k.userinfo_set.insert("sub".into(), json!("00u2")));
+    let claims: Value = userinfo(access_token).await.unwrap().json().await.unwrap();
+    assert_eq!(claims["sub"], "00u2");
+    assert_eq!(userinfo("forged".into()).await.unwrap().status(), 401);
+    assert_eq!(idp.userinfo_calls(), 3);
+}
+
+#[tokio::test]
+async fn broken_token_shapes_and_a_missing_id_token_are_served_on_request() {
+    use crate::test_idp::TokenShape;
+    let idp = TestIdp::start().await;
+    idp.with_knobs(|k| k.shape = TokenShape::FiveSegments);
+    let tokens = login(&idp).await;
+    assert_eq!(tokens["id_token"].as_str().unwrap().split('.').count(), 5);
+    idp.with_knobs(|k| k.shape = TokenShape::NonJsonPayload);
+    let tokens = login(&idp).await;
+    let payload = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    assert!(serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).is_err());
+    idp.with_knobs(|k| {
+        k.shape = TokenShape::Jws;
+        k.alg = Alg::None;
+        k.omit_kids();
+    });
+    let tokens = login(&idp).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert!(id_token.ends_with('.'));
+    assert_eq!(
+        decode_segment(id_token, 0),
+        json!({ "alg": "none", "typ": "JWT" })
+    );
+    idp.with_knobs(|k| k.token_response_remove.push("id_token".into()));
+    assert!(login(&idp).await.get("id_token").is_none());
+}

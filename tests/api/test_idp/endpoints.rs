@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::keys::{self, ROGUE, b64};
-use super::knobs::{Endpoint, GroupsPlacement, IssParam, TokenAuth};
+use super::knobs::{Endpoint, GroupsPlacement, IssParam, Knobs, TokenAuth};
 use super::tokens::{self, Issue, TOKEN_LIFETIME_SECS, apply};
 use super::{
     AuthorizeRequest, PendingCode, State as IdpState, TestIdp, TokenRequest, entra, first, okta,
@@ -53,15 +53,15 @@ pub fn router(idp: &TestIdp) -> Router {
 pub async fn before(idp: &TestIdp, endpoint: Endpoint) -> Result<Option<usize>, Response> {
     idp.inner.calls[endpoint as usize].fetch_add(1, Ordering::SeqCst);
     let fault = {
-        let mut state = idp.lock();
-        let Some(fault) = state.knobs.faults.get_mut(&endpoint) else {
+        let mut knobs = idp.inner.knobs.lock().unwrap();
+        let Some(fault) = knobs.faults.get_mut(&endpoint) else {
             return Ok(None);
         };
         let applied = fault.clone();
         if let Some(times) = &mut fault.times {
             *times = times.saturating_sub(1);
             if *times == 0 {
-                state.knobs.faults.remove(&endpoint);
+                knobs.faults.remove(&endpoint);
             }
         }
         applied
@@ -160,8 +160,7 @@ async fn discovery_document(State(idp): State<TestIdp>) -> Response {
         Ok(pad) => pad,
         Err(answer) => return answer,
     };
-    let state = idp.lock();
-    let knobs = &state.knobs;
+    let knobs = idp.knobs();
     let auth_methods = match knobs.token_auth {
         TokenAuth::BasicOrPost => json!(["client_secret_basic", "client_secret_post"]),
         TokenAuth::BasicOnly => json!(["client_secret_basic"]),
@@ -202,19 +201,20 @@ async fn jwks(State(idp): State<TestIdp>) -> Response {
         Ok(pad) => pad,
         Err(answer) => return answer,
     };
-    json_response(StatusCode::OK, &jwks_document(&idp.lock()), pad)
+    let knobs = idp.knobs();
+    json_response(StatusCode::OK, &jwks_document(&idp.lock(), &knobs), pad)
 }
 
 async fn moved_jwks(State(idp): State<TestIdp>) -> Response {
     if let Err(answer) = before(&idp, Endpoint::MovedJwks).await {
         return answer;
     }
-    json_response(StatusCode::OK, &jwks_document(&idp.lock()), None)
+    let knobs = idp.knobs();
+    json_response(StatusCode::OK, &jwks_document(&idp.lock(), &knobs), None)
 }
 
-fn jwks_document(state: &IdpState) -> Value {
+fn jwks_document(state: &IdpState, knobs: &Knobs) -> Value {
     let pool = keys::pool();
-    let knobs = &state.knobs;
     let current = &pool.rsa[state.current_key];
     let mut keys: Vec<Value> = Vec::new();
     if knobs.jwks_malformed_entries {
@@ -327,8 +327,7 @@ fn authorize_decision(idp: &TestIdp, params: &[(String, String)]) -> Result<Resp
             );
         }
     };
-    let error = idp.lock().knobs.authorize_error.clone();
-    if let Some(error) = error {
+    if let Some(error) = idp.knobs().authorize_error {
         return refuse(&error, "refused by the test IdP's knobs");
     }
     let code = random_token(32);
@@ -372,16 +371,8 @@ fn is_pkce_value(s: &str) -> bool {
 /// `302 Found` to the client's redirect URI, its own query kept (RFC 6749 §3.1.2), with
 /// `params`, the RFC 9207 `iss` as the knobs say, and the knobs' extra parameters.
 fn redirect_back(idp: &TestIdp, redirect_uri: &str, params: Vec<(&str, String)>) -> Response {
-    let (iss_param, extra, drop) = {
-        let st = idp.lock();
-        let k = &st.knobs;
-        (
-            k.iss_param.clone(),
-            k.authorize_extra_params.clone(),
-            k.authorize_drop_params.clone(),
-        )
-    };
-    let iss = match iss_param {
+    let knobs = idp.knobs();
+    let iss = match knobs.iss_param {
         IssParam::Correct => Some(idp.metadata_issuer()),
         IssParam::Omit => None,
         IssParam::TrailingSlash => Some(format!("{}/", idp.metadata_issuer())),
@@ -391,10 +382,11 @@ fn redirect_back(idp: &TestIdp, redirect_uri: &str, params: Vec<(&str, String)>)
     {
         let mut query = url.query_pairs_mut();
         let normal = params.into_iter().chain(iss.map(|i| ("iss", i)));
-        for (name, value) in normal.filter(|(name, _)| !drop.iter().any(|d| d == name)) {
+        let dropped = |name: &str| knobs.authorize_drop_params.iter().any(|d| d == name);
+        for (name, value) in normal.filter(|(name, _)| !dropped(name)) {
             query.append_pair(name, &value);
         }
-        for (name, value) in &extra {
+        for (name, value) in &knobs.authorize_extra_params {
             query.append_pair(name, value);
         }
     }
@@ -476,7 +468,8 @@ fn token_grant(
             format!("parameter {name} is repeated"),
         ));
     }
-    authenticate_client(idp, headers, form)?;
+    let knobs = idp.knobs();
+    authenticate_client(idp, knobs.token_auth, headers, form)?;
     let get = |name| first(form, name);
     let mut st = idp.lock();
     match get("grant_type") {
@@ -510,15 +503,13 @@ fn token_grant(
             if b64(Sha256::digest(verifier)) != pending.code_challenge {
                 return Err(OAuthError::new("invalid_grant", "PKCE verification failed"));
             }
-            let with_refresh = st.knobs.issue_refresh_token;
-            Ok(issue(
-                idp,
-                &mut st,
-                &pending.sub,
-                pending.nonce.as_deref(),
-                &pending.scope,
-                with_refresh,
-            ))
+            let grant = Grant {
+                sub: &pending.sub,
+                nonce: pending.nonce.as_deref(),
+                scope: &pending.scope,
+                with_refresh: knobs.issue_refresh_token,
+            };
+            Ok(issue(idp, &mut st, &knobs, &grant))
         }
         Some("refresh_token") => {
             let presented = get("refresh_token")
@@ -530,7 +521,13 @@ fn token_grant(
                 .ok_or_else(|| OAuthError::new("invalid_grant", "unknown or used refresh token"))?;
             // The current user spec: a test changes it between login and refresh (SECURITY.md 26).
             let sub = st.next_login.sub.clone();
-            Ok(issue(idp, &mut st, &sub, None, &scope, true))
+            let grant = Grant {
+                sub: &sub,
+                nonce: None,
+                scope: &scope,
+                with_refresh: true,
+            };
+            Ok(issue(idp, &mut st, &knobs, &grant))
         }
         Some(_) => Err(OAuthError::new(
             "unsupported_grant_type",
@@ -543,10 +540,10 @@ fn token_grant(
 /// OIDC Core §9 `client_secret_basic` / `client_secret_post`; RFC 6749 §2.3: one method only.
 fn authenticate_client(
     idp: &TestIdp,
+    mode: TokenAuth,
     headers: &HeaderMap,
     form: &[(String, String)],
 ) -> Result<(), OAuthError> {
-    let mode = idp.lock().knobs.token_auth;
     let basic_attempted = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -602,18 +599,19 @@ fn authenticate_client(
     }
 }
 
-/// Mint the tokens of one successful grant (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-fn issue(
-    idp: &TestIdp,
-    st: &mut IdpState,
-    sub: &str,
-    nonce: Option<&str>,
-    scope: &str,
+/// What a successful grant issues tokens for.
+struct Grant<'a> {
+    sub: &'a str,
+    nonce: Option<&'a str>,
+    scope: &'a str,
     with_refresh: bool,
-) -> Value {
+}
+
+/// Mint the tokens of one successful grant (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+fn issue(idp: &TestIdp, st: &mut IdpState, knobs: &Knobs, grant: &Grant<'_>) -> Value {
     let spec = st
         .users
-        .get(sub)
+        .get(grant.sub)
         .cloned()
         .unwrap_or_else(|| st.next_login.clone());
     let access_token = random_token(32);
@@ -623,29 +621,29 @@ fn issue(
     let issue = Issue {
         iss: &iss,
         aud: &idp.inner.client_id,
-        nonce,
+        nonce: grant.nonce,
         access_token: &access_token,
         now: unix_now(),
     };
-    let claims = tokens::claims(&spec, &issue, &st.knobs);
-    let id_token = tokens::sign(&claims, &st.knobs, st.current_key);
+    let claims = tokens::claims(&spec, &issue, knobs);
+    let id_token = tokens::sign(&claims, knobs, st.current_key);
     st.id_tokens.push(id_token.clone());
     let mut response = Map::new();
     response.insert("access_token".into(), json!(access_token));
     response.insert("token_type".into(), json!("Bearer"));
     response.insert("expires_in".into(), json!(TOKEN_LIFETIME_SECS));
-    response.insert("scope".into(), json!(scope));
+    response.insert("scope".into(), json!(grant.scope));
     response.insert("id_token".into(), json!(id_token));
-    if with_refresh {
+    if grant.with_refresh {
         let refresh_token = random_token(32);
         st.refresh_tokens
-            .insert(refresh_token.clone(), scope.to_owned());
+            .insert(refresh_token.clone(), grant.scope.to_owned());
         response.insert("refresh_token".into(), json!(refresh_token));
     }
     apply(
         &mut response,
-        &st.knobs.token_response_set,
-        &st.knobs.token_response_remove,
+        &knobs.token_response_set,
+        &knobs.token_response_remove,
     );
     Value::Object(response)
 }
@@ -658,6 +656,7 @@ async fn userinfo(State(idp): State<TestIdp>, headers: HeaderMap) -> Response {
         Ok(pad) => pad,
         Err(answer) => return answer,
     };
+    let knobs = idp.knobs();
     let st = idp.lock();
     let Some(spec) = bearer(&headers)
         .and_then(|token| st.access_tokens.get(token))
@@ -678,14 +677,10 @@ async fn userinfo(State(idp): State<TestIdp>, headers: HeaderMap) -> Response {
         claims.insert("name".into(), json!(name));
     }
     if let Some(groups) = &spec.groups {
-        if st.knobs.groups_placement != GroupsPlacement::IdTokenOnly {
+        if knobs.groups_placement != GroupsPlacement::IdTokenOnly {
             claims.insert("groups".into(), groups.clone());
         }
     }
-    apply(
-        &mut claims,
-        &st.knobs.userinfo_set,
-        &st.knobs.userinfo_remove,
-    );
+    apply(&mut claims, &knobs.userinfo_set, &knobs.userinfo_remove);
     json_response(StatusCode::OK, &Value::Object(claims), pad)
 }

@@ -209,12 +209,10 @@ async fn transitive_member_of(
         Err(answer) => return answer,
     };
     let query = query.unwrap_or_default();
-    let cap = {
-        let mut st = idp.lock();
-        st.directory_requests
-            .push(format!("GET /v1.0/me/transitiveMemberOf?{query}"));
-        st.knobs.graph_page_size_cap
-    };
+    idp.lock()
+        .directory_requests
+        .push(format!("GET /v1.0/me/transitiveMemberOf?{query}"));
+    let cap = idp.knobs().graph_page_size_cap;
     let user = match me(&idp, &headers) {
         Ok(user) => user,
         Err(answer) => return answer,

@@ -311,6 +311,14 @@ impl Knobs {
         self
     }
 
+    /// No `kid` in the token header nor in the JWKS (SECURITY.md 6; with a second key
+    /// published, e.g. after `rotate_key`, SECURITY.md 7).
+    pub fn omit_kids(&mut self) -> &mut Self {
+        self.kid = Kid::Omit;
+        self.jwks_omit_kid = true;
+        self
+    }
+
     /// Every fault removed: the endpoints answer normally again.
     pub fn clear_faults(&mut self) -> &mut Self {
         self.faults.clear();

@@ -247,9 +247,9 @@ struct PendingCode {
     issued: Instant,
 }
 
-/// Everything that changes while the IdP runs; behind one std mutex, never held across await.
+/// Everything that changes while the IdP runs, but the knobs; behind one std mutex, never
+/// held across an await.
 struct State {
-    knobs: Knobs,
     /// Pool slot of the signing key, and of the one before it (published beside it).
     current_key: usize,
     previous_key: Option<usize>,
@@ -280,6 +280,9 @@ struct Inner {
     client_secret: String,
     okta_api_token: String,
     initial_knobs: Knobs,
+    /// Apart from `state`, so a `with_knobs` closure may call any other `TestIdp` method.
+    /// Handlers take a snapshot at the start of each request and never hold both locks.
+    knobs: Mutex<Knobs>,
     calls: [AtomicUsize; Endpoint::ALL.len()],
     state: Mutex<State>,
 }
@@ -326,9 +329,9 @@ impl TestIdp {
                     .unwrap_or_else(|| format!("s3:cr+t%41~ {}", random_token(9))),
                 okta_api_token: format!("00{}", random_token(30)),
                 initial_knobs: initial_knobs.clone(),
+                knobs: Mutex::new(initial_knobs),
                 calls: Default::default(),
                 state: Mutex::new(State {
-                    knobs: initial_knobs,
                     current_key: 0,
                     previous_key: None,
                     redirect_uris: Vec::new(),
@@ -351,6 +354,11 @@ impl TestIdp {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap()
+    }
+
+    /// The knobs as they are now, for one request.
+    fn knobs(&self) -> Knobs {
+        self.inner.knobs.lock().unwrap().clone()
     }
 
     // ---- where it is ----
@@ -475,20 +483,23 @@ impl TestIdp {
 
     /// Encode and sign arbitrary claims with the current key and header knobs.
     pub fn sign_claims(&self, claims: &Map<String, Value>) -> String {
-        let state = self.lock();
-        tokens::sign(claims, &state.knobs, state.current_key)
+        let knobs = self.knobs();
+        let current_key = self.lock().current_key;
+        tokens::sign(claims, &knobs, current_key)
     }
 
     // ---- knobs and keys ----
 
-    /// Change the knobs; applies to every request after this returns.
+    /// Change the knobs; applies to every request that starts after this returns. The
+    /// closure may call other `TestIdp` methods, except `with_knobs`, `reset_knobs` and
+    /// `sign_claims` (the knobs are locked while it runs).
     pub fn with_knobs<R>(&self, change: impl FnOnce(&mut Knobs) -> R) -> R {
-        change(&mut self.lock().knobs)
+        change(&mut self.inner.knobs.lock().unwrap())
     }
 
     /// Back to an honest IdP (the knobs it started with).
     pub fn reset_knobs(&self) {
-        self.lock().knobs = self.inner.initial_knobs.clone();
+        *self.inner.knobs.lock().unwrap() = self.inner.initial_knobs.clone();
     }
 
     /// Sign with the next pool key from now on. The JWKS publishes the new key, and the old

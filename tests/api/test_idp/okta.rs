@@ -66,12 +66,13 @@ async fn user_groups(
         Err(answer) => return answer,
     };
     let query = query.unwrap_or_default();
-    let (cap, user) = {
+    let user = {
         let mut st = idp.lock();
         st.directory_requests
             .push(format!("GET /api/v1/users/{user_id}/groups?{query}"));
-        (st.knobs.okta_page_size_cap, st.users.get(&user_id).cloned())
+        st.users.get(&user_id).cloned()
     };
+    let cap = idp.knobs().okta_page_size_cap;
     // Okta API tokens use their own scheme, not Bearer.
     let expected = format!("SSWS {}", idp.okta_api_token());
     if headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
