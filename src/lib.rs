@@ -7,6 +7,7 @@
 //! - [`domain`]: pure rules: ids, scopes, roles, the mapping table and reconcile.
 //! - [`store`]: SQLite: migrations, the single writer, queries grouped by table, sessions.
 //! - [`oidc`]: providers: discovery and JWKS cache, login, callback, group resolution.
+//! - [`scim`]: SCIM 2.0 provisioning: filters, PATCH, resources, routes, bearer tokens.
 //! - [`demo_idp`]: a real OpenID provider served by teamgate itself for demos.
 //! - [`downstream`]: forward-auth (`/auth`), the signed assertion and its JWKS.
 //! - [`http`]: router assembly, middleware, HTML and JSON error surfaces, pages.
@@ -23,6 +24,7 @@ pub mod http;
 pub mod identity;
 pub mod login_flow;
 pub mod oidc;
+pub mod scim;
 pub mod secret;
 pub mod session;
 pub mod store;
