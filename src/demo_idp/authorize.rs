@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
-use url::Url;
 
 use super::DemoIdp;
 use super::grants::CodeGrant;
@@ -143,7 +142,7 @@ impl DemoIdp {
         if params.get("state").is_some_and(|s| s.len() > MAX_STATE_LEN) {
             return Err(refuse("invalid_request", "state is too long").into());
         }
-        // OIDC Core §6.1 and §6.2: request objects are not supported and must be refused.
+        // OIDC Core §3.1.2.6: request objects (§6) are not supported, and saying so is required.
         if params.get("request").is_some() {
             return Err(
                 refuse("request_not_supported", "request objects are not supported").into(),
@@ -249,11 +248,7 @@ impl DemoIdp {
     /// The client's redirect URI with the authorization response (RFC 6749 §4.1.2) or error
     /// (§4.1.2.1), plus `iss` (RFC 9207 §2) so the client can tell which provider answered.
     pub(super) fn redirect_url(&self, pairs: &[(&str, &str)], state: Option<&str>) -> String {
-        // The registered URI was checked to parse in `DemoIdp::new`; fall back to string
-        // building rather than panic should that ever change.
-        let Ok(mut url) = Url::parse(&self.redirect_uri) else {
-            return self.redirect_uri.clone();
-        };
+        let mut url = self.redirect_target.clone();
         {
             // RFC 6749 §3.1.2: any query the registered URI has is kept.
             let mut query = url.query_pairs_mut();
@@ -335,6 +330,8 @@ struct PickUser<'a> {
 
 #[cfg(test)]
 mod tests {
+    use url::Url;
+
     use super::*;
     use crate::demo_idp::tests::{CLIENT_ID, REDIRECT_URI, test_idp, test_idp_redirecting_to};
 

@@ -94,6 +94,8 @@ pub struct DemoIdp {
     client_secret_digest: [u8; 32],
     /// The only redirect URI accepted, compared as an exact string (RFC 9700 §4.1.3).
     redirect_uri: String,
+    /// The same, parsed once, as the base of every redirect.
+    redirect_target: Url,
     users: Vec<DemoUser>,
     key: keys::SigningKey,
     templates: Arc<Templates>,
@@ -117,9 +119,10 @@ impl DemoIdp {
             return Err(DemoIdpError::InvalidIssuer(issuer));
         }
         // RFC 6749 §3.1.2: an absolute URI without a fragment.
-        if http_url(&redirect_uri).is_none_or(|u| u.fragment().is_some()) {
-            return Err(DemoIdpError::InvalidRedirectUri(redirect_uri));
-        }
+        let redirect_target = match http_url(&redirect_uri) {
+            Some(url) if url.fragment().is_none() => url,
+            _ => return Err(DemoIdpError::InvalidRedirectUri(redirect_uri)),
+        };
         if client_id.is_empty() {
             return Err(DemoIdpError::Empty("client_id"));
         }
@@ -144,6 +147,7 @@ impl DemoIdp {
             endpoints,
             client_id,
             redirect_uri,
+            redirect_target,
             users,
             templates,
             grants: grants::Grants::default(),

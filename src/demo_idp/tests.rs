@@ -718,3 +718,26 @@ async fn the_openidconnect_relying_party_library_accepts_the_whole_flow() {
     .expect("a hash");
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
 }
+
+#[test]
+fn construction_refuses_an_issuer_or_redirect_uri_a_provider_cannot_use() {
+    let build = |issuer: &str, redirect_uri: &str| {
+        DemoIdp::new(
+            issuer.into(),
+            CLIENT_ID.into(),
+            Secret::new(CLIENT_SECRET.into()),
+            redirect_uri.into(),
+            users(),
+            test_key().clone(),
+            Arc::new(Templates::new().expect("templates")),
+        )
+        .err()
+        .map(|e| e.to_string())
+    };
+    let good_issuer = "http://127.0.0.1:8080/demo-idp";
+    assert_eq!(build(good_issuer, REDIRECT_URI), None);
+    assert!(build("http://127.0.0.1:8080/demo-idp?x=1", REDIRECT_URI).is_some());
+    assert!(build("demo-idp", REDIRECT_URI).is_some());
+    assert!(build(good_issuer, "http://127.0.0.1:8080/callback/demo#frag").is_some());
+    assert!(build(good_issuer, "/callback/demo").is_some());
+}
