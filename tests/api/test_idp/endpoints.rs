@@ -23,8 +23,8 @@ use super::keys::{self, ROGUE, b64};
 use super::knobs::{Endpoint, GroupsPlacement, IssParam, Knobs, TokenAuth};
 use super::tokens::{self, Issue, TOKEN_LIFETIME_SECS, apply};
 use super::{
-    AuthorizeRequest, PendingCode, State as IdpState, TestIdp, TokenRequest, entra, first, okta,
-    random_token, unix_now,
+    AuthorizeRequest, LoginSpec, PendingCode, State as IdpState, TestIdp, TokenRequest, entra,
+    first, okta, random_token, unix_now,
 };
 
 /// How long an authorization code stays redeemable (RFC 6749 §4.1.2: "a maximum ... of 10
@@ -132,6 +132,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
+}
+
+/// The directory entry of the user an issued access token belongs to (userinfo, Graph).
+pub fn bearer_user(idp: &TestIdp, headers: &HeaderMap) -> Option<LoginSpec> {
+    let st = idp.lock();
+    let sub = st.access_tokens.get(bearer(headers)?)?;
+    st.users.get(sub).cloned()
 }
 
 /// `client_secret_basic` credentials: Base64 of `id:secret`, each form-url-encoded first
@@ -278,36 +285,32 @@ async fn authorize(State(idp): State<TestIdp>, RawQuery(query): RawQuery) -> Res
     idp.lock().authorize_requests.push(AuthorizeRequest {
         params: params.clone(),
     });
-    match authorize_decision(&idp, &params) {
-        Ok(response) | Err(response) => response,
-    }
+    authorize_decision(&idp, &params)
 }
 
 /// RFC 6749 §4.1.2.1: a bad client or redirect URI gets an error page (never a redirect to an
 /// unverified URI); every other error is sent back to the client with the state.
-fn authorize_decision(idp: &TestIdp, params: &[(String, String)]) -> Result<Response, Response> {
+fn authorize_decision(idp: &TestIdp, params: &[(String, String)]) -> Response {
     let page = |why: String| (StatusCode::BAD_REQUEST, why).into_response();
     if let Some(name) = repeated(params) {
-        return Err(page(format!("parameter {name} is repeated")));
+        return page(format!("parameter {name} is repeated"));
     }
     let get = |name| first(params, name);
     if get("client_id") != Some(idp.inner.client_id.as_str()) {
-        return Err(page("unknown client_id".into()));
+        return page("unknown client_id".into());
     }
     let Some(redirect_uri) = get("redirect_uri") else {
-        return Err(page("redirect_uri missing".into()));
+        return page("redirect_uri missing".into());
     };
     if !redirect_uri_allowed(&idp.lock().redirect_uris, redirect_uri) {
-        return Err(page(format!(
-            "redirect_uri {redirect_uri} is not registered"
-        )));
+        return page(format!("redirect_uri {redirect_uri} is not registered"));
     }
     let state = get("state");
     let refuse = |error: &str, description: &str| {
         let mut back = vec![("error", error.to_owned())];
         back.push(("error_description", description.to_owned()));
         back.extend(state.map(|s| ("state", s.to_owned())));
-        Err(redirect_back(idp, redirect_uri, back))
+        redirect_back(idp, redirect_uri, back)
     };
     if get("response_type") != Some("code") {
         return refuse("unsupported_response_type", "only the code flow is served");
@@ -349,7 +352,7 @@ fn authorize_decision(idp: &TestIdp, params: &[(String, String)]) -> Result<Resp
     }
     let mut back = vec![("code", code)];
     back.extend(state.map(|s| ("state", s.to_owned())));
-    Ok(redirect_back(idp, redirect_uri, back))
+    redirect_back(idp, redirect_uri, back)
 }
 
 fn redirect_uri_allowed(registered: &[String], uri: &str) -> bool {
@@ -656,15 +659,11 @@ async fn userinfo(State(idp): State<TestIdp>, headers: HeaderMap) -> Response {
         Ok(pad) => pad,
         Err(answer) => return answer,
     };
-    let knobs = idp.knobs();
-    let st = idp.lock();
-    let Some(spec) = bearer(&headers)
-        .and_then(|token| st.access_tokens.get(token))
-        .and_then(|sub| st.users.get(sub))
-    else {
+    let Some(spec) = bearer_user(&idp, &headers) else {
         let challenge = [(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")];
         return (StatusCode::UNAUTHORIZED, challenge).into_response();
     };
+    let knobs = idp.knobs();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(spec.sub));
     if let Some(email) = &spec.email {
@@ -676,10 +675,10 @@ async fn userinfo(State(idp): State<TestIdp>, headers: HeaderMap) -> Response {
     if let Some(name) = &spec.name {
         claims.insert("name".into(), json!(name));
     }
-    if let Some(groups) = &spec.groups {
-        if knobs.groups_placement != GroupsPlacement::IdTokenOnly {
-            claims.insert("groups".into(), groups.clone());
-        }
+    if let Some(groups) = &spec.groups
+        && knobs.groups_placement != GroupsPlacement::IdTokenOnly
+    {
+        claims.insert("groups".into(), groups.clone());
     }
     apply(&mut claims, &knobs.userinfo_set, &knobs.userinfo_remove);
     json_response(StatusCode::OK, &Value::Object(claims), pad)

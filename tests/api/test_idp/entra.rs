@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use serde_json::{Map, Value, json};
 
-use super::endpoints::{bearer, before, json_response};
+use super::endpoints::{bearer_user, before, json_response};
 use super::keys::b64;
 use super::knobs::Endpoint;
 use super::{LoginSpec, TestIdp, random_guid, random_token};
@@ -133,21 +133,13 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &graph_error_body(code, message), None)
 }
 
-/// The signed-in user ("me") of the Graph call's bearer token, which must be one the token
-/// endpoint issued.
-fn me(idp: &TestIdp, headers: &HeaderMap) -> Result<LoginSpec, Response> {
-    let st = idp.lock();
-    bearer(headers)
-        .and_then(|token| st.access_tokens.get(token))
-        .and_then(|sub| st.users.get(sub))
-        .cloned()
-        .ok_or_else(|| {
-            graph_error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                "Access token is empty or invalid.",
-            )
-        })
+/// Graph's answer to a bearer token the token endpoint did not issue.
+fn unauthorized() -> Response {
+    graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        "Access token is empty or invalid.",
+    )
 }
 
 async fn check_member_groups(
@@ -162,9 +154,9 @@ async fn check_member_groups(
     idp.lock()
         .directory_requests
         .push("POST /v1.0/me/checkMemberGroups".into());
-    let user = match me(&idp, &headers) {
-        Ok(user) => user,
-        Err(answer) => return answer,
+    // "me" is the user the bearer token was issued to.
+    let Some(user) = bearer_user(&idp, &headers) else {
+        return unauthorized();
     };
     let ids: Option<Vec<String>> = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
         v.get("groupIds")?
@@ -213,9 +205,9 @@ async fn transitive_member_of(
         .directory_requests
         .push(format!("GET /v1.0/me/transitiveMemberOf?{query}"));
     let cap = idp.knobs().graph_page_size_cap;
-    let user = match me(&idp, &headers) {
-        Ok(user) => user,
-        Err(answer) => return answer,
+    // "me" is the user the bearer token was issued to.
+    let Some(user) = bearer_user(&idp, &headers) else {
+        return unauthorized();
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()

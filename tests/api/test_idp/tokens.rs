@@ -52,10 +52,10 @@ pub fn claims(spec: &LoginSpec, issue: &Issue<'_>, knobs: &Knobs) -> Map<String,
     if let Some(name) = &spec.name {
         put("name", json!(name));
     }
-    if let Some(groups) = &spec.groups {
-        if knobs.groups_placement != GroupsPlacement::UserinfoOnly {
-            put("groups", groups.clone());
-        }
+    if let Some(groups) = &spec.groups
+        && knobs.groups_placement != GroupsPlacement::UserinfoOnly
+    {
+        put("groups", groups.clone());
     }
     apply(&mut claims, &spec.extra_claims, &[]);
     apply(&mut claims, &knobs.id_token_set, &knobs.id_token_remove);
