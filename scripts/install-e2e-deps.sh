@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what the real-browser and real-nginx end-to-end tests need, from Debian's packages:
+# chromium (/usr/bin/chromium), chromium-driver (/usr/bin/chromedriver) and nginx
+# (/usr/sbin/nginx). Idempotent: packages already installed are left alone, and apt is not
+# touched at all when nothing is missing. Prints what it did.
+#
+# Usage: scripts/install-e2e-deps.sh        (as root, or with sudo available)
+set -euo pipefail
+
+packages=(chromium chromium-driver nginx)
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+missing=()
+for p in "${packages[@]}"; do
+    if installed "$p"; then
+        echo "install-e2e-deps: $p already installed ($(dpkg-query -W -f='${Version}' "$p"))"
+    else
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-e2e-deps: nothing to do"
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "install-e2e-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-e2e-deps: apt-get update"
+"${sudo[@]}" apt-get update -q
+echo "install-e2e-deps: installing ${missing[*]}"
+# The nginx package's postinst tries to start the service; in a container without an init
+# system that fails harmlessly (invoke-rc.d reports it), and the tests start their own nginx.
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+
+for p in "${missing[@]}"; do
+    if installed "$p"; then
+        echo "install-e2e-deps: installed $p ($(dpkg-query -W -f='${Version}' "$p"))"
+    else
+        echo "install-e2e-deps: FAILED to install $p" >&2
+        exit 1
+    fi
+done
+for b in /usr/bin/chromium /usr/bin/chromedriver /usr/sbin/nginx; do
+    [ -x "$b" ] || { echo "install-e2e-deps: $b missing after install" >&2; exit 1; }
+done
+echo "install-e2e-deps: done"
