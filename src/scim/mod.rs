@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod schema;
 
 pub use error::ScimError;

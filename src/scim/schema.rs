@@ -637,6 +637,21 @@ pub fn locate(rt: ResourceType, urn: Option<&str>, name: &str) -> Result<Option<
     }
 }
 
+/// RFC 7643 §2.2 `required`: a User needs a `userName`, a Group a `displayName`, each a
+/// non-blank string.
+pub fn check_required(rt: ResourceType, doc: &Map<String, Value>) -> Result<(), ScimError> {
+    let name = match rt {
+        ResourceType::User => "userName",
+        ResourceType::Group => "displayName",
+    };
+    match doc.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
+        _ => Err(ScimError::InvalidValue(format!(
+            "{name} is required and must be a non-empty string"
+        ))),
+    }
+}
+
 /// Parse a boolean as Entra sends it: JSON `true`/`false`, or the strings "True"/"False" in
 /// any case (IDP-QUIRKS S2; SECURITY.md 67 decides to accept them).
 pub fn parse_bool(v: &Value) -> Option<bool> {
