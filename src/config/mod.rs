@@ -619,6 +619,23 @@ impl Validator<'_> {
                 None
             }
         });
+        let okta_api_token = match (&p.okta_api_token_env, &p.okta_api_token_file) {
+            (Some(_), Some(f)) => {
+                self.err(f, format!("provider \"{id}\": set okta_api_token_env or okta_api_token_file, not both"));
+                None
+            }
+            (None, Some(file)) => {
+                let path = self.file.parent().unwrap_or(Path::new(".")).join(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                    _ => {
+                        self.err(file, format!("provider \"{id}\": cannot read the Okta API token from {} (okta_api_token_file), or it is empty", path.display()));
+                        None
+                    }
+                }
+            }
+            _ => okta_api_token,
+        };
         let mut domains = Vec::new();
         for d in &p.allowed_email_domains {
             let dom = d.get_ref().trim().trim_start_matches('@').to_lowercase();

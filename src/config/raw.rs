@@ -103,6 +103,8 @@ pub struct RawProvider {
     pub groups_cache_seconds: Option<S<i64>>,
     pub refresh_interval_seconds: Option<S<i64>>,
     pub okta_api_token_env: Option<S<String>>,
+    /// The Okta API token read from a file (relative to the config file), like client secrets.
+    pub okta_api_token_file: Option<S<String>>,
     /// Fallback match of a SCIM user to a login user by userName/email.
     #[serde(default)]
     pub match_by_email: bool,

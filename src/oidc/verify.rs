@@ -134,7 +134,7 @@ pub async fn id_token(
                     "signed by an unknown key (after a JWKS refetch)".into(),
                 ));
             }
-            Err(e) => return Err(LoginError::InvalidIdToken(e.to_string())),
+            Err(e) => return Err(LoginError::InvalidIdToken(super::provider::error_chain(&e))),
         }
     }
 }
