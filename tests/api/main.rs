@@ -1,8 +1,15 @@
 //! The one integration test binary: every test spawns the real teamgate on a free loopback
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod forward_auth;
+mod forward_auth_support;
 mod helpers;
+mod login;
 mod support;
 mod support_selftest;
 mod test_idp;
 mod test_idp_selftest;
+mod oidc_claims;
+mod oidc_common;
+mod oidc_flow;
+mod oidc_rp_cert;
