@@ -13,3 +13,7 @@ mod oidc_claims;
 mod oidc_common;
 mod oidc_flow;
 mod oidc_rp_cert;
+mod oidc_claims;
+mod oidc_common;
+mod oidc_flow;
+mod oidc_rp_cert;
