@@ -13,7 +13,3 @@ mod oidc_claims;
 mod oidc_common;
 mod oidc_flow;
 mod oidc_rp_cert;
-mod oidc_claims;
-mod oidc_common;
-mod oidc_flow;
-mod oidc_rp_cert;
