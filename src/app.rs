@@ -12,9 +12,9 @@ use crate::store::audit::Trigger;
 use crate::store::teams::SyncReport;
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::http::templates::Templates;
 use crate::oidc::Providers;
 use crate::secret::Secret;
-use crate::http::templates::Templates;
 use crate::store::Store;
 
 /// The config in force. Reload (SIGHUP, `teamgate reload`) swaps it whole; readers take a
@@ -155,11 +155,23 @@ impl Application {
 }
 
 /// Copy the config's teams, bindings and mappings into the store and reconcile every user.
-pub async fn sync_config(store: &Store, config: &Config) -> Result<SyncReport, crate::store::StoreError> {
+pub async fn sync_config(
+    store: &Store,
+    config: &Config,
+) -> Result<SyncReport, crate::store::StoreError> {
     let config = config.clone();
-    let trigger = Trigger::new("config", None, Some(format!("config {}", config.path.display())));
+    let trigger = Trigger::new(
+        "config",
+        None,
+        Some(format!("config {}", config.path.display())),
+    );
     store
-        .write(move |conn| crate::store::teams::sync_config(conn, &config, &trigger))
+        .write(move |conn| {
+            let report = crate::store::teams::sync_config(conn, &config, &trigger)?;
+            // Same transaction: `teamgate plan` compares a new file with exactly this.
+            crate::admin::record_applied(conn, &config)?;
+            Ok(report)
+        })
         .await
 }
 
@@ -170,10 +182,16 @@ async fn demo_provider(
     store: &Store,
     templates: &Arc<Templates>,
 ) -> Result<(Option<Arc<crate::demo_idp::DemoIdp>>, Option<Secret>), StartError> {
-    let Some(provider) = config.providers.iter().find(|p| p.kind == ProviderKind::Demo) else {
+    let Some(provider) = config
+        .providers
+        .iter()
+        .find(|p| p.kind == ProviderKind::Demo)
+    else {
         return Ok((None, None));
     };
-    tracing::warn!("the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production.");
+    tracing::warn!(
+        "the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production."
+    );
     let key = crate::demo_idp::load_or_create_key(store)
         .await
         .map_err(|e| StartError::Demo(e.to_string()))?;

@@ -10,7 +10,11 @@ use crate::app::Application;
 use crate::config::{Config, ConfigErrors};
 
 #[derive(Parser)]
-#[command(name = "teamgate", version, about = "Self-hosted login broker: OIDC and SCIM in, teams and roles out")]
+#[command(
+    name = "teamgate",
+    version,
+    about = "Self-hosted login broker: OIDC and SCIM in, teams and roles out"
+)]
 pub struct Cli {
     /// The config file.
     #[arg(long, global = true, default_value = "config/teamgate.toml")]
@@ -37,6 +41,20 @@ pub enum Command {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Admin(crate::admin::cli::AdminCommand),
+    /// Manage teamgate's own assertion signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key now; the previous one stays in the JWKS until every assertion it
+    /// signed has expired. Running servers switch within a minute, without a restart.
+    Rotate,
 }
 
 pub fn main() -> ExitCode {
@@ -54,7 +72,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -79,6 +99,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin(command) => Ok(crate::admin::cli::run(&cli.config, command)),
+        Command::Keys {
+            action: KeysCommand::Rotate,
+        } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            print!(
+                "{}",
+                runtime.block_on(crate::downstream::keys::rotate_command(&config))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             match load(&path) {
@@ -100,6 +138,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let demo = config.server.demo;
     let app = Application::build(config).await?;
     tracing::info!(port = app.port(), "listening");
+    // Held until the server stops: SIGHUP reloads the config; the pid file is removed on drop.
+    let _reload = crate::admin::reload::install(app.state())?;
     println!("teamgate is running: open {public_url}");
     if demo {
         println!("(demo identity provider enabled: sign in as any demo user listed in the config)");
@@ -145,7 +185,11 @@ pub fn summary(config: &Config) -> String {
             p.id.as_str(),
             p.kind.as_str(),
             p.issuer,
-            if p.scim_enabled { "  [SCIM enabled]" } else { "" }
+            if p.scim_enabled {
+                "  [SCIM enabled]"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(out, "teams ({}):", config.teams.len());
@@ -163,7 +207,12 @@ pub fn summary(config: &Config) -> String {
     let mappings = config.policy().mappings.iter().count();
     let _ = writeln!(out, "mappings: {mappings}");
     if !config.defaults.teams_without_groups.is_empty() {
-        let ids: Vec<&str> = config.defaults.teams_without_groups.iter().map(|t| t.as_str()).collect();
+        let ids: Vec<&str> = config
+            .defaults
+            .teams_without_groups
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
         let _ = writeln!(out, "default teams: {}", ids.join(", "));
     }
     if !config.defaults.locked_users.is_empty() {

@@ -72,7 +72,10 @@ impl Identity {
         }
         let no_bindings: &[RoleBinding] = &[];
         let effective = EffectiveRoles::of(teams.keys(), |t| {
-            config.team(t).map(|t| t.roles.as_slice()).unwrap_or(no_bindings)
+            config
+                .team(t)
+                .map(|t| t.roles.as_slice())
+                .unwrap_or(no_bindings)
         });
         let roles = effective
             .grants
@@ -95,9 +98,15 @@ impl Identity {
     }
 
     /// Read the user's memberships and build their identity.
-    pub async fn load(store: &Store, config: &Config, user: &UserRecord) -> Result<Identity, StoreError> {
+    pub async fn load(
+        store: &Store,
+        config: &Config,
+        user: &UserRecord,
+    ) -> Result<Identity, StoreError> {
         let user_id = user.id;
-        let rows = store.read(move |conn| memberships::detailed(conn, user_id)).await?;
+        let rows = store
+            .read(move |conn| memberships::detailed(conn, user_id))
+            .await?;
         Ok(Self::build(config, user, rows))
     }
 

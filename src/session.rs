@@ -70,7 +70,11 @@ fn now_unix() -> i64 {
 }
 
 /// Start the signed-in state: new session id (SECURITY.md 48), then the auth record.
-pub async fn sign_in(session: &Session, user: &UserRecord, provider: &str) -> Result<AuthSession, SessionError> {
+pub async fn sign_in(
+    session: &Session,
+    user: &UserRecord,
+    provider: &str,
+) -> Result<AuthSession, SessionError> {
     session.cycle_id().await?;
     let now = now_unix();
     let auth = AuthSession {
@@ -87,7 +91,11 @@ pub async fn sign_in(session: &Session, user: &UserRecord, provider: &str) -> Re
 
 /// The signed-in user, or `None` when the session is absent, expired (idle or absolute),
 /// revoked, or its user deactivated. An invalid session is flushed.
-pub async fn current(session: &Session, store: &Store, server: &ServerConfig) -> Result<Option<SignedIn>, SessionError> {
+pub async fn current(
+    session: &Session,
+    store: &Store,
+    server: &ServerConfig,
+) -> Result<Option<SignedIn>, SessionError> {
     let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
         return Ok(None);
     };

@@ -46,7 +46,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the config:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the config:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
@@ -361,8 +365,10 @@ impl Validator<'_> {
         let server = self.server(raw.server.get_ref());
         let public_url = server.as_ref().map(|s| s.public_url.clone());
         let providers = self.providers(&raw.providers, public_url.as_ref(), server.as_ref());
-        let provider_kinds: BTreeMap<ProviderId, GroupKey> =
-            providers.iter().map(|p| (p.id.clone(), p.group_key)).collect();
+        let provider_kinds: BTreeMap<ProviderId, GroupKey> = providers
+            .iter()
+            .map(|p| (p.id.clone(), p.group_key))
+            .collect();
         let teams = self.teams(&raw.teams, &known_roles, &provider_kinds);
         let team_ids: BTreeSet<TeamId> = teams.iter().map(|t| t.id.clone()).collect();
         let defaults = self.defaults(&raw.defaults, &team_ids);
@@ -384,15 +390,21 @@ impl Validator<'_> {
 
     fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {
         let public_url = self.parse_with(&s.public_url, "server.public_url", |u| {
-            let url = Url::parse(u).map_err(|e| format!("\"{u}\" is not a URL ({e}); write e.g. https://login.example.com"))?;
+            let url = Url::parse(u).map_err(|e| {
+                format!("\"{u}\" is not a URL ({e}); write e.g. https://login.example.com")
+            })?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(format!("\"{u}\" must be an http(s) URL with a host"));
             }
             if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-                return Err(format!("\"{u}\" must not carry a query, fragment or user info"));
+                return Err(format!(
+                    "\"{u}\" must not carry a query, fragment or user info"
+                ));
             }
             if url.scheme() == "http" && !is_loopback_host(&url) {
-                return Err(format!("\"{u}\" uses plain http on a non-loopback host; use https"));
+                return Err(format!(
+                    "\"{u}\" uses plain http on a non-loopback host; use https"
+                ));
             }
             Ok(url)
         });
@@ -405,26 +417,35 @@ impl Validator<'_> {
         let skew = match u64::try_from(*s.clock_skew_seconds.get_ref()) {
             Ok(n) if n <= 600 => Some(n),
             _ => {
-                self.err(&s.clock_skew_seconds, "server.clock_skew_seconds must be 0 to 600".into());
+                self.err(
+                    &s.clock_skew_seconds,
+                    "server.clock_skew_seconds must be 0 to 600".into(),
+                );
                 None
             }
         };
         let mut origins = Vec::new();
         for o in &s.allowed_redirect_origins {
-            if let Some(origin) = self.parse_with(o, "server.allowed_redirect_origins", parse_origin) {
+            if let Some(origin) =
+                self.parse_with(o, "server.allowed_redirect_origins", parse_origin)
+            {
                 origins.push(origin);
             }
         }
         let mut proxies = Vec::new();
         for p in &s.trusted_proxies {
             if let Some(ip) = self.parse_with(p, "server.trusted_proxies", |s| {
-                s.parse::<IpAddr>().map_err(|_| format!("\"{s}\" is not an IP address"))
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("\"{s}\" is not an IP address"))
             }) {
                 proxies.push(ip);
             }
         }
         if s.database.get_ref().trim().is_empty() {
-            self.err(&s.database, "server.database is empty; give a file path such as data/teamgate.db".into());
+            self.err(
+                &s.database,
+                "server.database is empty; give a file path such as data/teamgate.db".into(),
+            );
         }
         Some(ServerConfig {
             public_url: public_url?,
@@ -454,7 +475,12 @@ impl Validator<'_> {
                 continue;
             };
             if out.iter().any(|o| o.id == id) {
-                self.err(&p.id, format!("provider id \"{id}\" is used twice; give each [[provider]] its own id"));
+                self.err(
+                    &p.id,
+                    format!(
+                        "provider id \"{id}\" is used twice; give each [[provider]] its own id"
+                    ),
+                );
                 continue;
             }
             let kind = match p.kind.get_ref().as_str() {
@@ -463,7 +489,12 @@ impl Validator<'_> {
                 "oidc" => ProviderKind::Oidc,
                 "demo" => ProviderKind::Demo,
                 other => {
-                    self.err(&p.kind, format!("provider kind \"{other}\" is unknown; use entra, okta, oidc or demo"));
+                    self.err(
+                        &p.kind,
+                        format!(
+                            "provider kind \"{other}\" is unknown; use entra, okta, oidc or demo"
+                        ),
+                    );
                     continue;
                 }
             };
@@ -476,7 +507,10 @@ impl Validator<'_> {
             }
         }
         if out.is_empty() {
-            self.push(0, "no [[provider]] is configured; add at least one (see config/example.toml)".into());
+            self.push(
+                0,
+                "no [[provider]] is configured; add at least one (see config/example.toml)".into(),
+            );
         }
         out
     }
@@ -484,7 +518,12 @@ impl Validator<'_> {
     fn secret(&mut self, p: &RawProvider, id: &ProviderId, line: usize) -> Option<Secret> {
         match (&p.client_secret_env, &p.client_secret_file) {
             (Some(_), Some(f)) => {
-                self.err(f, format!("provider \"{id}\": set client_secret_env or client_secret_file, not both"));
+                self.err(
+                    f,
+                    format!(
+                        "provider \"{id}\": set client_secret_env or client_secret_file, not both"
+                    ),
+                );
                 None
             }
             (Some(env), None) => match std::env::var(env.get_ref()) {
@@ -495,15 +534,31 @@ impl Validator<'_> {
                 }
             },
             (None, Some(file)) => {
-                let path = self.file.parent().unwrap_or(Path::new(".")).join(file.get_ref());
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     Ok(_) => {
-                        self.err(file, format!("provider \"{id}\": the secret file {} is empty", path.display()));
+                        self.err(
+                            file,
+                            format!(
+                                "provider \"{id}\": the secret file {} is empty",
+                                path.display()
+                            ),
+                        );
                         None
                     }
                     Err(e) => {
-                        self.err(file, format!("provider \"{id}\": cannot read the secret file {}: {e}", path.display()));
+                        self.err(
+                            file,
+                            format!(
+                                "provider \"{id}\": cannot read the secret file {}: {e}",
+                                path.display()
+                            ),
+                        );
                         None
                     }
                 }
@@ -536,7 +591,10 @@ impl Validator<'_> {
                 ("client_secret_file", p.client_secret_file.is_some()),
             ] {
                 if present {
-                    self.push(line, format!("provider \"{id}\": a demo provider takes no {key}; remove it"));
+                    self.push(
+                        line,
+                        format!("provider \"{id}\": a demo provider takes no {key}; remove it"),
+                    );
                 }
             }
             let issuer = public_url
@@ -570,7 +628,11 @@ impl Validator<'_> {
                 }
             };
             let secret = self.secret(p, &id, line);
-            (issuer.unwrap_or_default(), client_id.unwrap_or_default(), secret)
+            (
+                issuer.unwrap_or_default(),
+                client_id.unwrap_or_default(),
+                secret,
+            )
         };
         let group_key = match p.group_key.as_ref().map(|g| (g, g.get_ref().as_str())) {
             None => match kind {
@@ -584,11 +646,15 @@ impl Validator<'_> {
                 GroupKey::Id
             }
         };
-        let groups_claim = p.groups_claim.as_ref().map(|c| c.get_ref().clone()).unwrap_or_else(|| "groups".into());
-        if groups_claim.is_empty() || groups_claim.split('.').any(str::is_empty) {
-            if let Some(c) = &p.groups_claim {
-                self.err(c, format!("provider \"{id}\": groups_claim \"{groups_claim}\" is not a claim name or dotted path"));
-            }
+        let groups_claim = p
+            .groups_claim
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_else(|| "groups".into());
+        if (groups_claim.is_empty() || groups_claim.split('.').any(str::is_empty))
+            && let Some(c) = &p.groups_claim
+        {
+            self.err(c, format!("provider \"{id}\": groups_claim \"{groups_claim}\" is not a claim name or dotted path"));
         }
         let graph_url = match &p.graph_url {
             None => Url::parse("https://graph.microsoft.com").ok(),
@@ -596,7 +662,11 @@ impl Validator<'_> {
                 Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))
             }),
         };
-        let on_group_failure = match p.on_group_failure.as_ref().map(|g| (g, g.get_ref().as_str())) {
+        let on_group_failure = match p
+            .on_group_failure
+            .as_ref()
+            .map(|g| (g, g.get_ref().as_str()))
+        {
             None | Some((_, "keep")) => GroupFailure::Keep,
             Some((_, "refuse")) => GroupFailure::Refuse,
             Some((g, other)) => {
@@ -610,7 +680,9 @@ impl Validator<'_> {
         };
         let refresh_interval = match &p.refresh_interval_seconds {
             None => None,
-            Some(v) => self.positive(v, "provider.refresh_interval_seconds").map(Duration::from_secs),
+            Some(v) => self
+                .positive(v, "provider.refresh_interval_seconds")
+                .map(Duration::from_secs),
         };
         let okta_api_token = p.okta_api_token_env.as_ref().and_then(|env| match std::env::var(env.get_ref()) {
             Ok(v) if !v.is_empty() => Some(Secret::new(v)),
@@ -621,11 +693,20 @@ impl Validator<'_> {
         });
         let okta_api_token = match (&p.okta_api_token_env, &p.okta_api_token_file) {
             (Some(_), Some(f)) => {
-                self.err(f, format!("provider \"{id}\": set okta_api_token_env or okta_api_token_file, not both"));
+                self.err(
+                    f,
+                    format!(
+                        "provider \"{id}\": set okta_api_token_env or okta_api_token_file, not both"
+                    ),
+                );
                 None
             }
             (None, Some(file)) => {
-                let path = self.file.parent().unwrap_or(Path::new(".")).join(file.get_ref());
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     _ => {
@@ -640,20 +721,39 @@ impl Validator<'_> {
         for d in &p.allowed_email_domains {
             let dom = d.get_ref().trim().trim_start_matches('@').to_lowercase();
             if dom.is_empty() || dom.contains(['/', ' ', '@']) {
-                self.err(d, format!("provider \"{id}\": \"{}\" is not a domain; write e.g. \"example.com\"", d.get_ref()));
+                self.err(
+                    d,
+                    format!(
+                        "provider \"{id}\": \"{}\" is not a domain; write e.g. \"example.com\"",
+                        d.get_ref()
+                    ),
+                );
             } else {
                 domains.push(dom);
             }
         }
-        let allowed_tenants: Vec<String> = p.allowed_tenants.iter().map(|t| t.get_ref().to_lowercase()).collect();
+        let allowed_tenants: Vec<String> = p
+            .allowed_tenants
+            .iter()
+            .map(|t| t.get_ref().to_lowercase())
+            .collect();
         // Entra multi-tenant (IDP-QUIRKS E9): tokens of any tenant verify against the templated
         // issuer, so the tenants to admit must be listed, as GUIDs.
         let multi_tenant = kind == ProviderKind::Entra
-            && p.tenant.as_ref().is_some_and(|t| matches!(t.get_ref().to_lowercase().as_str(), "organizations" | "common"));
+            && p.tenant.as_ref().is_some_and(|t| {
+                matches!(
+                    t.get_ref().to_lowercase().as_str(),
+                    "organizations" | "common"
+                )
+            });
         if multi_tenant && allowed_tenants.is_empty() {
             self.push(line, format!("provider \"{id}\": a multi-tenant Entra provider (tenant = \"organizations\" or \"common\") needs allowed_tenants = [\"<tenant-id>\", ...]"));
         }
-        if multi_tenant && !issuer.split('/').any(|s| s.eq_ignore_ascii_case("organizations") || s.eq_ignore_ascii_case("common")) {
+        if multi_tenant
+            && !issuer.split('/').any(|s| {
+                s.eq_ignore_ascii_case("organizations") || s.eq_ignore_ascii_case("common")
+            })
+        {
             self.push(line, format!("provider \"{id}\": with tenant = \"organizations\" or \"common\" the issuer must be the matching endpoint, e.g. https://login.microsoftonline.com/organizations/v2.0"));
         }
         for t in &p.allowed_tenants {
@@ -667,7 +767,10 @@ impl Validator<'_> {
             return None;
         }
         Some(ProviderConfig {
-            display_name: p.display_name.clone().unwrap_or_else(|| default_display_name(kind, &id)),
+            display_name: p
+                .display_name
+                .clone()
+                .unwrap_or_else(|| default_display_name(kind, &id)),
             id,
             kind,
             issuer,
@@ -715,11 +818,11 @@ impl Validator<'_> {
                 let b = b.get_ref();
                 let scope = self.parse_with(&b.scope, "team.roles.scope", Scope::parse);
                 let role = self.parse_with(&b.role, "team.roles.role", Role::parse);
-                if let Some(role) = &role {
-                    if !known_roles.contains(role) {
-                        self.err(&b.role, format!("team \"{id}\": role \"{role}\" is not a built-in role; fix the spelling or declare it in custom_roles = [...] at the top of the file"));
-                        continue;
-                    }
+                if let Some(role) = &role
+                    && !known_roles.contains(role)
+                {
+                    self.err(&b.role, format!("team \"{id}\": role \"{role}\" is not a built-in role; fix the spelling or declare it in custom_roles = [...] at the top of the file"));
+                    continue;
                 }
                 if let (Some(scope), Some(role)) = (scope, role) {
                     roles.push(RoleBinding { scope, role });
@@ -728,7 +831,9 @@ impl Validator<'_> {
             let mut groups = Vec::new();
             for g in &t.groups {
                 let g = g.get_ref();
-                let Some(provider) = self.parse_with(&g.provider, "team.groups.provider", ProviderId::parse) else {
+                let Some(provider) =
+                    self.parse_with(&g.provider, "team.groups.provider", ProviderId::parse)
+                else {
                     continue;
                 };
                 let Some(key) = providers.get(&provider) else {
@@ -756,7 +861,13 @@ impl Validator<'_> {
             for m in &t.members {
                 match normalise_email(m.get_ref()) {
                     Some(e) => members.push(e),
-                    None => self.err(m, format!("team \"{id}\": member \"{}\" is not an email address", m.get_ref())),
+                    None => self.err(
+                        m,
+                        format!(
+                            "team \"{id}\": member \"{}\" is not an email address",
+                            m.get_ref()
+                        ),
+                    ),
                 }
             }
             out.push(TeamConfig {
@@ -790,13 +901,23 @@ impl Validator<'_> {
                 Some(e) => {
                     out.locked_users.insert(e);
                 }
-                None => self.err(u, format!("defaults.locked_users: \"{}\" is not an email address", u.get_ref())),
+                None => self.err(
+                    u,
+                    format!(
+                        "defaults.locked_users: \"{}\" is not an email address",
+                        u.get_ref()
+                    ),
+                ),
             }
         }
         out
     }
 
-    fn demo_users(&mut self, raws: &[S<raw::RawDemoUser>], providers: &[ProviderConfig]) -> Vec<DemoUser> {
+    fn demo_users(
+        &mut self,
+        raws: &[S<raw::RawDemoUser>],
+        providers: &[ProviderConfig],
+    ) -> Vec<DemoUser> {
         let mut out: Vec<DemoUser> = Vec::new();
         for u in raws {
             let r = u.get_ref();
@@ -809,23 +930,44 @@ impl Validator<'_> {
                     name: r.name.clone(),
                     groups: r.groups.clone(),
                 }),
-                None => self.err(&r.email, format!("demo_user: \"{}\" is not an email address", r.email.get_ref())),
+                None => self.err(
+                    &r.email,
+                    format!(
+                        "demo_user: \"{}\" is not an email address",
+                        r.email.get_ref()
+                    ),
+                ),
             }
         }
         if providers.iter().any(|p| p.kind == ProviderKind::Demo) && out.is_empty() {
-            self.push(0, "a demo provider is configured but no [[demo_user]]; add at least one".into());
+            self.push(
+                0,
+                "a demo provider is configured but no [[demo_user]]; add at least one".into(),
+            );
         }
         out
     }
 
-    fn forward_auth(&mut self, f: &raw::RawForwardAuth, public_url: Option<&Url>) -> ForwardAuthConfig {
-        let mut headers: BTreeMap<String, String> =
-            HEADER_KEYS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn forward_auth(
+        &mut self,
+        f: &raw::RawForwardAuth,
+        public_url: Option<&Url>,
+    ) -> ForwardAuthConfig {
+        let mut headers: BTreeMap<String, String> = HEADER_KEYS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for (key, value) in &f.headers {
             if !headers.contains_key(key) {
                 self.err(value, format!("forward_auth.headers: \"{key}\" is unknown; use user, email, name, teams, roles or assertion"));
             } else if http::HeaderName::from_bytes(value.get_ref().as_bytes()).is_err() {
-                self.err(value, format!("forward_auth.headers.{key}: \"{}\" is not a valid header name", value.get_ref()));
+                self.err(
+                    value,
+                    format!(
+                        "forward_auth.headers.{key}: \"{}\" is not a valid header name",
+                        value.get_ref()
+                    ),
+                );
             } else {
                 headers.insert(key.clone(), value.get_ref().clone());
             }
@@ -856,8 +998,14 @@ impl Validator<'_> {
             None => Role::parse("owner").ok(),
             Some(r) => {
                 let role = self.parse_with(r, "admin.role", Role::parse);
-                if role.as_ref().is_some_and(|role| !known_roles.contains(role)) {
-                    self.err(r, format!("admin.role \"{}\" is not a known role", r.get_ref()));
+                if role
+                    .as_ref()
+                    .is_some_and(|role| !known_roles.contains(role))
+                {
+                    self.err(
+                        r,
+                        format!("admin.role \"{}\" is not a known role", r.get_ref()),
+                    );
                 }
                 role
             }
@@ -891,10 +1039,14 @@ fn is_loopback_host(url: &Url) -> bool {
 fn parse_origin(s: &str) -> Result<url::Origin, String> {
     let url = Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("\"{s}\" must be an http(s) origin such as https://app.example.com"));
+        return Err(format!(
+            "\"{s}\" must be an http(s) origin such as https://app.example.com"
+        ));
     }
     if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-        return Err(format!("\"{s}\" must be an origin only (scheme://host[:port]), without path or user"));
+        return Err(format!(
+            "\"{s}\" must be an origin only (scheme://host[:port]), without path or user"
+        ));
     }
     Ok(url.origin())
 }

@@ -132,7 +132,7 @@ impl Scope {
                 "scope \"{s}\" is not valid; write org/<id>, org/<id>/space/<id> or org/<id>/space/<id>/workspace/<id> (ids: letters, digits, '-', '_', '.')"
             ))
         };
-        if parts.len() % 2 != 0 || parts.is_empty() || parts.len() > 6 {
+        if !parts.len().is_multiple_of(2) || parts.is_empty() || parts.len() > 6 {
             return Err(bad());
         }
         for (i, pair) in parts.chunks(2).enumerate() {
@@ -210,7 +210,14 @@ mod tests {
         let other = Scope::parse("org/acme2").unwrap();
         assert!(org.covers(&space) && org.covers(&ws) && space.covers(&ws) && org.covers(&org));
         assert!(!space.covers(&org) && !org.covers(&other));
-        for bad in ["org", "space/x", "org/a/workspace/b", "org/a/space/", "org/a/b/c", "org/a b"] {
+        for bad in [
+            "org",
+            "space/x",
+            "org/a/workspace/b",
+            "org/a/space/",
+            "org/a/b/c",
+            "org/a b",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad} should be invalid");
         }
     }

@@ -48,7 +48,11 @@ impl ErrorPage {
     }
 
     /// A 500 page for an internal error.
-    pub fn internal(templates: &Arc<Templates>, request_id: &RequestId, error: impl std::fmt::Display) -> Self {
+    pub fn internal(
+        templates: &Arc<Templates>,
+        request_id: &RequestId,
+        error: impl std::fmt::Display,
+    ) -> Self {
         Self::new(
             templates,
             request_id,

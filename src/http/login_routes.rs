@@ -36,7 +36,14 @@ struct ChooserEntry {
 
 fn login_error_page(state: &AppState, rid: &RequestId, e: LoginError) -> ErrorPage {
     let (title, reason) = e.user_message();
-    ErrorPage::new(&state.templates, rid, e.status(), title, reason, e.to_string())
+    ErrorPage::new(
+        &state.templates,
+        rid,
+        e.status(),
+        title,
+        reason,
+        e.to_string(),
+    )
 }
 
 /// No caching of anything that sets or depends on the session (SECURITY.md 53).
@@ -54,15 +61,14 @@ async fn login_page(
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
-    let return_to = q
-        .rd
-        .as_deref()
-        .and_then(|rd| safe_return_to(rd, &config.server))
-        .unwrap_or_else(|| "/".into());
+    let return_to =
+        q.rd.as_deref()
+            .and_then(|rd| safe_return_to(rd, &config.server))
+            .unwrap_or_else(|| "/".into());
     let provider = match (&q.provider, config.providers.as_slice()) {
-        (Some(id), _) => config
-            .provider(id)
-            .ok_or_else(|| login_error_page(&state, &rid, LoginError::UnknownProvider(id.clone())))?,
+        (Some(id), _) => config.provider(id).ok_or_else(|| {
+            login_error_page(&state, &rid, LoginError::UnknownProvider(id.clone()))
+        })?,
         (None, [only]) => only,
         (None, all) => {
             let entries: Vec<ChooserEntry> = all
@@ -86,9 +92,16 @@ async fn login_page(
         }
     };
     let runtime = state.providers.runtime(provider);
-    let url = login::start(&config, &runtime, provider, state.client_secret(provider), &session, return_to)
-        .await
-        .map_err(|e| login_error_page(&state, &rid, e))?;
+    let url = login::start(
+        &config,
+        &runtime,
+        provider,
+        state.client_secret(provider),
+        &session,
+        return_to,
+    )
+    .await
+    .map_err(|e| login_error_page(&state, &rid, e))?;
     Ok(no_store(Redirect::to(&url).into_response()))
 }
 
@@ -106,7 +119,15 @@ async fn callback(
             .ok_or_else(|| LoginError::UnknownProvider(provider_id.clone()))?;
         let params = login::parse_callback_query(raw.as_deref())?;
         let runtime = state.providers.runtime(provider);
-        let verified = login::finish(&config, &runtime, provider, state.client_secret(provider), &session, &params).await?;
+        let verified = login::finish(
+            &config,
+            &runtime,
+            provider,
+            state.client_secret(provider),
+            &session,
+            &params,
+        )
+        .await?;
         crate::login_flow::complete(&state, &config, provider, verified, &session, &rid).await
     }
     .await;
@@ -115,9 +136,10 @@ async fn callback(
         Ok(return_to) => Redirect::to(&return_to).into_response(),
         Err(e) => login_error_page(&state, &rid, e).into_response(),
     };
-    response
-        .headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     no_store(response)
 }
 

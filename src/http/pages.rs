@@ -39,7 +39,10 @@ async fn home(
             serde_json::json!({ "signed_in": true, "me": identity, "csrf": s.auth.csrf })
         }
     };
-    let html = state.templates.render("home.html", ctx).map_err(|e| internal(&e))?;
+    let html = state
+        .templates
+        .render("home.html", ctx)
+        .map_err(|e| internal(&e))?;
     let mut response = Html(html).into_response();
     response
         .headers_mut()

@@ -15,11 +15,15 @@ pub fn safe_return_to(rd: &str, server: &ServerConfig) -> Option<String> {
         return safe_path(rd).then(|| rd.to_owned());
     }
     let url = Url::parse(rd).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
     let origin = url.origin();
-    let allowed = origin == server.public_url.origin() || server.allowed_redirect_origins.contains(&origin);
+    let allowed =
+        origin == server.public_url.origin() || server.allowed_redirect_origins.contains(&origin);
     allowed.then(|| url.to_string())
 }
 
@@ -40,10 +44,11 @@ fn safe_path(path: &str) -> bool {
 fn percent_decode_repeatedly(s: &str) -> String {
     let mut current = s.to_owned();
     for _ in 0..4 {
-        let next: String = url::form_urlencoded::parse(format!("x={}", current.replace('+', "%2B")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let next: String =
+            url::form_urlencoded::parse(format!("x={}", current.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
         if next == current {
             break;
         }
@@ -74,7 +79,13 @@ mod tests {
     #[test]
     fn case_42_relative_paths_and_allowed_origins_pass() {
         let s = server();
-        for ok in ["/", "/app?x=1", "/a/b#frag", "https://app.example.com/x", "https://login.example.com/y"] {
+        for ok in [
+            "/",
+            "/app?x=1",
+            "/a/b#frag",
+            "https://app.example.com/x",
+            "https://login.example.com/y",
+        ] {
             assert!(safe_return_to(ok, &s).is_some(), "{ok} should pass");
         }
     }
@@ -83,16 +94,41 @@ mod tests {
     fn case_42_hostile_return_urls_are_rejected() {
         let s = server();
         let hostile = [
-            "//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com", "/%2F/evil.com", "/%2f%2fevil.com",
-            "/%252F%252Fevil.com", "/%5Cevil.com", "https://evil.com", "http://app.example.com",
-            "https://app.example.com:8443/", "https://app.example.com.evil.com/", "https://evil.com#@app.example.com",
-            "https://user@app.example.com/", "https://app.example.com@evil.com/", "javascript:alert(1)",
-            "JavaScript:alert(1)", "data:text/html,x", "/\u{0}evil", "/a\nb", "/a\rb", "\t//evil.com", "evil.com",
-            "https:evil.com", "//app.example.com", "", "/%0d%0aSet-Cookie:x", "https://login.example.com.evil.com",
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/%2F/evil.com",
+            "/%2f%2fevil.com",
+            "/%252F%252Fevil.com",
+            "/%5Cevil.com",
+            "https://evil.com",
+            "http://app.example.com",
+            "https://app.example.com:8443/",
+            "https://app.example.com.evil.com/",
+            "https://evil.com#@app.example.com",
+            "https://user@app.example.com/",
+            "https://app.example.com@evil.com/",
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "/\u{0}evil",
+            "/a\nb",
+            "/a\rb",
+            "\t//evil.com",
+            "evil.com",
+            "https:evil.com",
+            "//app.example.com",
+            "",
+            "/%0d%0aSet-Cookie:x",
+            "https://login.example.com.evil.com",
             "ftp://app.example.com/",
         ];
         for bad in hostile {
-            assert!(safe_return_to(bad, &s).is_none(), "{bad:?} should be rejected");
+            assert!(
+                safe_return_to(bad, &s).is_none(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -10,7 +10,50 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/error.html")),
     ("chooser.html", include_str!("../../templates/chooser.html")),
     ("home.html", include_str!("../../templates/home.html")),
-    ("demo_idp_pick.html", include_str!("../../templates/demo_idp_pick.html")),
+    (
+        "demo_idp_pick.html",
+        include_str!("../../templates/demo_idp_pick.html"),
+    ),
+    (
+        "admin_base.html",
+        include_str!("../../templates/admin_base.html"),
+    ),
+    (
+        "admin_audit_rows.html",
+        include_str!("../../templates/admin_audit_rows.html"),
+    ),
+    (
+        "admin_index.html",
+        include_str!("../../templates/admin_index.html"),
+    ),
+    (
+        "admin_users.html",
+        include_str!("../../templates/admin_users.html"),
+    ),
+    (
+        "admin_user.html",
+        include_str!("../../templates/admin_user.html"),
+    ),
+    (
+        "admin_teams.html",
+        include_str!("../../templates/admin_teams.html"),
+    ),
+    (
+        "admin_mappings.html",
+        include_str!("../../templates/admin_mappings.html"),
+    ),
+    (
+        "admin_scim.html",
+        include_str!("../../templates/admin_scim.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("../../templates/admin_audit.html"),
+    ),
+    (
+        "admin_plan.html",
+        include_str!("../../templates/admin_plan.html"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +75,11 @@ impl Templates {
         // `.html` templates are auto-escaped by minijinja's default callback.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, source) in TEMPLATES {
-            env.add_template(name, source).map_err(|source| TemplateError {
-                name: (*name).to_owned(),
-                source,
-            })?;
+            env.add_template(name, source)
+                .map_err(|source| TemplateError {
+                    name: (*name).to_owned(),
+                    source,
+                })?;
         }
         Ok(Self { env })
     }
@@ -45,6 +89,10 @@ impl Templates {
             name: name.to_owned(),
             source,
         };
-        self.env.get_template(name).map_err(err)?.render(ctx).map_err(err)
+        self.env
+            .get_template(name)
+            .map_err(err)?
+            .render(ctx)
+            .map_err(err)
     }
 }

@@ -23,7 +23,10 @@ pub struct StoredMembership {
 }
 
 pub fn current(conn: &Connection, user_id: i64) -> Result<BTreeSet<MembershipRow>> {
-    Ok(detailed(conn, user_id)?.into_iter().map(|m| m.row).collect())
+    Ok(detailed(conn, user_id)?
+        .into_iter()
+        .map(|m| m.row)
+        .collect())
 }
 
 pub fn detailed(conn: &Connection, user_id: i64) -> Result<Vec<StoredMembership>> {
@@ -58,7 +61,8 @@ pub fn detailed(conn: &Connection, user_id: i64) -> Result<Vec<StoredMembership>
 
 /// Everything reconcile needs to know about `user`, read from the store and the config.
 pub fn user_input(conn: &Connection, user: &UserRecord, config: &Config) -> Result<UserInput> {
-    let provider = ProviderId::parse(&user.provider).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let provider =
+        ProviderId::parse(&user.provider).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let key = config
         .provider(&user.provider)
         .map(|p| p.group_key)
@@ -81,13 +85,23 @@ pub fn user_input(conn: &Connection, user: &UserRecord, config: &Config) -> Resu
 }
 
 /// Recompute one user's memberships from their stored inputs and apply the difference.
-pub fn reconcile_user(conn: &Connection, user_id: i64, config: &Config, trigger: &Trigger) -> Result<Plan> {
+pub fn reconcile_user(
+    conn: &Connection,
+    user_id: i64,
+    config: &Config,
+    trigger: &Trigger,
+) -> Result<Plan> {
     let user = users::by_id(conn, user_id)?.ok_or(StoreError::NotFound)?;
     reconcile_record(conn, &user, config, trigger)
 }
 
 /// [`reconcile_user`] for a user already read.
-pub fn reconcile_record(conn: &Connection, user: &UserRecord, config: &Config, trigger: &Trigger) -> Result<Plan> {
+pub fn reconcile_record(
+    conn: &Connection,
+    user: &UserRecord,
+    config: &Config,
+    trigger: &Trigger,
+) -> Result<Plan> {
     let input = user_input(conn, user, config)?;
     let current = current(conn, user.id)?;
     let target = reconcile::reconcile(&input, &config.policy(), &current);
@@ -132,14 +146,28 @@ fn apply(
             "DELETE FROM memberships WHERE user_id = ?1 AND team_id = ?2 AND source = ?3 AND via = ?4",
         )?
         .execute(params![user.id, row.team.as_str(), row.source.as_str(), row.via])?;
-        audit_row(conn, &now, trigger, user.id, &label, "membership.remove", row)?;
+        audit_row(
+            conn,
+            &now,
+            trigger,
+            user.id,
+            &label,
+            "membership.remove",
+            row,
+        )?;
     }
     for row in &plan.add {
         conn.prepare_cached(
             "INSERT INTO memberships (user_id, team_id, source, via, since, confirmed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?
-        .execute(params![user.id, row.team.as_str(), row.source.as_str(), row.via, now])?;
+        .execute(params![
+            user.id,
+            row.team.as_str(),
+            row.source.as_str(),
+            row.via,
+            now
+        ])?;
         audit_row(conn, &now, trigger, user.id, &label, "membership.add", row)?;
     }
     for row in confirmed {
@@ -147,7 +175,13 @@ fn apply(
             "UPDATE memberships SET confirmed_at = ?5
              WHERE user_id = ?1 AND team_id = ?2 AND source = ?3 AND via = ?4",
         )?
-        .execute(params![user.id, row.team.as_str(), row.source.as_str(), row.via, now])?;
+        .execute(params![
+            user.id,
+            row.team.as_str(),
+            row.source.as_str(),
+            row.via,
+            now
+        ])?;
     }
     Ok(())
 }

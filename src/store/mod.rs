@@ -3,16 +3,17 @@
 //! connections on the blocking thread pool. Handlers never touch SQL: they call the typed
 //! functions of the table modules through [`Store::read`] and [`Store::write`].
 
-pub mod error;
-mod migrations;
-mod writer;
+pub mod admin_queries;
 pub mod audit;
+pub mod error;
 pub mod memberships;
+mod migrations;
 pub mod scim;
 pub mod sessions;
 pub mod signing_keys;
 pub mod teams;
 pub mod users;
+mod writer;
 
 pub use error::{Result, StoreError};
 
@@ -56,9 +57,11 @@ impl Store {
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         // WAL is a property of the file; set once by the writer.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
         // A 2xx acknowledged to an IdP must survive power loss; group commit pays for it.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
         migrations::apply(&mut conn)?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -126,10 +129,10 @@ impl Inner {
     }
 
     fn put_reader(&self, conn: Connection) {
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < READ_POOL_SIZE {
-                pool.push(conn);
-            }
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < READ_POOL_SIZE
+        {
+            pool.push(conn);
         }
     }
 }
@@ -141,7 +144,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// `spawn_blocking` that re-raises a panic of the closure instead of hiding it.
-pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

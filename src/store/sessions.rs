@@ -27,8 +27,10 @@ fn user_of(record: &Record) -> Option<i64> {
 /// Revoke every session of a user: bump the generation (so a session minted before stops
 /// working even if its row survived somewhere) and delete the rows.
 pub fn revoke_user(conn: &Connection, user_id: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1")?
-        .execute([user_id])?;
+    conn.prepare_cached(
+        "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
+    )?
+    .execute([user_id])?;
     conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
         .execute([user_id])?;
     Ok(())
@@ -129,7 +131,9 @@ impl SessionStore for SqliteSessionStore {
             .store
             .read(move |conn| {
                 Ok(conn
-                    .prepare_cached("SELECT data, expires_at FROM sessions WHERE id = ?1 AND expires_at >= ?2")?
+                    .prepare_cached(
+                        "SELECT data, expires_at FROM sessions WHERE id = ?1 AND expires_at >= ?2",
+                    )?
                     .query_row(params![hashed, now], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?)
             })
@@ -140,7 +144,8 @@ impl SessionStore for SqliteSessionStore {
         };
         Ok(Some(Record {
             id,
-            data: serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            data: serde_json::from_str(&data)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
             expiry_date: time::OffsetDateTime::from_unix_timestamp(expires)
                 .map_err(|e| session_store::Error::Decode(e.to_string()))?,
         }))
@@ -150,7 +155,8 @@ impl SessionStore for SqliteSessionStore {
         let id = hash_id(session_id);
         self.store
             .write(move |conn| {
-                conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute([id])?;
+                conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+                    .execute([id])?;
                 Ok(())
             })
             .await

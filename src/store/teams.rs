@@ -50,16 +50,20 @@ pub fn sync_config(conn: &Connection, config: &Config, trigger: &Trigger) -> Res
     conn.execute("DELETE FROM mappings", [])?;
     for team in &config.teams {
         for b in &team.roles {
-            conn.prepare_cached("INSERT OR IGNORE INTO role_bindings (team_id, scope, role) VALUES (?1, ?2, ?3)")?
-                .execute(params![team.id.as_str(), b.scope.as_str(), b.role.as_str()])?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO role_bindings (team_id, scope, role) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![team.id.as_str(), b.scope.as_str(), b.role.as_str()])?;
         }
         for (provider, group) in &team.groups {
-            conn.prepare_cached("INSERT OR IGNORE INTO mappings (provider, group_key, team_id) VALUES (?1, ?2, ?3)")?
-                .execute(params![
-                    provider.as_str(),
-                    crate::domain::reconcile::MappingTable::normalise(group),
-                    team.id.as_str()
-                ])?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO mappings (provider, group_key, team_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                provider.as_str(),
+                crate::domain::reconcile::MappingTable::normalise(group),
+                team.id.as_str()
+            ])?;
         }
     }
     // Reconcile before deleting removed teams, so their memberships leave audit rows.

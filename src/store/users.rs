@@ -68,7 +68,11 @@ fn decode(row: Option<(UserRecord, Option<String>)>) -> Result<Option<UserRecord
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<UserRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
-    decode(conn.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+    decode(
+        conn.prepare_cached(&sql)?
+            .query_row([id], from_row)
+            .optional()?,
+    )
 }
 
 pub fn by_subject(conn: &Connection, provider: &str, subject: &str) -> Result<Option<UserRecord>> {

@@ -31,7 +31,9 @@ impl WriterHandle {
             .name("teamgate-sqlite-writer".into())
             .spawn(move || run(conn, rx))
             .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the SQLite writer thread"));
+            .unwrap_or_else(
+                |e| tracing::error!(error = %e, "cannot start the SQLite writer thread"),
+            );
         Self { jobs }
     }
 
@@ -41,19 +43,21 @@ impl WriterHandle {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| match conn.map(f).unwrap_or(Err(StoreError::Busy)) {
-            Ok(value) => (
-                true,
-                Box::new(move |commit_error: Option<&StoreError>| {
-                    let _ = tx.send(match commit_error {
-                        None => Ok(value),
-                        Some(StoreError::Busy) => Err(StoreError::Busy),
-                        Some(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-                    });
-                }),
-            ),
-            Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
-        });
+        let job: Job = Box::new(
+            move |conn| match conn.map(f).unwrap_or(Err(StoreError::Busy)) {
+                Ok(value) => (
+                    true,
+                    Box::new(move |commit_error: Option<&StoreError>| {
+                        let _ = tx.send(match commit_error {
+                            None => Ok(value),
+                            Some(StoreError::Busy) => Err(StoreError::Busy),
+                            Some(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                        });
+                    }),
+                ),
+                Err(e) => (false, Box::new(move |_| drop(tx.send(Err(e))))),
+            },
+        );
         self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -117,4 +121,3 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         done(err.as_ref());
     }
 }
-
