@@ -13,7 +13,10 @@
 //! - [`http`]: router assembly, middleware, HTML and JSON error surfaces, pages.
 //! - [`app`]: `Application::build(Config)`: the running server and its shared state.
 //! - [`cli`]: the `teamgate` command line.
+//! - [`admin`]: plan, explain, audit, live reload, the `/admin` pages, `/readyz`, `/metrics`.
+//! - [`metrics`]: the Prometheus registry and the counters other modules bump.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -23,6 +26,7 @@ pub mod downstream;
 pub mod http;
 pub mod identity;
 pub mod login_flow;
+pub mod metrics;
 pub mod oidc;
 pub mod scim;
 pub mod secret;

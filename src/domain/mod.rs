@@ -2,7 +2,9 @@
 //! reconcile function that decides memberships. Nothing here does I/O or knows about axum or
 //! SQLite; the store applies what these functions decide.
 
+pub mod explain;
 pub mod ids;
+pub mod plan;
 pub mod reconcile;
 pub mod roles;
 

@@ -14,6 +14,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(pages::routes())
         .merge(login_routes::routes())
+        .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
         .layer(sessions)
         .with_state(state.clone());
@@ -21,4 +22,5 @@ pub fn router(state: AppState) -> Router {
         app = app.nest("/demo-idp", crate::demo_idp::router(idp.clone()));
     }
     app.layer(middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn(crate::metrics::middleware))
 }

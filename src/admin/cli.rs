@@ -1,0 +1,459 @@
+//! `teamgate plan`, `explain`, `audit` and `reload`. The first three open the database read-only
+//! (the running server's writer keeps the only write lock) and change nothing; `reload` sends
+//! SIGHUP to the server through its pid file and waits for the outcome it records.
+//!
+//! Exit statuses: 0 success (`plan`: no change), 2 (`plan` only) changes to apply, 1 error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use rusqlite::Connection;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::{Config, ConfigErrors};
+use crate::domain::explain::{self, UserSummary};
+use crate::domain::plan::{self, ConfigView};
+use crate::domain::reconcile::Source;
+use crate::store::StoreError;
+use crate::store::admin_queries::{self as q, AuditFilter};
+use crate::store::audit::AuditRow;
+
+/// The admin subcommands, flattened into the top-level `teamgate` command.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Show what applying the config file given by --config would change: teams, role
+    /// bindings, mappings, and each user's memberships and roles. Changes nothing.
+    /// Exit status: 0 no change, 2 changes, 1 error.
+    Plan {
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a user holds each team and role: source, group, mapping, when last confirmed.
+    Explain {
+        /// Email, public id, provider:subject, or numeric id.
+        user: String,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Query the audit log (newest rows last).
+    Audit(AuditArgs),
+    /// Make the running server re-read its config file (SIGHUP to the pid in
+    /// <database>.pid) and report whether it applied or refused it.
+    Reload {
+        /// Seconds to wait for the server's answer.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Rows about this user (email, public id, provider:subject or numeric id).
+    #[arg(long)]
+    user: Option<String>,
+    /// Rows about this team id.
+    #[arg(long)]
+    team: Option<String>,
+    /// Rows of this membership source: claims, scim, config or default.
+    #[arg(long)]
+    source: Option<String>,
+    /// Rows of this trigger: login, scim, config, admin or cli.
+    #[arg(long)]
+    trigger: Option<String>,
+    /// From this time: RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or an age
+    /// (30m, 12h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Up to this time, in the same forms as --since.
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many rows (the newest).
+    #[arg(long, default_value_t = 200)]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no user matches \"{0}\"; give an email, public id, provider:subject or numeric id")]
+    NoSuchUser(String),
+    #[error("\"{key}\" matches several users; give one of their ids instead:\n{list}")]
+    Ambiguous { key: String, list: String },
+    #[error("{0}")]
+    BadArgument(String),
+    #[error(transparent)]
+    PidFile(#[from] super::pidfile::PidFileError),
+    #[error(
+        "SIGHUP sent to process {pid}, but it did not answer within {secs}s; check the server's log"
+    )]
+    NoAnswer { pid: i32, secs: u64 },
+    #[error("the server refused the config:\n{0}")]
+    Refused(String),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Run one admin command with the config file `config_path`.
+pub fn run(config_path: &Path, command: AdminCommand) -> ExitCode {
+    let result = match command {
+        AdminCommand::Plan { json } => plan_command(config_path, json),
+        AdminCommand::Explain { user, json } => explain_command(config_path, &user, json),
+        AdminCommand::Audit(args) => audit_command(config_path, &args),
+        AdminCommand::Reload { wait } => reload_command(config_path, Duration::from_secs(wait)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError::Config(errors)) => {
+            eprint!("{errors}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("teamgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(CliError::Config)
+}
+
+fn open(database: &Path) -> Result<Connection, CliError> {
+    if !database.exists() {
+        return Err(CliError::BadArgument(format!(
+            "no database at {}: start `teamgate serve` with this config once, or check server.database",
+            database.display()
+        )));
+    }
+    Ok(q::open_read_only(database)?)
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// What the new file is compared with.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Baseline {
+    /// The snapshot the last config sync recorded.
+    Applied { path: String, at: String },
+    /// Only the synced tables (a database from before snapshots): members, defaults and locks
+    /// are compared as if empty.
+    Tables,
+    /// No database yet: everything is new.
+    Empty,
+}
+
+/// The plan of `config` against what `database` holds.
+pub fn compute_plan(
+    conn: &Connection,
+    config: &Config,
+) -> Result<(Baseline, plan::Plan), StoreError> {
+    q::snapshot(conn, |conn| {
+        let (baseline, old) = match q::applied(conn)? {
+            Some(a) => (
+                Baseline::Applied {
+                    path: a.path,
+                    at: a.at,
+                },
+                a.view,
+            ),
+            None => (Baseline::Tables, q::view_from_tables(conn)?),
+        };
+        let users = q::plan_users(conn, config)?;
+        Ok((
+            baseline,
+            plan::plan(&old, &super::config_view(config), &users),
+        ))
+    })
+}
+
+fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
+    let config = load(config_path)?;
+    let database = &config.server.database;
+    let (baseline, plan) = if database.exists() {
+        let conn = open(database)?;
+        compute_plan(&conn, &config)?
+    } else {
+        (
+            Baseline::Empty,
+            plan::plan(&ConfigView::default(), &super::config_view(&config), &[]),
+        )
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "changes": !plan.is_empty(),
+            "file": config.path,
+            "database": database,
+            "compared_with": baseline,
+            "plan": plan,
+        }))?;
+    } else {
+        match &baseline {
+            Baseline::Applied { path, at } => {
+                println!(
+                    "Comparing {} with the config applied to {} ({path}, at {at}).\n",
+                    config.path.display(),
+                    database.display()
+                );
+            }
+            Baseline::Tables => println!(
+                "Comparing {} with the teams synced into {} (no record of members, defaults or locks).\n",
+                config.path.display(),
+                database.display()
+            ),
+            Baseline::Empty => println!(
+                "No database at {} yet: everything in the file is new.\n",
+                database.display()
+            ),
+        }
+        print!("{}", plan::render_text(&plan));
+    }
+    Ok(if plan.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode, CliError> {
+    let config = load(config_path)?;
+    let conn = open(&config.server.database)?;
+    let view = super::config_view(&config);
+    let (explanation, differs) = q::snapshot(&conn, |conn| {
+        let user = one_user(conn, key)?;
+        let (input, held) = q::explain_inputs(conn, &user, &config)?;
+        let summary = UserSummary {
+            label: user.label(),
+            public_id: user.public_id.clone(),
+            provider: user.provider.clone(),
+            subject: user.subject.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            active: user.active,
+            last_login_at: user.last_login_at.clone(),
+            claims_groups_at: user.claims_groups_at.clone(),
+        };
+        let differs = q::applied(conn)?.is_some_and(|a| a.view != view);
+        Ok::<_, CliError>((explain::explain(summary, &input, &held, &view), differs))
+    })?;
+    if json {
+        print_json(
+            &serde_json::json!({ "config_differs_from_applied": differs, "explanation": explanation }),
+        )?;
+    } else {
+        print!("{}", explain::render_text(&explanation));
+        if differs {
+            println!(
+                "\nnote: {} differs from the config the server applied; `teamgate plan` shows the difference.",
+                config.path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one user `key` names.
+fn one_user(conn: &Connection, key: &str) -> Result<crate::store::users::UserRecord, CliError> {
+    let mut found = q::find_users(conn, key)?;
+    match found.len() {
+        0 => Err(CliError::NoSuchUser(key.to_owned())),
+        1 => Ok(found.remove(0)),
+        _ => Err(CliError::Ambiguous {
+            key: key.to_owned(),
+            list: found
+                .iter()
+                .map(|u| {
+                    format!(
+                        "  {}  {}:{}  {}",
+                        u.public_id,
+                        u.provider,
+                        u.subject,
+                        u.label()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }),
+    }
+}
+
+/// Parse a time bound: RFC 3339, a date (midnight UTC), or an age before `now` (`30m`, `12h`,
+/// `7d`, `90s`).
+pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date_format) {
+        return Ok(d.midnight().assume_utc());
+    }
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = number.parse().map_err(|_| bad_time(s))?;
+    let age = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(bad_time(s)),
+    };
+    Ok(now - age)
+}
+
+fn bad_time(s: &str) -> String {
+    format!(
+        "\"{s}\" is not a time; write 2024-05-01T12:00:00Z, 2024-05-01, or an age such as 30m, 12h, 7d"
+    )
+}
+
+/// The audit filter the arguments describe.
+fn audit_filter(conn: &Connection, args: &AuditArgs) -> Result<AuditFilter, CliError> {
+    let now = OffsetDateTime::now_utc();
+    let time = |s: &Option<String>| {
+        s.as_deref()
+            .map(|s| parse_time(s, now).map_err(CliError::BadArgument))
+            .transpose()
+    };
+    let source = args
+        .source
+        .as_deref()
+        .map(|s| {
+            Source::parse(s).ok_or_else(|| {
+                CliError::BadArgument(format!(
+                    "--source \"{s}\" is unknown; use claims, scim, config or default"
+                ))
+            })
+        })
+        .transpose()?;
+    let user_ids = match &args.user {
+        Some(u) => q::find_users(conn, u)?.into_iter().map(|u| u.id).collect(),
+        None => Vec::new(),
+    };
+    Ok(AuditFilter {
+        user_ids,
+        user_label: args.user.clone(),
+        team: args.team.clone(),
+        source,
+        trigger: args.trigger.clone(),
+        since: time(&args.since)?,
+        until: time(&args.until)?,
+        limit: args.limit,
+    })
+}
+
+fn audit_command(config_path: &Path, args: &AuditArgs) -> Result<ExitCode, CliError> {
+    let config = load(config_path)?;
+    let conn = open(&config.server.database)?;
+    let filter = audit_filter(&conn, args)?;
+    let mut rows = q::audit(&conn, &filter)?;
+    rows.reverse();
+    if args.json {
+        print_json(&rows)?;
+    } else {
+        print!("{}", render_audit(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Audit rows as aligned text, one per line.
+pub fn render_audit(rows: &[AuditRow]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("(no audit rows match)\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<30} {:<7} {:<22} {:<24} {:<18} {:<8} {:<20} DETAIL",
+        "AT", "TRIGGER", "ACTION", "USER", "TEAM", "SOURCE", "GROUP"
+    );
+    let dash = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<30} {:<7} {:<22} {:<24} {:<18} {:<8} {:<20} {}",
+            r.at,
+            r.trigger,
+            r.action,
+            dash(&r.user_label),
+            dash(&r.team),
+            dash(&r.source),
+            dash(&r.via),
+            dash(&r.detail)
+        );
+    }
+    out
+}
+
+fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliError> {
+    // Validate first: an invalid file is refused here and the server is not disturbed.
+    let config = load(config_path)?;
+    let database: PathBuf = config.server.database.clone();
+    let conn = open(&database)?;
+    let before = q::last_reload(&conn)?.map_or(0, |s| s.seq);
+    let pid = super::pidfile::signal_reload(&database)?;
+    eprintln!(
+        "SIGHUP sent to teamgate (process {pid}); waiting for it to apply {}",
+        config_path.display()
+    );
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(status) = q::last_reload(&conn)?.filter(|s| s.seq > before) {
+            return if status.ok {
+                println!("{}", status.message);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CliError::Refused(status.message))
+            };
+        }
+        if Instant::now() >= deadline {
+            return Err(CliError::NoAnswer {
+                pid,
+                secs: wait.as_secs(),
+            });
+        }
+        // The server records its answer in the database; polling a read-only connection is
+        // the one channel both sides already share.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_dates_or_ages() {
+        let now = OffsetDateTime::parse("2024-05-10T12:00:00Z", &Rfc3339).unwrap();
+        let at = |s: &str| parse_time(s, now).unwrap().format(&Rfc3339).unwrap();
+        assert_eq!(at("2024-05-01T08:30:00+02:00"), "2024-05-01T08:30:00+02:00");
+        assert_eq!(at("2024-05-01"), "2024-05-01T00:00:00Z");
+        assert_eq!(at("30m"), "2024-05-10T11:30:00Z");
+        assert_eq!(at("7d"), "2024-05-03T12:00:00Z");
+        for bad in ["yesterday", "5w", "", "2024-13-01"] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+}

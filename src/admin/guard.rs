@@ -1,0 +1,240 @@
+//! Who may use `/admin`, and the checks on every state-changing admin form.
+//!
+//! Access: a signed-in user holding the configured admin role (`[admin] role`, on `scope` when
+//! one is set, else on any scope). Signed out: redirect to the login with a return to the page.
+//! Signed in without the role: a 403 page.
+//!
+//! State changes (SECURITY.md 54, OWASP CSRF cheat sheet): POST only; refused with 403 when the
+//! browser says the request is cross-site (`Sec-Fetch-Site`), when `Origin` is present and is
+//! not teamgate's own, or when the form's CSRF token is not the session's. GET never mutates.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::http::error::ErrorPage;
+use crate::http::request_id::RequestId;
+use crate::identity::Identity;
+use crate::session::SignedIn;
+
+/// A request by an administrator.
+pub struct Admin {
+    pub signed_in: SignedIn,
+    pub identity: Identity,
+    /// The config snapshot this request uses throughout.
+    pub config: Arc<Config>,
+}
+
+/// True when `identity` holds the admin role `config` names.
+pub fn is_admin(config: &Config, identity: &Identity) -> bool {
+    let role = &config.admin.role;
+    match &config.admin.scope {
+        Some(scope) => identity.effective.has(role, scope),
+        None => identity.effective.grants.keys().any(|b| &b.role == role),
+    }
+}
+
+/// The administrator making this request, or the response to send instead: a redirect to
+/// the login for a signed-out browser, a 403 page for anyone else.
+pub async fn require_admin(
+    state: &AppState,
+    session: &Session,
+    rid: &RequestId,
+    return_to: &str,
+) -> Result<Admin, Response> {
+    let config = state.config.get();
+    let internal =
+        |e: &dyn std::fmt::Display| ErrorPage::internal(&state.templates, rid, e).into_response();
+    let signed_in = crate::session::current(session, &state.store, &config.server)
+        .await
+        .map_err(|e| internal(&e))?;
+    let Some(signed_in) = signed_in else {
+        let target = format!(
+            "/login?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", return_to)
+                .finish()
+        );
+        return Err(no_store(Redirect::to(&target).into_response()));
+    };
+    let identity = Identity::load(&state.store, &config, &signed_in.user)
+        .await
+        .map_err(|e| internal(&e))?;
+    if !is_admin(&config, &identity) {
+        let needed = match &config.admin.scope {
+            Some(scope) => format!("the {} role on {scope}", config.admin.role),
+            None => format!("the {} role", config.admin.role),
+        };
+        return Err(ErrorPage::new(
+            &state.templates,
+            rid,
+            StatusCode::FORBIDDEN,
+            "Administrators only",
+            format!("These pages are for teamgate administrators, who hold {needed}. You are signed in, but none of your teams gives you that role."),
+            format!("admin page refused to {}", signed_in.user.label()),
+        )
+        .into_response());
+    }
+    Ok(Admin {
+        signed_in,
+        identity,
+        config,
+    })
+}
+
+/// Why a state-changing request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfRefusal {
+    /// `Sec-Fetch-Site` says another site sent it.
+    CrossSite,
+    /// `Origin` names another origin (or `null`).
+    ForeignOrigin,
+    /// The form's token is missing or wrong.
+    BadToken,
+}
+
+impl CsrfRefusal {
+    fn log_reason(self) -> &'static str {
+        match self {
+            CsrfRefusal::CrossSite => "admin POST with Sec-Fetch-Site other than same-origin",
+            CsrfRefusal::ForeignOrigin => "admin POST with a foreign Origin",
+            CsrfRefusal::BadToken => "admin POST without the session's CSRF token",
+        }
+    }
+}
+
+/// Check the headers a browser adds to a form POST. Browsers send `Sec-Fetch-Site` (all
+/// current ones) and `Origin` (on every POST); a request without them is not a browser's
+/// cross-site request, and still needs the token.
+pub fn check_origin(headers: &HeaderMap, config: &Config) -> Result<(), CsrfRefusal> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // `none` is a user-initiated navigation (typed URL, bookmark); `same-site` is a sibling
+        // subdomain, which is another origin and as untrusted as any other site.
+        if !matches!(site.to_str().unwrap_or_default(), "same-origin" | "none") {
+            return Err(CsrfRefusal::CrossSite);
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ours = config.server.public_url.origin().ascii_serialization();
+        if origin.to_str().unwrap_or_default() != ours {
+            return Err(CsrfRefusal::ForeignOrigin);
+        }
+    }
+    Ok(())
+}
+
+/// Every check of a state-changing admin form, token included.
+pub fn check_post(
+    headers: &HeaderMap,
+    admin: &Admin,
+    token: Option<&str>,
+) -> Result<(), CsrfRefusal> {
+    check_origin(headers, &admin.config)?;
+    match token {
+        Some(t) if crate::session::csrf_matches(&admin.signed_in.auth, t) => Ok(()),
+        _ => Err(CsrfRefusal::BadToken),
+    }
+}
+
+/// The 403 page for a refused form.
+pub fn refused(state: &AppState, rid: &RequestId, why: CsrfRefusal) -> Response {
+    ErrorPage::new(
+        &state.templates,
+        rid,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form was not sent from teamgate's own admin pages, so it was refused. Open the admin page again and use its buttons.",
+        why.log_reason(),
+    )
+    .into_response()
+}
+
+/// Admin responses are never cached, and never framed (a framed admin button could be
+/// clicked by a user who cannot see it).
+pub fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+[server]
+public_url = "http://127.0.0.1:8080"
+listen = "127.0.0.1:8080"
+database = "x.db"
+demo = true
+
+[[provider]]
+id = "demo"
+kind = "demo"
+
+[[demo_user]]
+email = "a@example.com"
+name = "A"
+groups = []
+"#;
+        Config::parse(text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn case_54_a_cross_site_fetch_is_refused() {
+        let c = config();
+        assert_eq!(
+            check_origin(&headers(&[("sec-fetch-site", "cross-site")]), &c),
+            Err(CsrfRefusal::CrossSite)
+        );
+        assert_eq!(
+            check_origin(&headers(&[("sec-fetch-site", "same-site")]), &c),
+            Err(CsrfRefusal::CrossSite)
+        );
+        assert_eq!(
+            check_origin(&headers(&[("sec-fetch-site", "same-origin")]), &c),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn case_54_a_foreign_or_null_origin_is_refused() {
+        let c = config();
+        for origin in [
+            "https://evil.example",
+            "null",
+            "http://127.0.0.1:8081",
+            "http://localhost:8080",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+            assert_eq!(
+                check_origin(&h, &c),
+                Err(CsrfRefusal::ForeignOrigin),
+                "{origin}"
+            );
+        }
+        assert_eq!(
+            check_origin(&headers(&[("origin", "http://127.0.0.1:8080")]), &c),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Operations endpoints: `/readyz` (the database takes a write through the single writer, and
+//! every provider's discovery document is loaded) and `/metrics` (Prometheus text format).
+//! `/healthz` (alive) lives with the pages. None of them shows internal error text.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::config::ProviderKind;
+
+/// How long one readiness check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    database: &'static str,
+    providers: Vec<ProviderReadiness>,
+}
+
+#[derive(Serialize)]
+struct ProviderReadiness {
+    id: String,
+    discovery: &'static str,
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let config = state.config.get();
+    let database = match tokio::time::timeout(
+        CHECK_TIMEOUT,
+        state.store.write(crate::store::admin_queries::touch_ready),
+    )
+    .await
+    {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readyz: the database refused a write");
+            "error"
+        }
+        Err(_) => {
+            tracing::warn!("readyz: the database write timed out");
+            "timeout"
+        }
+    };
+    // Discovery is cached by the provider runtimes (an hour; a stale copy is kept when the
+    // IdP is down), so a probe costs a fetch only when nothing is loaded yet.
+    let checks = config.providers.iter().map(|p| {
+        let runtime = state.providers.runtime(p);
+        let id = p.id.to_string();
+        let kind = p.kind;
+        async move {
+            let discovery = match tokio::time::timeout(CHECK_TIMEOUT, runtime.metadata()).await {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(e)) => {
+                    tracing::warn!(provider = %id, error = %e, "readyz: discovery not loaded");
+                    "unreachable"
+                }
+                Err(_) => {
+                    tracing::warn!(provider = %id, "readyz: discovery timed out");
+                    "timeout"
+                }
+            };
+            // The demo IdP is served by this very process; it is ready when we are.
+            let discovery = if kind == ProviderKind::Demo && discovery != "ok" {
+                "ok"
+            } else {
+                discovery
+            };
+            ProviderReadiness { id, discovery }
+        }
+    });
+    let providers = futures_join_all(checks).await;
+    let ready = database == "ok" && providers.iter().all(|p| p.discovery == "ok");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = (
+        status,
+        axum::Json(Readiness {
+            ready,
+            database,
+            providers,
+        }),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Run the checks concurrently (one slow IdP must not add to the others' time).
+async fn futures_join_all<F: std::future::Future<Output = ProviderReadiness> + Send + 'static>(
+    checks: impl Iterator<Item = F>,
+) -> Vec<ProviderReadiness> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, check) in checks.enumerate() {
+        set.spawn(async move { (i, check.await) });
+    }
+    let mut out: Vec<(usize, ProviderReadiness)> = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                // A check that died proves nothing: count it as not ready.
+                tracing::error!(error = %e, "readyz: a provider check panicked");
+                out.push((
+                    usize::MAX,
+                    ProviderReadiness {
+                        id: "(unknown)".into(),
+                        discovery: "error",
+                    },
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, p)| p).collect()
+}
+
+async fn metrics() -> Response {
+    let mut response = crate::metrics::render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
