@@ -51,7 +51,7 @@ fn form_site() -> Router {
         )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn chromium_fills_a_form_clicks_a_button_and_reads_the_result() {
     if !e2e::require_browser("drive a form in a real browser") {
         return;
@@ -104,7 +104,7 @@ async fn chromium_fills_a_form_clicks_a_button_and_reads_the_result() {
     eprintln!("browser form round trip: {:?}", started.elapsed());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cookie_set_by_the_page_is_visible_with_its_attributes() {
     if !e2e::require_browser("read cookies in a real browser") {
         return;
@@ -151,18 +151,21 @@ async fn a_cookie_set_by_the_page_is_visible_with_its_attributes() {
     assert_eq!(browser.cookies().await, vec![]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_browser_cannot_reach_anything_beyond_loopback() {
     if !e2e::require_browser("check the browser's network fence") {
         return;
     }
-    // `.invalid` never resolves anywhere (RFC 6761 §6.4), so even a broken fence would send
-    // nothing but a failed name lookup.
+    // Targets chosen so that even a broken fence would send nothing off the machine:
+    // `.invalid` never resolves (RFC 6761 §6.4), and 127.0.0.2 is loopback, yet outside the
+    // browser's direct list, so it stands in for any IP literal.
     let site = serve(Router::new().route(
         "/",
         get(|| async {
             Html(
                 "<!doctype html><title>Out</title>\
+                 <img src=\"https://teamgate-e2e.invalid/tls.png\">\
+                 <img src=\"http://127.0.0.2/literal.png\">\
                  <a id=\"out\" href=\"http://teamgate-e2e.invalid/leak?x=1\">out</a>",
             )
         }),
@@ -174,15 +177,22 @@ async fn the_browser_cannot_reach_anything_beyond_loopback() {
     browser
         .wait_for_url(|url| url.contains("teamgate-e2e.invalid"), WAIT)
         .await;
-
     assert!(browser.page_source().await.contains(BLOCKED_BODY));
-    assert!(
-        browser
-            .blocked_requests()
-            .contains(&"GET http://teamgate-e2e.invalid/leak?x=1 HTTP/1.1".to_string()),
-        "{:?}",
-        browser.blocked_requests()
-    );
+
+    for expected in [
+        "CONNECT teamgate-e2e.invalid:443 HTTP/1.1",
+        "GET http://127.0.0.2/literal.png HTTP/1.1",
+        "GET http://teamgate-e2e.invalid/leak?x=1 HTTP/1.1",
+    ] {
+        assert!(
+            eventually(WAIT, || browser
+                .blocked_requests()
+                .iter()
+                .any(|r| r == expected)),
+            "{expected:?} not among the blocked requests {:?}",
+            browser.blocked_requests()
+        );
+    }
 }
 
 #[test]
@@ -265,7 +275,7 @@ async fn nginx_proxies_to_an_upstream_and_the_header_it_adds_arrives() {
     eprintln!("nginx start and proxied request: {:?}", started.elapsed());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn chromium_loads_a_page_through_nginx() {
     if !e2e::require_browser("browse through nginx") || !e2e::require_nginx("browse through nginx")
     {
@@ -346,7 +356,7 @@ async fn dropping_a_browser_on_a_current_thread_runtime_kills_driver_and_browser
     browser_leaves_nothing_running().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread")]
 async fn dropping_a_browser_on_a_multi_thread_runtime_quits_it_and_ends_the_driver() {
     if !e2e::require_browser("check the browser's clean-up") {
         return;

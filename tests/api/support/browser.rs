@@ -2,6 +2,9 @@
 //! reqwest: one `Browser` is one ChromeDriver child, one browser session and a fresh profile,
 //! all ended on drop. The browser can reach loopback only: every other request is answered by
 //! a local black-hole proxy and recorded, so nothing leaves the machine.
+//! Run browser tests with `#[tokio::test(flavor = "multi_thread")]`: the test's servers then
+//! keep serving while drop closes the browser and, after a failure, saves the page's HTML and
+//! a screenshot under `target/tmp/e2e-failures/`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -25,6 +28,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on each step of drop (saving a failing page; quitting the browser).
 const DROP_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same for saving a failing page when the test's servers cannot run (see `Drop`).
+const STALLED_ARTIFACTS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often `wait_for*` look again.
 const POLL: Duration = Duration::from_millis(50);
 /// The W3C key under which an element reference is returned (WebDriver §12.1).
@@ -105,16 +110,25 @@ impl Browser {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", e2e::CHROMEDRIVER))
         };
-        let port = announced_port(&mut driver, &log).await;
+        let stdout = driver.stdout.take().unwrap();
+        // Owned from here on, so that drop ends the driver if anything below panics.
+        let mut browser = Browser {
+            driver,
+            session_url: String::new(),
+            http: reqwest::Client::builder()
+                .timeout(COMMAND_TIMEOUT)
+                .no_proxy()
+                .build()
+                .unwrap(),
+            blackhole,
+            saved_artifacts: AtomicBool::new(false),
+            dir,
+        };
+        let port = announced_port(stdout, &log).await;
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .timeout(COMMAND_TIMEOUT)
-            .no_proxy()
-            .build()
-            .unwrap();
-        wait_until_ready(&http, &base, &log).await;
+        wait_until_ready(&browser.http, &base, &log).await;
 
-        let profile = dir.path().join("profile");
+        let profile = browser.dir.path().join("profile");
         let args = [
             "--headless=new".to_string(),
             "--no-sandbox".to_string(),
@@ -128,10 +142,12 @@ impl Browser {
             format!("--user-data-dir={}", profile.display()),
             "--window-size=1280,900".to_string(),
             "--lang=en-US".to_string(),
-            // Only loopback is reached directly (Chromium always bypasses the proxy for it);
-            // everything else goes to the black hole, and no name but localhost resolves, so
-            // nothing can leave the machine even past the proxy.
-            format!("--proxy-server=http://127.0.0.1:{}", blackhole.port),
+            // Only 127.0.0.1 and localhost are reached directly; everything else goes to the
+            // black hole. `<-loopback>` drops Chromium's implicit bypass rules, which also
+            // cover link-local addresses (cloud metadata endpoints among them). And no name
+            // but localhost resolves, so nothing can leave the machine even past the proxy.
+            format!("--proxy-server=http://127.0.0.1:{}", browser.blackhole.port),
+            "--proxy-bypass-list=<-loopback>;127.0.0.1;localhost;[::1]".to_string(),
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
                 .to_string(),
             "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".to_string(),
@@ -164,14 +180,6 @@ impl Browser {
                 }
             }
         });
-        let mut browser = Browser {
-            driver,
-            session_url: String::new(),
-            http,
-            blackhole,
-            saved_artifacts: AtomicBool::new(false),
-            dir,
-        };
         let created = command(
             &browser.http,
             Method::POST,
@@ -493,10 +501,21 @@ impl Drop for Browser {
                     .build()
                     .unwrap();
                 runtime.block_on(async {
-                    // Bounded: a screenshot can wait on a page's server too.
+                    // Bounded: ChromeDriver can wait on the page's servers before answering.
                     if let Some(base) = artifacts {
+                        let limit = if servers_stalled {
+                            STALLED_ARTIFACTS_TIMEOUT
+                        } else {
+                            DROP_STEP_TIMEOUT
+                        };
                         let save = save_failure_artifacts(&http, &session, &base);
-                        let _ = tokio::time::timeout(DROP_STEP_TIMEOUT, save).await;
+                        if tokio::time::timeout(limit, save).await.is_err() && servers_stalled {
+                            eprintln!(
+                                "browser: the failing page could not be saved: its servers \
+                                 share this blocked thread; run browser tests with \
+                                 #[tokio::test(flavor = \"multi_thread\")]"
+                            );
+                        }
                     }
                     if !servers_stalled {
                         let quit = command(&http, Method::DELETE, &session, None);
@@ -594,8 +613,7 @@ fn as_string(value: Value) -> String {
 }
 
 /// The port ChromeDriver chose for `--port=0`, read from its announcement on stdout.
-async fn announced_port(driver: &mut Child, log: &Path) -> u16 {
-    let stdout = driver.stdout.take().unwrap();
+async fn announced_port(stdout: std::process::ChildStdout, log: &Path) -> u16 {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
