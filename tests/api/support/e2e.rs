@@ -26,9 +26,10 @@ pub fn require(binary: &str, why: &str) -> Option<PathBuf> {
     match decide(binary, why, find(binary), &current_test(), strict) {
         Decision::Run(path) => Some(path),
         Decision::Skip(line) => {
-            // Both streams: libtest captures stdout of passing tests, and a skip must be seen.
-            println!("{line}");
-            eprintln!("{line}");
+            // Straight to the process's stderr: libtest captures `println!`/`eprintln!` of
+            // passing tests, and a skip must be seen in the run's output.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{line}");
             None
         }
         Decision::Fail(line) => panic!("{line} [{REQUIRE_ENV}=1 forbids skipping]"),
