@@ -96,6 +96,43 @@ pub struct Jwks {
     pub keys: Vec<PublicJwk>,
 }
 
+impl Jwks {
+    /// The public halves of `keys`, in their order.
+    pub fn of(keys: &[StoredKey]) -> Jwks {
+        Jwks {
+            keys: keys
+                .iter()
+                .map(|k| PublicJwk {
+                    kty: "EC",
+                    crv: "P-256",
+                    x: k.x.clone(),
+                    y: k.y.clone(),
+                    kid: k.kid.clone(),
+                    alg: "ES256",
+                    use_: "sig",
+                })
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String, DownstreamError> {
+        serde_json::to_string(self)
+            .map_err(|e| DownstreamError::Key(format!("cannot serialise the JWKS: {e}")))
+    }
+}
+
+/// The JWKS as the database has it now. `/.well-known/jwks.json` reads it on every request
+/// (verifiers fetch it rarely), so a rotation is published at once, while servers start
+/// signing with the new key only at their next refresh: verifiers see a key before any
+/// assertion needs it.
+pub async fn published_now(store: &Store) -> Result<String, DownstreamError> {
+    let now = now_unix();
+    let keys = store
+        .read(move |conn| signing_keys::published(conn, now))
+        .await?;
+    Jwks::of(&keys).to_json()
+}
+
 /// The signing key in the form `jsonwebtoken` wants.
 pub struct SigningKey {
     pub kid: String,
@@ -121,23 +158,8 @@ impl KeySet {
             kid: current.kid.clone(),
             encoding: EncodingKey::from_ec_der(&current.private_der),
         };
-        let jwks = Jwks {
-            keys: keys
-                .iter()
-                .map(|k| PublicJwk {
-                    kty: "EC",
-                    crv: "P-256",
-                    x: k.x.clone(),
-                    y: k.y.clone(),
-                    kid: k.kid.clone(),
-                    alg: "ES256",
-                    use_: "sig",
-                })
-                .collect(),
-        };
-        let jwks_json = serde_json::to_string(&jwks)
-            .map_err(|e| DownstreamError::Key(format!("cannot serialise the JWKS: {e}")))?
-            .into();
+        let jwks = Jwks::of(&keys);
+        let jwks_json = jwks.to_json()?.into();
         Ok(KeySet {
             signing,
             jwks,
@@ -147,16 +169,23 @@ impl KeySet {
     }
 }
 
-/// Make sure a signing key exists (creating one on first start) and read the published set.
+/// Read the published keys, creating the first signing key when there is none (first start).
+/// Only that first time writes.
 pub async fn load(store: &Store) -> Result<KeySet, DownstreamError> {
-    let fresh = generate(now_unix())?;
+    let now = now_unix();
+    let keys = store
+        .read(move |conn| signing_keys::published(conn, now))
+        .await?;
+    if keys.iter().any(|k| k.retired_at.is_none()) {
+        return KeySet::from_stored(keys);
+    }
+    let fresh = generate(now)?;
     let created = store
         .write(move |conn| signing_keys::insert_if_none(conn, &fresh))
         .await?;
     if created {
         tracing::info!("created teamgate's first assertion signing key");
     }
-    let now = now_unix();
     let keys = store
         .read(move |conn| signing_keys::published(conn, now))
         .await?;
@@ -186,6 +215,28 @@ pub async fn rotate(store: &Store) -> Result<Rotation, DownstreamError> {
         new_kid,
         previous_kid,
         previous_published_until: until,
+    })
+}
+
+/// `teamgate keys rotate`: rotate in the configured database and say what happened.
+pub async fn rotate_command(config: &crate::config::Config) -> Result<String, DownstreamError> {
+    let store = Store::open(&config.server.database)?;
+    let r = rotate(&store).await?;
+    let until = time::OffsetDateTime::from_unix_timestamp(r.previous_published_until)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| r.previous_published_until.to_string());
+    Ok(match r.previous_kid {
+        Some(previous) => format!(
+            "new signing key {}\nprevious key {previous} stays published in /.well-known/jwks.json until {until}\n\
+             running servers switch to the new key within {} seconds\n",
+            r.new_kid,
+            KEY_REFRESH.as_secs()
+        ),
+        None => format!("new signing key {} (there was no key before)\n", r.new_kid),
     })
 }
 

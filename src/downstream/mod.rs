@@ -60,15 +60,27 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The public keys: the signing key and every retired key still inside its publication window
-/// (RFC 7517 §5). Cacheable for a minute, the same interval at which a server notices a
-/// rotation; verifiers refetch on an unknown `kid`.
+/// (RFC 7517 §5), read fresh from the database (see [`keys::published_now`]). Cacheable for a
+/// minute, the interval at which servers follow a rotation; verifiers refetch on an unknown
+/// `kid`.
 async fn jwks(
     State(state): State<AppState>,
     Extension(downstream): Extension<Arc<Downstream>>,
 ) -> Response {
-    match downstream.keys.get(&state.store).await {
-        Ok(set) => {
-            let mut response = set.jwks_json.to_string().into_response();
+    // The first request of a new installation creates the key; later ones only read.
+    let published = match downstream.keys.get(&state.store).await {
+        Ok(set) => match keys::published_now(&state.store).await {
+            Ok(json) => Ok(json),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the signing keys; serving the loaded set");
+                Ok(set.jwks_json.to_string())
+            }
+        },
+        Err(e) => Err(e),
+    };
+    match published {
+        Ok(json) => {
+            let mut response = json.into_response();
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
