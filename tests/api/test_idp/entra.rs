@@ -10,7 +10,8 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use serde_json::{Map, Value, json};
 
-use super::endpoints::{bearer_user, before, json_response};
+use super::endpoints::bearer_user;
+use super::faults::{before, json_response};
 use super::keys::b64;
 use super::knobs::Endpoint;
 use super::{LoginSpec, TestIdp, random_guid, random_token};

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::endpoints::{before, json_response};
+use super::faults::{before, json_response};
 use super::knobs::Endpoint;
 use super::{LoginSpec, TestIdp};
 
