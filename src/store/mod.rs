@@ -156,7 +156,10 @@ pub async fn run_blocking<T: Send + 'static>(
 
 /// Now, as stored in the database (RFC 3339, UTC).
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
+    let now = time::OffsetDateTime::now_utc();
+    // Whole seconds: these stamps are read by people (audit, home page); order comes from ids.
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
