@@ -65,9 +65,15 @@ async fn chromium_fills_a_form_clicks_a_button_and_reads_the_result() {
     browser.wait_for("#send", WAIT).await;
     browser.fill("#name", "Ada").await;
     assert_eq!(
-        browser.attribute("#name", "value").await.as_deref(),
+        browser.property("#name", "value").await.as_deref(),
         Some("Ada")
     );
+    assert_eq!(
+        browser.attribute("#name", "value").await.as_deref(),
+        Some("placeholder"),
+        "the attribute keeps what the page wrote"
+    );
+    assert_eq!(browser.attribute("#name", "title").await, None);
     browser.click("#send").await;
     browser.wait_for("#greeting", WAIT).await;
 

@@ -260,21 +260,15 @@ impl Browser {
         )
     }
 
-    /// The value of attribute or property `name` of the first element matching `css`.
+    /// The DOM property `name` of the first element matching `css`, such as an input's
+    /// current `value` (what was typed) or a link's absolute `href`.
+    pub async fn property(&self, css: &str, name: &str) -> Option<String> {
+        self.element_value(css, "property", name).await
+    }
+
+    /// The HTML attribute `name` of the first element matching `css`, as written in the page.
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let element = self.element(css).await;
-        let value = self
-            .run(
-                Method::GET,
-                &format!("/element/{element}/property/{name}"),
-                None,
-            )
-            .await;
-        match value {
-            Value::Null => None,
-            Value::String(s) => Some(s),
-            other => Some(other.to_string()),
-        }
+        self.element_value(css, "attribute", name).await
     }
 
     /// Whether an element matches `css` now (no waiting).
@@ -385,6 +379,16 @@ impl Browser {
     pub async fn quit(mut self) {
         let session = std::mem::take(&mut self.session_url);
         let _ = command(&self.http, Method::DELETE, &session, None).await;
+    }
+
+    async fn element_value(&self, css: &str, kind: &str, name: &str) -> Option<String> {
+        let element = self.element(css).await;
+        let path = format!("/element/{element}/{kind}/{name}");
+        match self.run(Method::GET, &path, None).await {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        }
     }
 
     async fn find(&self, css: &str) -> Option<String> {
