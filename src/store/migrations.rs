@@ -8,6 +8,7 @@ use super::error::{Result, StoreError};
 /// Append only: never edit a migration that has shipped.
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
+    include_str!("sql/0002_scim.sql"),
     include_str!("sql/0003_signing_keys.sql"),
 ];
 
