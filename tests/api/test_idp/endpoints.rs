@@ -266,7 +266,6 @@ fn authorize_decision(idp: &TestIdp, params: &[(String, String)]) -> Response {
         st.codes.insert(
             code.clone(),
             PendingCode {
-                client_id: idp.inner.client_id.clone(),
                 redirect_uri: redirect_uri.to_owned(),
                 code_challenge: challenge.to_owned(),
                 nonce: get("nonce").map(str::to_owned),

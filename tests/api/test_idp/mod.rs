@@ -81,9 +81,9 @@ pub fn random_guid() -> String {
     )
 }
 
-/// An issued authorization code, waiting for the token request (RFC 6749 §4.1.3).
+/// An issued authorization code, waiting for the token request (RFC 6749 §4.1.3). There is
+/// one client, so the client the code was issued to needs no record.
 struct PendingCode {
-    client_id: String,
     redirect_uri: String,
     code_challenge: String,
     nonce: Option<String>,

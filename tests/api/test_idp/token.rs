@@ -113,12 +113,6 @@ fn token_grant(
             if pending.issued.elapsed() > CODE_LIFETIME {
                 return Err(OAuthError::new("invalid_grant", "code expired"));
             }
-            if pending.client_id != idp.inner.client_id {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "code issued to another client",
-                ));
-            }
             // RFC 6749 §4.1.3: identical to the authorization request's redirect_uri.
             if get("redirect_uri") != Some(pending.redirect_uri.as_str()) {
                 return Err(OAuthError::new("invalid_grant", "redirect_uri differs"));
