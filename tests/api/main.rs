@@ -2,6 +2,7 @@
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod forward_auth;
+mod forward_auth_e2e;
 mod forward_auth_support;
 mod helpers;
 mod login;
