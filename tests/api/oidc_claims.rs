@@ -10,7 +10,10 @@ use serde_json::json;
 use tracing::Level;
 
 use crate::oidc_common::*;
-use crate::test_idp::{Alg, EntraUser, GroupsPlacement, Kid, LoginSpec, TestIdpOptions, TokenShape, entra_group_id, unix_now};
+use crate::test_idp::{
+    Alg, EntraUser, GroupsPlacement, Kid, LoginSpec, TestIdpOptions, TokenShape, entra_group_id,
+    unix_now,
+};
 
 #[tokio::test]
 async fn case_19_a_token_expired_six_minutes_ago_is_rejected() {
@@ -174,8 +177,10 @@ async fn case_25_an_unknown_crit_header_is_rejected() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
     rig.idp.with_knobs(|k| {
-        k.header_set.insert("crit".into(), json!(["urn:example:unknown"]));
-        k.header_set.insert("urn:example:unknown".into(), json!(true));
+        k.header_set
+            .insert("crit".into(), json!(["urn:example:unknown"]));
+        k.header_set
+            .insert("urn:example:unknown".into(), json!(true));
     });
     assert_login_refused(&rig, &logs, 400, UNVERIFIED, "critical").await;
 }
@@ -210,7 +215,10 @@ async fn case_25_a_token_with_a_non_json_payload_is_rejected() {
 /// near-JWT strings go through the real callback (token parse, verifier) as `id_token`.
 #[test]
 fn case_25_malformed_id_tokens_are_refused_with_a_4xx_and_never_crash_the_server() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rig = runtime.block_on(Rig::oidc());
     let segment = "[A-Za-z0-9_=+/.-]{0,40}";
     let strategy = prop_oneof![
@@ -243,29 +251,54 @@ fn case_25_malformed_id_tokens_are_refused_with_a_4xx_and_never_crash_the_server
 #[tokio::test]
 async fn case_26_a_refreshed_id_token_naming_another_subject_is_rejected_and_the_grant_dropped() {
     let (logs, _guard) = capture_logs(Level::INFO);
-    let rig = Rig::start("oidc", TestIdpOptions::default(), "refresh_interval_seconds = 1").await;
+    let rig = Rig::start(
+        "oidc",
+        TestIdpOptions::default(),
+        "refresh_interval_seconds = 1",
+    )
+    .await;
     rig.idp.with_knobs(|k| k.issue_refresh_token = true);
-    rig.idp.set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
     rig.login().await.assert_signed_in();
     assert_eq!(teams_of(&rig.app, "u-1").await, vec!["staff".to_owned()]);
     // From now on the IdP's refresh answers for another user.
-    rig.idp.set_next_login(LoginSpec::new("u-2", "mallory@example.com"));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-2", "mallory@example.com"));
     let dropped = eventually(Duration::from_secs(5), || async {
-        logs.text().contains("the refreshed ID token names another iss or sub")
+        logs.text()
+            .contains("the refreshed ID token names another iss or sub")
     })
     .await;
     assert!(dropped, "log:\n{}", logs.text());
-    assert_eq!(teams_of(&rig.app, "u-1").await, vec!["staff".to_owned()], "teams untouched");
-    assert_eq!(subjects(&rig.app).await, vec!["u-1".to_owned()], "no user row for u-2");
+    assert_eq!(
+        teams_of(&rig.app, "u-1").await,
+        vec!["staff".to_owned()],
+        "teams untouched"
+    );
+    assert_eq!(
+        subjects(&rig.app).await,
+        vec!["u-1".to_owned()],
+        "no user row for u-2"
+    );
     let calls = rig.idp.token_calls();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(rig.idp.token_calls(), calls, "a dropped grant is not used again");
+    assert_eq!(
+        rig.idp.token_calls(),
+        calls,
+        "a dropped grant is not used again"
+    );
 }
 
 #[tokio::test]
 async fn case_26_a_refreshed_id_token_naming_another_issuer_is_rejected() {
     let (logs, _guard) = capture_logs(Level::INFO);
-    let rig = Rig::start("oidc", TestIdpOptions::default(), "refresh_interval_seconds = 1").await;
+    let rig = Rig::start(
+        "oidc",
+        TestIdpOptions::default(),
+        "refresh_interval_seconds = 1",
+    )
+    .await;
     rig.idp.with_knobs(|k| k.issue_refresh_token = true);
     rig.login().await.assert_signed_in();
     rig.idp.with_knobs(|k| {
@@ -293,15 +326,22 @@ async fn case_27_multi_tenant_a_user_of_an_allowed_tenant_signs_in_with_the_tena
     let user = EntraUser::new(TENANT_A, "alice@a.example.com").with_groups([STAFF_GROUP]);
     rig.idp.set_next_login(user.login_spec());
     rig.login().await.assert_signed_in();
-    assert_eq!(subjects(&rig.app).await, vec![format!("{TENANT_A}/{}", user.oid)]);
-    assert_eq!(teams_of(&rig.app, &format!("{TENANT_A}/{}", user.oid)).await, vec!["staff".to_owned()]);
+    assert_eq!(
+        subjects(&rig.app).await,
+        vec![format!("{TENANT_A}/{}", user.oid)]
+    );
+    assert_eq!(
+        teams_of(&rig.app, &format!("{TENANT_A}/{}", user.oid)).await,
+        vec!["staff".to_owned()]
+    );
 }
 
 #[tokio::test]
 async fn case_27_multi_tenant_a_user_of_a_foreign_tenant_is_refused() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = multi_tenant().await;
-    rig.idp.set_next_login(EntraUser::new(TENANT_FOREIGN, "eve@evil.example.com").login_spec());
+    rig.idp
+        .set_next_login(EntraUser::new(TENANT_FOREIGN, "eve@evil.example.com").login_spec());
     assert_login_refused(&rig, &logs, 400, UNVERIFIED, "is not in allowed_tenants").await;
 }
 
@@ -310,7 +350,8 @@ async fn case_27_multi_tenant_a_tid_that_is_not_a_guid_is_refused() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = multi_tenant().await;
     let mut spec = EntraUser::new(TENANT_A, "alice@a.example.com").login_spec();
-    spec.extra_claims.insert("tid".into(), json!("organizations"));
+    spec.extra_claims
+        .insert("tid".into(), json!("organizations"));
     rig.idp.set_next_login(spec);
     assert_login_refused(&rig, &logs, 400, UNVERIFIED, "is not a GUID").await;
 }
@@ -341,7 +382,9 @@ issuer = "https://login.microsoftonline.com/organizations/v2.0"
 client_id = "x"
 client_secret_file = "/dev/null/none"
 "#;
-    let errors = teamgate::config::Config::parse(text, std::path::Path::new("t.toml")).unwrap_err().to_string();
+    let errors = teamgate::config::Config::parse(text, std::path::Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(errors.contains("needs allowed_tenants"), "{errors}");
 }
 
@@ -356,10 +399,22 @@ async fn case_28_another_tenants_user_with_the_same_email_is_a_new_identity() {
     rig.idp.set_next_login(alice.login_spec());
     rig.login().await.assert_signed_in();
     rig.idp.set_next_login(impostor.login_spec());
-    login(&rig.app, &browser(), &rig.idp, PROVIDER).await.assert_signed_in();
+    login(&rig.app, &browser(), &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
     let subjects = subjects(&rig.app).await;
-    assert_eq!(subjects, vec![format!("{TENANT_A}/{}", alice.oid), format!("{TENANT_B}/{}", alice.oid)]);
-    assert_eq!(teams_of(&rig.app, &subjects[1]).await, vec!["everyone".to_owned()], "nothing of alice's is linked");
+    assert_eq!(
+        subjects,
+        vec![
+            format!("{TENANT_A}/{}", alice.oid),
+            format!("{TENANT_B}/{}", alice.oid)
+        ]
+    );
+    assert_eq!(
+        teams_of(&rig.app, &subjects[1]).await,
+        vec!["everyone".to_owned()],
+        "nothing of alice's is linked"
+    );
 }
 
 #[tokio::test]
@@ -375,22 +430,36 @@ async fn case_28_an_unverified_email_is_not_trusted_for_config_membership() {
     spec.email_verified = Some(false);
     rig.idp.set_next_login(spec);
     rig.login().await.assert_signed_in();
-    assert_eq!(teams_of(&rig.app, "u-attacker").await, vec!["everyone".to_owned()]);
+    assert_eq!(
+        teams_of(&rig.app, "u-attacker").await,
+        vec!["everyone".to_owned()]
+    );
     let mut absent = LoginSpec::new("u-attacker-2", "ceo@example.com");
     absent.email_verified = None;
     rig.idp.set_next_login(absent);
-    login(&rig.app, &browser(), &rig.idp, PROVIDER).await.assert_signed_in();
-    assert_eq!(teams_of(&rig.app, "u-attacker-2").await, vec!["everyone".to_owned()]);
+    login(&rig.app, &browser(), &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
+    assert_eq!(
+        teams_of(&rig.app, "u-attacker-2").await,
+        vec!["everyone".to_owned()]
+    );
     let verified = LoginSpec::new("u-ceo", "ceo@example.com");
     rig.idp.set_next_login(verified);
-    login(&rig.app, &browser(), &rig.idp, PROVIDER).await.assert_signed_in();
-    assert_eq!(teams_of(&rig.app, "u-ceo").await, vec!["ceo-office".to_owned()]);
+    login(&rig.app, &browser(), &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
+    assert_eq!(
+        teams_of(&rig.app, "u-ceo").await,
+        vec!["ceo-office".to_owned()]
+    );
 }
 
 #[tokio::test]
 async fn case_29_a_groups_array_maps_to_teams() {
     let rig = Rig::oidc().await;
-    rig.idp.set_next_login(LoginSpec::new("u-1", "a@example.com").with_groups(["other", STAFF_GROUP]));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "a@example.com").with_groups(["other", STAFF_GROUP]));
     rig.login().await.assert_signed_in();
     assert_eq!(teams_of(&rig.app, "u-1").await, vec!["staff".to_owned()]);
 }
@@ -402,7 +471,10 @@ async fn case_29_a_single_string_group_is_one_group() {
     spec.groups = Some(json!(STAFF_GROUP));
     rig.idp.set_next_login(spec);
     rig.login().await.assert_signed_in();
-    assert_eq!(claims_groups_of(&rig.app, "u-1").await, Some(vec![STAFF_GROUP.to_owned()]));
+    assert_eq!(
+        claims_groups_of(&rig.app, "u-1").await,
+        Some(vec![STAFF_GROUP.to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -419,19 +491,28 @@ async fn case_29_group_objects_or_numbers_are_a_malformed_claim() {
 async fn case_29_an_empty_groups_array_is_not_an_absent_claim() {
     // With groups_from_userinfo, an absent claim sends teamgate to userinfo; `[]` is an
     // answer ("no groups") and does not.
-    let rig = Rig::start("oidc", TestIdpOptions::default(), "groups_from_userinfo = true").await;
+    let rig = Rig::start(
+        "oidc",
+        TestIdpOptions::default(),
+        "groups_from_userinfo = true",
+    )
+    .await;
     let mut empty = LoginSpec::new("u-1", "a@example.com");
     empty.groups = Some(json!([]));
     rig.idp.set_next_login(empty);
-    rig.idp.with_knobs(|k| k.groups_placement = GroupsPlacement::IdTokenOnly);
+    rig.idp
+        .with_knobs(|k| k.groups_placement = GroupsPlacement::IdTokenOnly);
     rig.login().await.assert_signed_in();
     assert_eq!(rig.idp.userinfo_calls(), 0);
     assert_eq!(claims_groups_of(&rig.app, "u-1").await, Some(vec![]));
     let mut absent = LoginSpec::new("u-2", "b@example.com").with_groups([STAFF_GROUP]);
     absent.groups = Some(json!([STAFF_GROUP]));
     rig.idp.set_next_login(absent);
-    rig.idp.with_knobs(|k| k.groups_placement = GroupsPlacement::UserinfoOnly);
-    login(&rig.app, &browser(), &rig.idp, PROVIDER).await.assert_signed_in();
+    rig.idp
+        .with_knobs(|k| k.groups_placement = GroupsPlacement::UserinfoOnly);
+    login(&rig.app, &browser(), &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
     assert_eq!(rig.idp.userinfo_calls(), 1);
     assert_eq!(teams_of(&rig.app, "u-2").await, vec!["staff".to_owned()]);
 }
@@ -443,14 +524,25 @@ async fn case_30_an_overage_token_is_never_read_as_zero_groups() {
     let user = EntraUser::new(tid, "alice@example.com").with_groups([STAFF_GROUP]);
     rig.idp.set_next_login(user.login_spec());
     rig.login().await.assert_signed_in();
-    assert_eq!(teams_of(&rig.app, &user.oid).await, vec!["staff".to_owned()]);
+    assert_eq!(
+        teams_of(&rig.app, &user.oid).await,
+        vec!["staff".to_owned()]
+    );
     // Next login: overage, and Graph is down. The staff team must stay.
     rig.idp.set_next_login(user.overage_login_spec(&rig.idp));
     rig.idp.with_knobs(|k| {
         k.fail(crate::test_idp::Endpoint::Graph, 503);
     });
-    login(&rig.app, &browser(), &rig.idp, PROVIDER).await.assert_signed_in();
-    assert_eq!(teams_of(&rig.app, &user.oid).await, vec!["staff".to_owned()]);
-    assert_eq!(claims_groups_of(&rig.app, &user.oid).await, Some(vec![STAFF_GROUP.to_owned()]));
+    login(&rig.app, &browser(), &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
+    assert_eq!(
+        teams_of(&rig.app, &user.oid).await,
+        vec!["staff".to_owned()]
+    );
+    assert_eq!(
+        claims_groups_of(&rig.app, &user.oid).await,
+        Some(vec![STAFF_GROUP.to_owned()])
+    );
     let _ = entra_group_id(1);
 }

@@ -68,7 +68,13 @@ pub const PROVIDER: &str = "idp";
 pub const STAFF_GROUP: &str = "00000000-0000-4000-8000-00000000aaaa";
 
 /// A `[[provider]]` block for `idp`, with extra `key = value` lines.
-pub fn provider_block(id: &str, kind: &str, idp: &TestIdp, secret_file: &str, extra: &str) -> String {
+pub fn provider_block(
+    id: &str,
+    kind: &str,
+    idp: &TestIdp,
+    secret_file: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [[provider]]
@@ -134,15 +140,31 @@ impl Rig {
         Self::start_with_teams(kind, options, extra, "").await
     }
 
-    pub async fn start_with_teams(kind: &str, options: TestIdpOptions, extra: &str, teams_extra: &str) -> Rig {
+    pub async fn start_with_teams(
+        kind: &str,
+        options: TestIdpOptions,
+        extra: &str,
+        teams_extra: &str,
+    ) -> Rig {
         let idp = TestIdp::start_with(options).await;
+        Self::start_on(kind, idp, extra, teams_extra).await
+    }
+
+    /// A rig around an IdP already started (when the config needs something of it).
+    pub async fn start_on(kind: &str, idp: TestIdp, extra: &str, teams_extra: &str) -> Rig {
         let key = if kind == "okta" { "name" } else { "id" };
         let extra = if kind == "entra" && !extra.contains("graph_url") {
             format!("graph_url = \"{}\"\n{extra}", idp.graph_url())
         } else {
             extra.to_owned()
         };
-        let block = provider_block(PROVIDER, kind, &idp, &secret_file(&idp.client_secret()), &extra);
+        let block = provider_block(
+            PROVIDER,
+            kind,
+            &idp,
+            &secret_file(&idp.client_secret()),
+            &extra,
+        );
         let app = spawn_app(&config(&[(PROVIDER, key)], &block, teams_extra)).await;
         idp.register_redirect_uri(&app.url(&format!("/callback/{PROVIDER}")));
         Rig { idp, app }
@@ -187,7 +209,12 @@ pub struct Outcome {
 impl Outcome {
     /// A refusal: `status` and the error page titled `title`.
     pub fn assert_refused(&self, status: u16, title: &str) {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; page: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; page: {}",
+            self.body
+        );
         assert_eq!(self.title, title, "unexpected page; body: {}", self.body);
     }
 
@@ -223,7 +250,9 @@ pub async fn hit(browser: &reqwest::Client, url: &str) -> Outcome {
 pub async fn outcome(response: reqwest::Response) -> Outcome {
     let status = response.status();
     let headers = response.headers().clone();
-    let location = headers.get("location").map(|l| l.to_str().unwrap().to_owned());
+    let location = headers
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
     let request_id = headers
         .get("x-request-id")
         .map(|v| v.to_str().unwrap().to_owned())
@@ -251,18 +280,33 @@ pub async fn start_login(app: &TestApp, browser: &reqwest::Client, provider: &st
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "login start: {:?}", response.text().await);
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "login start: {:?}",
+        response.text().await
+    );
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// `/login` and the IdP's authorization endpoint: the callback URL it sends the browser to.
-pub async fn callback_url(app: &TestApp, browser: &reqwest::Client, idp: &TestIdp, provider: &str) -> String {
+pub async fn callback_url(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    idp: &TestIdp,
+    provider: &str,
+) -> String {
     let authorize = start_login(app, browser, provider).await;
     idp.authorize_redirect(&authorize).await
 }
 
 /// A whole login with `browser`: start, IdP, callback. Returns the callback's answer.
-pub async fn login(app: &TestApp, browser: &reqwest::Client, idp: &TestIdp, provider: &str) -> Outcome {
+pub async fn login(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    idp: &TestIdp,
+    provider: &str,
+) -> Outcome {
     let callback = callback_url(app, browser, idp, provider).await;
     hit(browser, &callback).await
 }
@@ -287,13 +331,25 @@ pub async fn user_rows(app: &TestApp) -> i64 {
 }
 
 pub async fn signed_in_sessions(app: &TestApp) -> i64 {
-    count(app, "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL").await
+    count(
+        app,
+        "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL",
+    )
+    .await
 }
 
 pub async fn assert_nobody_signed_in(app: &TestApp) {
-    assert_eq!(me(app, &app.browser).await.0, StatusCode::UNAUTHORIZED, "/api/v1/me answers as signed in");
+    assert_eq!(
+        me(app, &app.browser).await.0,
+        StatusCode::UNAUTHORIZED,
+        "/api/v1/me answers as signed in"
+    );
     assert_eq!(user_rows(app).await, 0, "a users row was written");
-    assert_eq!(signed_in_sessions(app).await, 0, "a signed-in session row was written");
+    assert_eq!(
+        signed_in_sessions(app).await,
+        0,
+        "a signed-in session row was written"
+    );
 }
 
 /// The stored subjects of every user of `provider`.
@@ -332,7 +388,13 @@ pub async fn claims_groups_of(app: &TestApp, subject: &str) -> Option<Vec<String
     let raw: Option<String> = app
         .state
         .store
-        .read(move |conn| Ok(conn.query_row("SELECT claims_groups FROM users WHERE subject = ?1", [subject], |r| r.get(0))?))
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT claims_groups FROM users WHERE subject = ?1",
+                [subject],
+                |r| r.get(0),
+            )?)
+        })
         .await
         .unwrap();
     raw.map(|r| serde_json::from_str(&r).unwrap())
@@ -345,7 +407,13 @@ pub fn browser() -> reqwest::Client {
 
 /// The whole refusal check of one misbehaviour: `status` and page `title`, the log line of
 /// this request naming `reason`, and no session or user left behind.
-pub async fn assert_login_refused(rig: &Rig, logs: &LogBuffer, status: u16, title: &str, reason: &str) -> Outcome {
+pub async fn assert_login_refused(
+    rig: &Rig,
+    logs: &LogBuffer,
+    status: u16,
+    title: &str,
+    reason: &str,
+) -> Outcome {
     let out = rig.login().await;
     out.assert_refused(status, title);
     out.assert_logged(logs, reason);

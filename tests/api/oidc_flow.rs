@@ -92,12 +92,17 @@ async fn case_32_a_pending_login_older_than_its_ttl_is_rejected() {
         .store
         .write(|conn| {
             let (id, data): (String, String) =
-                conn.query_row("SELECT id, data FROM sessions", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                conn.query_row("SELECT id, data FROM sessions", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
             for p in data["pending_logins"].as_array_mut().unwrap() {
                 p["created"] = json!(p["created"].as_i64().unwrap() - 601);
             }
-            conn.execute("UPDATE sessions SET data = ?1 WHERE id = ?2", rusqlite::params![data.to_string(), id])?;
+            conn.execute(
+                "UPDATE sessions SET data = ?1 WHERE id = ?2",
+                rusqlite::params![data.to_string(), id],
+            )?;
             Ok(())
         })
         .await
@@ -136,11 +141,20 @@ async fn case_33_fifty_starts_keep_only_the_newest_pending_logins() {
         .app
         .state
         .store
-        .read(|c| Ok(c.query_row("SELECT data FROM sessions WHERE user_id IS NOT NULL", [], |r| r.get(0))?))
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT data FROM sessions WHERE user_id IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
         .await
         .unwrap();
     let data: serde_json::Value = serde_json::from_str(&data).unwrap();
-    assert!(data["pending_logins"].as_array().map_or(0, Vec::len) <= 8, "{data}");
+    assert!(
+        data["pending_logins"].as_array().map_or(0, Vec::len) <= 8,
+        "{data}"
+    );
 }
 
 #[tokio::test]
@@ -149,20 +163,39 @@ async fn case_34_pkce_is_s256_with_a_verifier_of_43_to_128_unreserved_characters
     rig.login().await.assert_signed_in();
     let auth = rig.idp.last_authorize().unwrap();
     assert_eq!(auth.get("code_challenge_method"), Some("S256"));
-    let verifier = rig.idp.last_token_request().unwrap().form("code_verifier").unwrap().to_owned();
-    assert!((43..=128).contains(&verifier.len()), "verifier length {}", verifier.len());
-    assert!(verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
+    let verifier = rig
+        .idp
+        .last_token_request()
+        .unwrap()
+        .form("code_verifier")
+        .unwrap()
+        .to_owned();
+    assert!(
+        (43..=128).contains(&verifier.len()),
+        "verifier length {}",
+        verifier.len()
+    );
+    assert!(
+        verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    );
     use base64::Engine;
     use sha2::Digest;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier));
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier));
     assert_eq!(auth.get("code_challenge"), Some(challenge.as_str()));
 }
 
 #[test]
 fn case_34_the_rfc_7636_appendix_b_vector_holds_for_the_challenge_openidconnect_computes() {
-    let verifier = openidconnect::PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
+    let verifier =
+        openidconnect::PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
     let challenge = openidconnect::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
-    assert_eq!(challenge.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    assert_eq!(
+        challenge.as_str(),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
     assert_eq!(challenge.method().as_str(), "S256");
 }
 
@@ -173,7 +206,11 @@ async fn case_35_a_victims_code_pasted_into_the_attackers_session_fails() {
     let victim = browser();
     let victim_callback = rig.callback_url(&victim).await;
     let attacker_callback = rig.callback_url(&rig.app.browser).await;
-    let injected = with_param(&attacker_callback, "code", param(&victim_callback, "code").as_deref());
+    let injected = with_param(
+        &attacker_callback,
+        "code",
+        param(&victim_callback, "code").as_deref(),
+    );
     let out = rig.hit(&injected).await;
     out.assert_refused(400, UNVERIFIED);
     out.assert_logged(&logs, "code exchange failed");
@@ -184,16 +221,22 @@ async fn case_35_a_victims_code_pasted_into_the_attackers_session_fails() {
 async fn case_36_an_authorization_response_iss_naming_another_issuer_is_rejected() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
-    rig.idp.with_knobs(|k| k.iss_param = IssParam::Custom("https://evil.example.com".into()));
+    rig.idp
+        .with_knobs(|k| k.iss_param = IssParam::Custom("https://evil.example.com".into()));
     assert_login_refused(&rig, &logs, 400, RESPONSE_REFUSED, "is not the expected").await;
-    assert_eq!(rig.idp.token_calls(), 0, "refused before the code is redeemed");
+    assert_eq!(
+        rig.idp.token_calls(),
+        0,
+        "refused before the code is redeemed"
+    );
 }
 
 #[tokio::test]
 async fn case_36_an_iss_differing_only_by_a_trailing_slash_is_rejected() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
-    rig.idp.with_knobs(|k| k.iss_param = IssParam::TrailingSlash);
+    rig.idp
+        .with_knobs(|k| k.iss_param = IssParam::TrailingSlash);
     assert_login_refused(&rig, &logs, 400, RESPONSE_REFUSED, "is not the expected").await;
 }
 
@@ -256,7 +299,11 @@ async fn case_38_a_login_started_at_one_provider_cannot_finish_at_the_other() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let (a, _b, app) = two_providers().await;
     let callback = callback_url(&app, &app.browser, &a, "a").await;
-    let out = hit(&app.browser, &callback.replace("/callback/a", "/callback/b")).await;
+    let out = hit(
+        &app.browser,
+        &callback.replace("/callback/a", "/callback/b"),
+    )
+    .await;
     out.assert_refused(400, RESPONSE_REFUSED);
     out.assert_logged(&logs, "but the login was started at");
     assert_nobody_signed_in(&app).await;
@@ -270,7 +317,8 @@ async fn case_38_an_id_token_of_the_other_provider_is_rejected() {
     let _ = login(&app, &browser(), &b, "b").await;
     let foreign = b.last_id_token().unwrap();
     a.with_knobs(|k| {
-        k.token_response_set.insert("id_token".into(), json!(foreign));
+        k.token_response_set
+            .insert("id_token".into(), json!(foreign));
     });
     let out = login(&app, &app.browser, &a, "a").await;
     out.assert_refused(400, UNVERIFIED);
@@ -296,7 +344,9 @@ issuer = "https://idp.example.com"
 client_id = "y"
 client_secret_file = "/etc/hostname"
 "#;
-    let errors = teamgate::config::Config::parse(text, std::path::Path::new("/t.toml")).unwrap_err().to_string();
+    let errors = teamgate::config::Config::parse(text, std::path::Path::new("/t.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(errors.contains("issuer"), "{errors}");
 }
 
@@ -319,7 +369,8 @@ async fn case_39_repeated_state_code_or_iss_parameters_are_rejected() {
 async fn case_40_an_access_denied_error_shows_a_page_and_consumes_the_state() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
-    rig.idp.with_knobs(|k| k.authorize_error = Some("access_denied".into()));
+    rig.idp
+        .with_knobs(|k| k.authorize_error = Some("access_denied".into()));
     let callback = rig.callback_url(&rig.app.browser).await;
     let out = rig.hit(&callback).await;
     out.assert_refused(403, "Sign-in cancelled");
@@ -334,7 +385,8 @@ async fn case_40_an_access_denied_error_shows_a_page_and_consumes_the_state() {
 async fn case_40_a_token_response_without_id_token_fails() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
-    rig.idp.with_knobs(|k| k.token_response_remove.push("id_token".into()));
+    rig.idp
+        .with_knobs(|k| k.token_response_remove.push("id_token".into()));
     assert_login_refused(&rig, &logs, 400, UNVERIFIED, "without an id_token").await;
 }
 
@@ -352,7 +404,10 @@ async fn case_41_the_redirect_uri_ignores_spoofed_host_headers() {
         .await
         .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(param(&location, "redirect_uri").unwrap(), rig.app.url("/callback/idp"));
+    assert_eq!(
+        param(&location, "redirect_uri").unwrap(),
+        rig.app.url("/callback/idp")
+    );
 }
 
 #[tokio::test]
@@ -401,7 +456,10 @@ async fn case_42_hostile_return_urls_fall_back_to_the_start_page() {
                 .append_pair("rd", rd)
                 .finish()
         );
-        let authorize = b.get(url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+        let authorize = b.get(url).send().await.unwrap().headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let callback = rig.idp.authorize_redirect(&authorize).await;
         let out = hit(&b, &callback).await;
         out.assert_signed_in();
@@ -410,7 +468,10 @@ async fn case_42_hostile_return_urls_fall_back_to_the_start_page() {
     // A same-origin path is kept.
     let b = browser();
     let authorize = b
-        .get(rig.app.url("/login?provider=idp&rd=%2Fapps%2Fgrafana%3Fx%3D1"))
+        .get(
+            rig.app
+                .url("/login?provider=idp&rd=%2Fapps%2Fgrafana%3Fx%3D1"),
+        )
         .send()
         .await
         .unwrap()
@@ -436,25 +497,40 @@ async fn case_43_the_callback_answers_without_referrer_or_code_in_the_next_url()
     let bad = rig.hit(&rig.app.url("/callback/idp?code=x")).await;
     assert_eq!(bad.headers["referrer-policy"], "no-referrer");
     for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
-        assert!(!bad.body.contains(attr), "third-party resource ({attr}) in {}", bad.body);
+        assert!(
+            !bad.body.contains(attr),
+            "third-party resource ({attr}) in {}",
+            bad.body
+        );
     }
 }
 
 #[tokio::test]
 async fn case_44_trace_logs_of_a_full_login_hold_no_code_token_session_id_or_secret() {
     let (logs, _guard) = capture_logs(Level::TRACE);
-    let rig = Rig::start("oidc", Default::default(), "refresh_interval_seconds = 1\ngroups_from_userinfo = true").await;
+    let rig = Rig::start(
+        "oidc",
+        Default::default(),
+        "refresh_interval_seconds = 1\ngroups_from_userinfo = true",
+    )
+    .await;
     rig.idp.with_knobs(|k| {
         k.issue_refresh_token = true;
         k.groups_placement = crate::test_idp::GroupsPlacement::UserinfoOnly;
     });
-    rig.idp.set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
     let callback = rig.callback_url(&rig.app.browser).await;
     let out = rig.hit(&callback).await;
     out.assert_signed_in();
     // Wait for one refresh, so the refresh token and the refreshed tokens pass through too.
     let calls = rig.idp.token_calls();
-    assert!(eventually(Duration::from_secs(5), || async { rig.idp.token_calls() > calls }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            rig.idp.token_calls() > calls
+        })
+        .await
+    );
     let _ = rig.hit(&callback).await; // a replay, refused: its log line must not hold the code either
     let _ = me(&rig.app, &rig.app.browser).await;
     let text = logs.text();
@@ -473,15 +549,34 @@ async fn case_44_trace_logs_of_a_full_login_hold_no_code_token_session_id_or_sec
         }
     }
     let id_token = rig.idp.last_id_token().unwrap();
-    secrets.push(("ID token signature", id_token.rsplit('.').next().unwrap().to_owned()));
-    secrets.push(("ID token payload", id_token.split('.').nth(1).unwrap().to_owned()));
-    let nonce = rig.idp.last_authorize().unwrap().get("nonce").unwrap().to_owned();
+    secrets.push((
+        "ID token signature",
+        id_token.rsplit('.').next().unwrap().to_owned(),
+    ));
+    secrets.push((
+        "ID token payload",
+        id_token.split('.').nth(1).unwrap().to_owned(),
+    ));
+    let nonce = rig
+        .idp
+        .last_authorize()
+        .unwrap()
+        .get("nonce")
+        .unwrap()
+        .to_owned();
     secrets.push(("nonce", nonce));
     let cookies: Vec<String> = out
         .headers
         .get_all("set-cookie")
         .iter()
-        .filter_map(|c| c.to_str().ok()?.split(';').next()?.split_once('=').map(|(_, v)| v.to_owned()))
+        .filter_map(|c| {
+            c.to_str()
+                .ok()?
+                .split(';')
+                .next()?
+                .split_once('=')
+                .map(|(_, v)| v.to_owned())
+        })
         .collect();
     assert!(!cookies.is_empty());
     for c in cookies {
@@ -520,20 +615,36 @@ async fn case_46_the_login_cookie_survives_the_cross_site_return_from_the_idp_in
     let port = listener.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let public = format!("http://localhost:{port}");
-    let block = provider_block(PROVIDER, "oidc", &idp, &secret_file(&idp.client_secret()), "");
+    let block = provider_block(
+        PROVIDER,
+        "oidc",
+        &idp,
+        &secret_file(&idp.client_secret()),
+        "",
+    );
     let text = config(&[(PROVIDER, "id")], &block, "")
         .replace("{PUBLIC_URL}", &public)
         .replace("{DB}", &dir.path().join("t.db").display().to_string());
     let cfg = teamgate::config::Config::parse(&text, &dir.path().join("t.toml")).unwrap();
-    let app = teamgate::app::Application::build_with_listener(cfg, listener).await.unwrap();
+    let app = teamgate::app::Application::build_with_listener(cfg, listener)
+        .await
+        .unwrap();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let browser = Browser::start().await;
-    browser.goto(&format!("{public}/login?provider=idp&rd=%2Fapi%2Fv1%2Fme")).await;
+    browser
+        .goto(&format!("{public}/login?provider=idp&rd=%2Fapi%2Fv1%2Fme"))
+        .await;
     let url = browser
-        .wait_for_url(|u| u.starts_with(&format!("{public}/api/v1/me")), Duration::from_secs(20))
+        .wait_for_url(
+            |u| u.starts_with(&format!("{public}/api/v1/me")),
+            Duration::from_secs(20),
+        )
         .await;
     let body = browser.page_source().await;
-    assert!(body.contains("\"email\""), "not signed in after the cross-site return ({url}): {body}");
+    assert!(
+        body.contains("\"email\""),
+        "not signed in after the cross-site return ({url}): {body}"
+    );
     let cookie = browser.cookie("teamgate").await.unwrap();
     assert_eq!(cookie.same_site.as_deref(), Some("Lax"));
 }

@@ -10,9 +10,11 @@ use crate::oidc_common::*;
 use crate::test_idp::{Alg, Endpoint, GroupsPlacement, Kid, LoginSpec, TokenAuth};
 
 #[tokio::test]
-async fn case_01_an_honest_provider_signs_the_user_in_with_openid_nonce_and_the_registered_redirect_uri() {
+async fn case_01_an_honest_provider_signs_the_user_in_with_openid_nonce_and_the_registered_redirect_uri()
+ {
     let rig = Rig::oidc().await;
-    rig.idp.set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
     let out = rig.login().await;
     out.assert_signed_in();
     let (status, me_json) = me(&rig.app, &rig.app.browser).await;
@@ -21,11 +23,25 @@ async fn case_01_an_honest_provider_signs_the_user_in_with_openid_nonce_and_the_
     let auth = rig.idp.last_authorize().unwrap();
     let scope = auth.get("scope").unwrap();
     assert!(scope.split(' ').any(|s| s == "openid"), "scope {scope}");
-    assert_eq!(auth.get("redirect_uri").unwrap(), rig.app.url("/callback/idp"));
+    assert_eq!(
+        auth.get("redirect_uri").unwrap(),
+        rig.app.url("/callback/idp")
+    );
     assert_eq!(auth.get("response_type"), Some("code"));
-    let nonce = auth.get("nonce").expect("a nonce is sent in the code flow too");
-    assert!(nonce.len() <= 43 && nonce.len() >= 22, "nonce length {}", nonce.len());
-    assert!(nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "nonce {nonce}");
+    let nonce = auth
+        .get("nonce")
+        .expect("a nonce is sent in the code flow too");
+    assert!(
+        nonce.len() <= 43 && nonce.len() >= 22,
+        "nonce length {}",
+        nonce.len()
+    );
+    assert!(
+        nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "nonce {nonce}"
+    );
     assert_eq!(teams_of(&rig.app, "u-1").await, vec!["staff".to_owned()]);
 }
 
@@ -127,7 +143,14 @@ async fn case_10_a_token_with_a_corrupted_signature_is_rejected() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
     rig.idp.with_knobs(|k| k.corrupt_signature = true);
-    assert_login_refused(&rig, &logs, 400, UNVERIFIED, "Signature verification failed").await;
+    assert_login_refused(
+        &rig,
+        &logs,
+        400,
+        UNVERIFIED,
+        "Signature verification failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -139,14 +162,22 @@ async fn case_10_an_es256_token_with_a_corrupted_signature_is_rejected() {
         k.jwks_ec_key = true;
         k.corrupt_signature = true;
     });
-    assert_login_refused(&rig, &logs, 400, UNVERIFIED, "Signature verification failed").await;
+    assert_login_refused(
+        &rig,
+        &logs,
+        400,
+        UNVERIFIED,
+        "Signature verification failed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn case_11_userinfo_for_another_subject_is_discarded_and_the_login_refused() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::start("oidc", Default::default(), "groups_from_userinfo = true").await;
-    rig.idp.set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
     rig.idp.with_knobs(|k| {
         k.groups_placement = GroupsPlacement::UserinfoOnly;
         k.userinfo_set.insert("sub".into(), json!("someone-else"));
@@ -173,9 +204,18 @@ async fn case_13_the_needed_scopes_are_requested_and_absent_optional_claims_are_
         k.remove_claim("name");
     });
     rig.login().await.assert_signed_in();
-    let scope = rig.idp.last_authorize().unwrap().get("scope").unwrap().to_owned();
+    let scope = rig
+        .idp
+        .last_authorize()
+        .unwrap()
+        .get("scope")
+        .unwrap()
+        .to_owned();
     for needed in ["openid", "email", "profile"] {
-        assert!(scope.split(' ').any(|s| s == needed), "scope {scope} lacks {needed}");
+        assert!(
+            scope.split(' ').any(|s| s == needed),
+            "scope {scope} lacks {needed}"
+        );
     }
     let email: Option<String> = rig
         .app
@@ -193,10 +233,22 @@ async fn case_14_the_token_request_uses_http_basic_with_the_secret_form_encoded(
     rig.idp.with_knobs(|k| k.token_auth = TokenAuth::BasicOnly);
     rig.login().await.assert_signed_in();
     let secret = rig.idp.client_secret();
-    assert!(secret.contains(':') && secret.contains('+') && secret.contains('%') && secret.contains('~'));
+    assert!(
+        secret.contains(':')
+            && secret.contains('+')
+            && secret.contains('%')
+            && secret.contains('~')
+    );
     let request = rig.idp.last_token_request().unwrap();
-    assert_eq!(request.basic_credentials(), Some((rig.idp.client_id(), secret)));
-    assert_eq!(request.form("client_secret"), None, "the secret must not also be posted");
+    assert_eq!(
+        request.basic_credentials(),
+        Some((rig.idp.client_id(), secret))
+    );
+    assert_eq!(
+        request.form("client_secret"),
+        None,
+        "the secret must not also be posted"
+    );
 }
 
 #[tokio::test]
@@ -214,7 +266,8 @@ async fn case_15_endpoints_are_always_taken_from_discovery() {
 async fn case_16_a_discovery_document_naming_another_issuer_refuses_the_provider() {
     let (logs, _guard) = capture_logs(Level::INFO);
     let rig = Rig::oidc().await;
-    rig.idp.with_knobs(|k| k.discovery_issuer = Some("https://evil.example.com".into()));
+    rig.idp
+        .with_knobs(|k| k.discovery_issuer = Some("https://evil.example.com".into()));
     let out = hit(&rig.app.browser, &rig.app.url("/login?provider=idp")).await;
     out.assert_refused(503, UNREACHABLE);
     out.assert_logged(&logs, "is not the configured");
@@ -232,7 +285,11 @@ async fn case_17_a_key_rotated_just_before_signing_is_fetched_once_and_accepted(
     rig.idp.rotate_key();
     let callback = rig.idp.authorize_redirect(&authorize).await;
     rig.hit(&callback).await.assert_signed_in();
-    assert_eq!(rig.idp.jwks_calls(), 2, "exactly one refetch for the new kid");
+    assert_eq!(
+        rig.idp.jwks_calls(),
+        2,
+        "exactly one refetch for the new kid"
+    );
 }
 
 #[tokio::test]
@@ -249,5 +306,7 @@ async fn case_18_a_key_rotated_between_two_logins_works_without_a_restart() {
 
 fn base64_url(s: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
 }
