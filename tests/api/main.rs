@@ -15,4 +15,5 @@ mod oidc_claims;
 mod oidc_common;
 mod oidc_faults;
 mod oidc_flow;
+mod oidc_idp_quirks;
 mod oidc_rp_cert;
