@@ -17,7 +17,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
         .layer(sessions)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        // SCIM stays outside the session layer: a bearer token, never a cookie (SECURITY.md 78).
+        .merge(crate::scim::routes::routes().with_state(state.clone()));
     if let Some(idp) = &state.demo_idp {
         app = app.nest("/demo-idp", crate::demo_idp::router(idp.clone()));
     }

@@ -16,11 +16,16 @@
 //! - [`tokens`]: `teamgate scim-token create|list|revoke`.
 //! - [`routes`]: the `/scim/v2/{provider}/...` router.
 
+pub mod auth;
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod patch;
 pub mod resource;
+pub mod routes;
 pub mod schema;
+pub mod service;
+pub mod tokens;
 
 pub use error::ScimError;
 

@@ -154,7 +154,9 @@ fn put(
 pub struct UserFields {
     pub user_name: String,
     pub external_id: Option<String>,
-    pub active: bool,
+    /// `None` when the document does not say (a POST defaults to active, a PUT keeps the
+    /// stored state: RFC 7644 §3.5.1 "not asserted").
+    pub active: Option<bool>,
     pub display_name: Option<String>,
     /// The primary (else work, else first) email, for the `users` row's label.
     pub email: Option<String>,
@@ -202,10 +204,7 @@ pub fn user_fields(doc: &Map<String, Value>) -> UserFields {
     UserFields {
         user_name: s("userName").unwrap_or_default(),
         external_id: s("externalId").filter(|e| !e.is_empty()),
-        active: doc
-            .get("active")
-            .and_then(schema::parse_bool)
-            .unwrap_or(true),
+        active: doc.get("active").and_then(schema::parse_bool),
         name: display_name.clone().or(formatted).or(joined),
         display_name,
         email,
@@ -608,7 +607,7 @@ mod tests {
         let f = user_fields(&n.doc);
         assert_eq!(f.user_name, "isabella@okta.local");
         assert_eq!(f.external_id.as_deref(), Some("00u1dhhb1fkIGP7RL1d8"));
-        assert!(f.active);
+        assert_eq!(f.active, Some(true));
         assert_eq!(f.email.as_deref(), Some("isabella@okta.local"));
         assert_eq!(f.name.as_deref(), Some("Isabella Silva"));
         let bare = normalize(
@@ -616,7 +615,11 @@ mod tests {
             &json!({"schemas": [USER_SCHEMA], "userName": "b"}),
         )
         .unwrap();
-        assert!(user_fields(&bare.doc).active, "active defaults to true");
+        assert_eq!(
+            user_fields(&bare.doc).active,
+            None,
+            "active is not asserted"
+        );
     }
 
     fn rendered() -> Value {
