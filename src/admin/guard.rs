@@ -119,8 +119,16 @@ pub fn check_origin(headers: &HeaderMap, config: &Config) -> Result<(), CsrfRefu
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
         let ours = config.server.public_url.origin().ascii_serialization();
-        if origin.to_str().unwrap_or_default() != ours {
+        // Our pages set `Referrer-Policy: no-referrer`, under which browsers send
+        // `Origin: null` even for a same-origin form (Fetch, "serializing a request origin").
+        // `null` is also what a sandboxed cross-site frame sends, so it is accepted only when
+        // the browser vouches that the request is same-origin.
+        let same_origin = headers
+            .get("sec-fetch-site")
+            .is_some_and(|s| s.as_bytes() == b"same-origin");
+        if origin != ours && !(origin == "null" && same_origin) {
             return Err(CsrfRefusal::ForeignOrigin);
         }
     }
@@ -235,6 +243,21 @@ groups = []
         assert_eq!(
             check_origin(&headers(&[("origin", "http://127.0.0.1:8080")]), &c),
             Ok(())
+        );
+        // What a same-origin form sends under `Referrer-Policy: no-referrer`.
+        assert_eq!(
+            check_origin(
+                &headers(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+                &c
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_origin(
+                &headers(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+                &c
+            ),
+            Err(CsrfRefusal::CrossSite)
         );
     }
 }

@@ -182,8 +182,20 @@ async fn users(
         .unwrap_or(0)
         .div_ceil(USERS_PER_PAGE)
         .max(1);
+    let href = |page: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(q) = &search {
+            query.append_pair("q", q);
+        }
+        format!(
+            "/admin/users?{}",
+            query.append_pair("page", &page.to_string()).finish()
+        )
+    };
     let data = serde_json::json!({
-        "q": search.unwrap_or_default(),
+        "prev_href": (page > 1).then(|| href(page - 1)),
+        "next_href": (page < pages).then(|| href(page + 1)),
+        "q": search.clone().unwrap_or_default(),
         "users": rows,
         "total": total,
         "page": page,
@@ -358,7 +370,7 @@ async fn scim(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let tables = match state.store.read(q::scim_tables).await {
+    let stored = match state.store.read(q::scim_status).await {
         Ok(t) => t,
         Err(e) => return internal(&state, &rid, e),
     };
@@ -367,16 +379,21 @@ async fn scim(
         .config
         .providers
         .iter()
-        .filter(|p| p.scim_enabled || activity.contains_key(p.id.as_str()))
+        .filter(|p| {
+            p.scim_enabled
+                || activity.contains_key(p.id.as_str())
+                || stored.contains_key(p.id.as_str())
+        })
         .map(|p| {
             serde_json::json!({
                 "id": p.id.as_str(),
                 "enabled": p.scim_enabled,
                 "activity": activity.get(p.id.as_str()),
+                "stored": stored.get(p.id.as_str()).cloned().unwrap_or_default(),
             })
         })
         .collect();
-    let data = serde_json::json!({ "providers": providers, "tables": tables });
+    let data = serde_json::json!({ "providers": providers });
     render(&state, &rid, &admin, "admin_scim.html", "scim", data)
 }
 
@@ -611,5 +628,212 @@ async fn sign_out_user(
         }
         Ok(false) => guard::no_store(Redirect::to("/admin/users").into_response()),
         Err(e) => internal(&state, &rid, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::domain::plan::{ConfigView, Mapping, PlanUser, TeamDecl};
+    use crate::domain::reconcile::{MembershipRow, UserInput};
+    use crate::domain::{ProviderId, TeamId};
+    use crate::http::templates::Templates;
+    use crate::store::audit::AuditRow;
+    use crate::store::memberships::StoredMembership;
+    use crate::store::users::UserRecord;
+
+    fn frame(page: &'static str, data: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "page": page, "admin_label": "root@example.com", "csrf": "tok<en>", "data": data })
+    }
+
+    fn user() -> UserRecord {
+        UserRecord {
+            id: 1,
+            public_id: "pub-1".into(),
+            provider: "demo".into(),
+            subject: "s1".into(),
+            email: Some("<b>x@example.com".into()),
+            email_verified: true,
+            name: Some("X".into()),
+            active: true,
+            session_generation: 0,
+            claims_groups: Some(vec!["g1".into()]),
+            claims_groups_at: Some("2024-01-01T00:00:00Z".into()),
+            last_login_at: None,
+        }
+    }
+
+    fn row() -> MembershipRow {
+        MembershipRow {
+            team: TeamId::parse("team1").unwrap(),
+            source: Source::Claims,
+            via: "g1".into(),
+        }
+    }
+
+    fn audit_row() -> AuditRow {
+        AuditRow {
+            id: 1,
+            at: "2024-01-01T00:00:00Z".into(),
+            trigger: "login".into(),
+            request_id: Some("rid".into()),
+            user_id: Some(1),
+            user_label: Some("x@example.com".into()),
+            action: "membership.add".into(),
+            team: Some("team1".into()),
+            source: Some("claims".into()),
+            via: Some("g1".into()),
+            detail: None,
+        }
+    }
+
+    fn view() -> ConfigView {
+        let mut v = ConfigView::default();
+        v.teams.insert(
+            TeamId::parse("team1").unwrap(),
+            TeamDecl {
+                name: "Team 1".into(),
+                ..TeamDecl::default()
+            },
+        );
+        v.mappings.insert(Mapping::new(
+            ProviderId::parse("demo").unwrap(),
+            "g1",
+            TeamId::parse("team1").unwrap(),
+        ));
+        v
+    }
+
+    fn input() -> UserInput {
+        UserInput {
+            provider: ProviderId::parse("demo").unwrap(),
+            claims_groups: Some(vec!["g1".into(), "g2".into()]),
+            scim_groups: None,
+            config_teams: vec![],
+            active: true,
+            locked: false,
+        }
+    }
+
+    /// Every admin template renders with data shaped as the handlers build it, and escapes it.
+    #[test]
+    fn every_admin_template_renders_with_representative_data() {
+        let t = Templates::new().unwrap();
+        let held = vec![crate::domain::explain::HeldMembership {
+            row: row(),
+            since: "2024".into(),
+            confirmed_at: "2024".into(),
+        }];
+        let explanation = explain::explain(UserSummary::default(), &input(), &held, &view());
+        let users = vec![PlanUser {
+            label: "x@example.com".into(),
+            public_id: "pub-1".into(),
+            input: input(),
+            current: BTreeSet::new(),
+        }];
+        let plan = plan::plan(&ConfigView::default(), &view(), &users);
+        let overview = q::UserOverview {
+            user: user(),
+            memberships: vec![StoredMembership {
+                row: row(),
+                since: "2024".into(),
+                confirmed_at: "2024".into(),
+            }],
+            sessions: 2,
+        };
+        let activity = crate::metrics::ScimActivity {
+            requests: 3,
+            errors: 1,
+            last_request_at: Some("2024".into()),
+            last_status: Some(201),
+            last_error_at: Some("2024".into()),
+            last_error_status: Some(409),
+            by_status: [(201, 2), (409, 1)].into(),
+        };
+        let pages: Vec<(&str, &'static str, serde_json::Value)> = vec![
+            (
+                "admin_index.html",
+                "index",
+                serde_json::json!({
+                    "config_path": "c.toml", "applied": ["c.toml", "2024"], "users": 1, "teams": 1, "mappings": 1,
+                    "providers": [{"id": "demo", "kind": "demo", "name": "Demo", "scim": true}],
+                    "last_reload": {"seq": 1, "at": "2024", "ok": false, "message": "bad <line>"},
+                    "flash": "refused", "admin_role": "owner", "admin_scope": null,
+                }),
+            ),
+            (
+                "admin_users.html",
+                "users",
+                serde_json::json!({
+                    "q": "x", "users": [overview], "total": 201, "page": 2, "pages": 3,
+                    "prev_href": "/admin/users?q=x&page=1", "next_href": "/admin/users?q=x&page=3",
+                }),
+            ),
+            (
+                "admin_user.html",
+                "users",
+                serde_json::json!({
+                    "explanation": explanation, "audit": [audit_row()], "sessions": 1, "signed_out": true,
+                }),
+            ),
+            (
+                "admin_teams.html",
+                "teams",
+                serde_json::json!({"teams": [{
+                    "id": "team1", "name": "Team 1", "roles": [{"scope": "org/a", "role": "owner"}],
+                    "groups": [{"provider": "demo", "group": "g1"}], "config_members": ["c@example.com"],
+                    "is_default": true, "member_count": 60, "members": [{"public_id": "p", "label": "l", "source": "claims", "via": "g1"}],
+                    "more": true,
+                }]}),
+            ),
+            (
+                "admin_mappings.html",
+                "mappings",
+                serde_json::json!({
+                    "mappings": view().mappings, "default_teams": ["team1"], "locked_users": ["ceo@example.com"],
+                    "providers": [{"id": "demo", "group_key": "id"}],
+                }),
+            ),
+            (
+                "admin_scim.html",
+                "scim",
+                serde_json::json!({
+                    "providers": [
+                        {"id": "entra", "enabled": true, "activity": activity, "stored": q::ScimCounts { users: 3, ..Default::default() }},
+                        {"id": "okta", "enabled": true, "activity": null, "stored": q::ScimCounts::default()},
+                    ],
+                }),
+            ),
+            (
+                "admin_audit.html",
+                "audit",
+                serde_json::json!({
+                    "filters": {"user": "x", "team": null, "source": "claims", "trigger": null, "since": "1h", "until": null},
+                    "problems": ["since: bad"], "rows": [audit_row()], "limit": 200,
+                }),
+            ),
+            (
+                "admin_plan.html",
+                "plan",
+                serde_json::json!({
+                    "path": "c.toml", "errors": [], "changes": true, "plan": plan,
+                    "memberships_added": 1, "memberships_removed": 0,
+                }),
+            ),
+            (
+                "admin_plan.html",
+                "plan",
+                serde_json::json!({"path": "c.toml", "errors": ["c.toml:3: bad"]}),
+            ),
+        ];
+        for (name, page, data) in pages {
+            let html = t
+                .render(name, frame(page, data))
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!html.contains("<b>x@"), "{name} must escape data");
+            assert!(html.contains("root@example.com"), "{name}");
+        }
     }
 }

@@ -225,8 +225,8 @@ pub fn plan_users(conn: &Connection, config: &Config) -> Result<Vec<PlanUser>> {
     Ok(out)
 }
 
-/// Users matching `key`: an email (any case), the public id, `provider:subject`, or the
-/// internal numeric id.
+/// Users matching `key`: an email (any case), the public id, `provider:subject`, the internal
+/// numeric id, or a SCIM userName.
 pub fn find_users(conn: &Connection, key: &str) -> Result<Vec<UserRecord>> {
     let mut found = users::find(conn, key.trim())?;
     if let Ok(id) = key.trim().parse::<i64>()
@@ -234,6 +234,19 @@ pub fn find_users(conn: &Connection, key: &str) -> Result<Vec<UserRecord>> {
         && found.iter().all(|u| u.id != user.id)
     {
         found.push(user);
+    }
+    // A SCIM userName (any provider; compared as SCIM does, case-folded).
+    let mut stmt =
+        conn.prepare_cached("SELECT user_id FROM scim_users WHERE user_name_key = ?1 ORDER BY id")?;
+    let ids: Vec<i64> = stmt
+        .query_map([super::scim::fold(key.trim())], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        if found.iter().all(|u| u.id != id)
+            && let Some(user) = users::by_id(conn, id)?
+        {
+            found.push(user);
+        }
     }
     Ok(found)
 }
@@ -486,38 +499,72 @@ pub fn last_reload(conn: &Connection) -> Result<Option<ReloadStatus>> {
         .transpose()
 }
 
-/// Row counts of the SCIM tables that exist in this database (named `scim_*`), and when the
-/// last SCIM-triggered audit row was written.
+/// What the database says about one provider's SCIM provisioning.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ScimTables {
-    pub tables: Vec<(String, i64)>,
+pub struct ScimCounts {
+    pub users: i64,
+    pub active_users: i64,
+    pub groups: i64,
+    /// (group, member) rows.
+    pub memberships: i64,
+    /// Tokens neither revoked nor expired.
+    pub live_tokens: i64,
+    /// The latest `updated_at` of the provider's SCIM users and groups.
     pub last_change_at: Option<String>,
 }
 
-pub fn scim_tables(conn: &Connection) -> Result<ScimTables> {
+/// SCIM counts per provider, from the `scim_*` tables (migration 0002).
+pub fn scim_status(conn: &Connection) -> Result<BTreeMap<String, ScimCounts>> {
+    let mut out: BTreeMap<String, ScimCounts> = BTreeMap::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'scim\\_%' ESCAPE '\\' ORDER BY name",
+        "SELECT provider, COUNT(*), COALESCE(SUM(active), 0), MAX(updated_at) FROM scim_users GROUP BY provider",
     )?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut tables = Vec::with_capacity(names.len());
-    for name in names {
-        // The name comes from sqlite_master and matched `scim_%`; quoted as an identifier.
-        let n: i64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM \"{}\"", name.replace('"', "\"\"")),
-            [],
-            |r| r.get(0),
-        )?;
-        tables.push((name, n));
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (provider, users, active, at) = row?;
+        let c = out.entry(provider).or_default();
+        c.users = users;
+        c.active_users = active;
+        c.last_change_at = at;
     }
-    let last_change_at = conn
-        .prepare_cached("SELECT MAX(at) FROM audit WHERE trigger = 'scim'")?
-        .query_row([], |r| r.get(0))?;
-    Ok(ScimTables {
-        tables,
-        last_change_at,
-    })
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.provider, COUNT(DISTINCT g.id), COUNT(m.member_id), MAX(g.updated_at)
+         FROM scim_groups g LEFT JOIN scim_members m ON m.group_id = g.id GROUP BY g.provider",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (provider, groups, members, at) = row?;
+        let c = out.entry(provider).or_default();
+        c.groups = groups;
+        c.memberships = members;
+        if at > c.last_change_at {
+            c.last_change_at = at;
+        }
+    }
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut stmt = conn.prepare_cached(
+        "SELECT provider, COUNT(*) FROM scim_tokens WHERE revoked_at IS NULL AND expires_at > ?1 GROUP BY provider",
+    )?;
+    let rows = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (provider, n) = row?;
+        out.entry(provider).or_default().live_tokens = n;
+    }
+    Ok(out)
 }
 
 /// Open the database for reading only, for the command-line tools: they never take the write

@@ -1,6 +1,12 @@
 //! The one integration test binary: every test spawns the real teamgate on a free loopback
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod admin_browser;
+mod admin_explain;
+mod admin_pages;
+mod admin_plan;
+mod admin_reload;
+mod admin_support;
 mod forward_auth;
 mod forward_auth_e2e;
 mod forward_auth_support;

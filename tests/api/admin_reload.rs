@@ -1,0 +1,290 @@
+//! Live reload: a valid file is applied to every user at once and audited; an invalid file is
+//! refused and the old config stays active. Both in process and through the real binary
+//! (`teamgate reload`, SIGHUP), plus graceful shutdown on SIGTERM finishing a request.
+
+use std::time::Duration;
+
+use rustix::process::Signal;
+use teamgate::admin::reload::{ReloadError, reload};
+use teamgate::domain::TeamId;
+use teamgate::store::admin_queries;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::admin_support::{
+    Server, config_path, database, demo_config, demo_sign_in, edit, fill, stderr, stdout, teamgate,
+    wait_until,
+};
+use crate::helpers::{new_browser, spawn_app};
+
+const BOB_GROUP: &str = "00000000-0000-0000-0000-00000000c003";
+
+/// The demo config without the mapping that puts Bob in infra-editors.
+fn without_bobs_mapping(config: &str) -> String {
+    edit(
+        config,
+        r#"groups = [{ provider = "demo", id = "00000000-0000-0000-0000-00000000c003" }]"#,
+        "groups = []",
+    )
+}
+
+async fn teams_of(app: &crate::helpers::TestApp, email: &'static str) -> Vec<(String, String)> {
+    app.state
+        .store
+        .read(move |conn| {
+            let user = teamgate::store::users::find(conn, email)?.remove(0);
+            Ok(teamgate::store::memberships::current(conn, user.id)?
+                .into_iter()
+                .map(|r| (r.team.to_string(), r.source.as_str().to_owned()))
+                .collect())
+        })
+        .await
+        .unwrap()
+}
+
+fn infra_mapped(app: &crate::helpers::TestApp) -> bool {
+    let config = app.state.config.get();
+    let team = config
+        .team(&TeamId::parse("infra-editors").unwrap())
+        .unwrap();
+    team.groups.iter().any(|(_, g)| g == BOB_GROUP)
+}
+
+#[tokio::test]
+async fn a_valid_config_change_is_applied_to_every_user_at_once_and_audited() {
+    let app = spawn_app(&demo_config()).await;
+    demo_sign_in(&app, &new_browser(), "bob@example.com").await;
+    assert_eq!(
+        teams_of(&app, "bob@example.com").await,
+        [("infra-editors".into(), "claims".into())]
+    );
+    let applied_before = teamgate::metrics::config_reloads("applied");
+
+    std::fs::write(
+        config_path(&app),
+        fill(&app, &without_bobs_mapping(&demo_config())),
+    )
+    .unwrap();
+    let applied = reload(&app.state, "test").await.unwrap();
+
+    assert_eq!(applied.report.users_changed, 1);
+    assert!(applied.status.ok);
+    assert!(!infra_mapped(&app), "the live config is the new one");
+    // Bob did not sign in again: the mapping change reached him at once.
+    assert_eq!(
+        teams_of(&app, "bob@example.com").await,
+        [("everyone".into(), "default".into())]
+    );
+    let rows = app
+        .state
+        .store
+        .read(|conn| {
+            admin_queries::audit(
+                conn,
+                &admin_queries::AuditFilter {
+                    trigger: Some("config".into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let config_file = config_path(&app).display().to_string();
+    let removal = rows
+        .iter()
+        .find(|r| r.action == "membership.remove")
+        .expect("an audit row for the removed membership");
+    assert_eq!(removal.team.as_deref(), Some("infra-editors"));
+    assert_eq!(removal.user_label.as_deref(), Some("bob@example.com"));
+    assert!(
+        removal.detail.as_deref().unwrap().contains(&config_file),
+        "{removal:?}"
+    );
+    let addition = rows.iter().find(|r| r.action == "membership.add").unwrap();
+    assert_eq!(addition.team.as_deref(), Some("everyone"));
+    let event = rows.iter().find(|r| r.action == "config.reload").unwrap();
+    assert!(
+        event
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("applied {config_file} (sha256 ")),
+        "{event:?}"
+    );
+    assert!(teamgate::metrics::config_reloads("applied") > applied_before);
+}
+
+#[tokio::test]
+async fn an_invalid_config_file_is_refused_and_the_old_config_stays_active() {
+    let app = spawn_app(&demo_config()).await;
+    demo_sign_in(&app, &new_browser(), "bob@example.com").await;
+    let memberships_before = teams_of(&app, "bob@example.com").await;
+
+    // Invalid as a whole (an unknown role) although it also drops Bob's mapping.
+    let broken = edit(
+        &without_bobs_mapping(&demo_config()),
+        r#"role = "owner""#,
+        r#"role = "overlord""#,
+    );
+    std::fs::write(config_path(&app), fill(&app, &broken)).unwrap();
+    let err = reload(&app.state, "test").await.unwrap_err();
+
+    let ReloadError::Invalid(errors) = &err else {
+        panic!("expected the file to be refused as invalid, got {err}");
+    };
+    assert!(
+        errors
+            .to_string()
+            .contains("\"overlord\" is not a built-in role"),
+        "{errors}"
+    );
+    assert!(infra_mapped(&app), "the old config stays live");
+    assert_eq!(teams_of(&app, "bob@example.com").await, memberships_before);
+    let status = app
+        .state
+        .store
+        .read(admin_queries::last_reload)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.ok);
+    assert!(status.message.contains("overlord"), "{status:?}");
+
+    // A file that moves the database is refused as well: only a restart can do that.
+    let moved = demo_config().replace("{DB}", "{DB}.elsewhere");
+    std::fs::write(config_path(&app), fill(&app, &moved)).unwrap();
+    assert!(matches!(
+        reload(&app.state, "test").await,
+        Err(ReloadError::NeedsRestart(_))
+    ));
+    assert_eq!(app.state.config.get().server.database, database(&app));
+    assert_eq!(teams_of(&app, "bob@example.com").await, memberships_before);
+}
+
+/// A demo config for a `teamgate serve` child in `dir`: port 0, database in `dir`.
+fn server_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("teamgate.toml");
+    let text = edit(
+        text,
+        r#"listen     = "127.0.0.1:8080""#,
+        r#"listen     = "127.0.0.1:0""#,
+    )
+    .replace("{PUBLIC_URL}", "http://127.0.0.1:8080")
+    .replace("{DB}", &dir.join("teamgate.db").display().to_string());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn last_reload_seq(database: &std::path::Path) -> i64 {
+    let conn = admin_queries::open_read_only(database).unwrap();
+    admin_queries::last_reload(&conn)
+        .unwrap()
+        .map_or(0, |s| s.seq)
+}
+
+#[tokio::test]
+async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("teamgate.db");
+    let config = server_config(dir.path(), &demo_config());
+    let server = Server::start(&config, &database);
+    let path = config.to_str().unwrap();
+
+    // A rename, applied by the server on `teamgate reload`.
+    let renamed = edit(
+        &demo_config(),
+        r#"name = "Security Viewers""#,
+        r#"name = "Security Readers""#,
+    );
+    server_config(dir.path(), &renamed);
+    assert_eq!(teamgate(&["plan", "--config", path]).status.code(), Some(2));
+    let out = teamgate(&["reload", "--config", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("1 renamed"), "{}", stdout(&out));
+    let out = teamgate(&["plan", "--config", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "applied, so nothing left to plan: {}",
+        stdout(&out)
+    );
+
+    // An invalid file: `teamgate reload` refuses it itself and never signals the server.
+    let seq = last_reload_seq(&database);
+    let broken = edit(&renamed, r#"role = "owner""#, r#"role = "overlord""#);
+    server_config(dir.path(), &broken);
+    let out = teamgate(&["reload", "--config", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("overlord"), "{}", stderr(&out));
+    assert_eq!(last_reload_seq(&database), seq);
+
+    // SIGHUP with the invalid file on disk: the server refuses it, logs why, keeps running.
+    server.signal(Signal::HUP);
+    wait_until(Duration::from_secs(10), || last_reload_seq(&database) > seq);
+    let conn = admin_queries::open_read_only(&database).unwrap();
+    let status = admin_queries::last_reload(&conn).unwrap().unwrap();
+    assert!(
+        !status.ok && status.message.contains("overlord"),
+        "{status:?}"
+    );
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Still on the renamed config: planning it shows nothing to do.
+    server_config(dir.path(), &renamed);
+    assert_eq!(teamgate(&["plan", "--config", path]).status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_before_the_server_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("teamgate.db");
+    let config = server_config(dir.path(), &demo_config());
+    let mut server = Server::start(&config, &database);
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let body = "csrf=abcd";
+    let head = format!(
+        "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The head and half the body: the handler is now waiting for the rest.
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..5]).await.unwrap();
+    // Nothing observable says the server has read the head; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(Signal::TERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server waits for the request in flight"
+    );
+
+    stream.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    let mut exited = None;
+    wait_until(Duration::from_secs(10), || {
+        exited = server.child.try_wait().unwrap();
+        exited.is_some()
+    });
+    assert!(exited.unwrap().success(), "a clean exit after the drain");
+    assert!(
+        !dir.path().join("teamgate.db.pid").exists(),
+        "the pid file is removed at exit"
+    );
+}

@@ -1,0 +1,238 @@
+//! Helpers for the admin tests: the demo config with its placeholders, a demo-IdP sign-in
+//! driven like a browser without JavaScript, the real `teamgate` binary run as a command or
+//! as a server, and a dump of the database to prove that read-only commands change nothing.
+
+// Shared by several test files; not every helper is used by each.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, follow};
+
+/// `config/demo.toml` with `{PUBLIC_URL}` and `{DB}` placeholders.
+pub fn demo_config() -> String {
+    std::fs::read_to_string("config/demo.toml")
+        .unwrap()
+        .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
+        .replace("data/demo.db", "{DB}")
+}
+
+/// `text` with the placeholders filled in for `app`, as `spawn_app` did.
+pub fn fill(app: &TestApp, text: &str) -> String {
+    text.replace("{PUBLIC_URL}", &app.address)
+        .replace("{DB}", &database(app).display().to_string())
+}
+
+pub fn database(app: &TestApp) -> PathBuf {
+    app.dir.path().join("teamgate.db")
+}
+
+/// The file the running app believes it was loaded from (reload re-reads it).
+pub fn config_path(app: &TestApp) -> PathBuf {
+    app.dir.path().join("teamgate.toml")
+}
+
+/// Write `text` (placeholders filled) to `name` in the app's directory; returns the path.
+pub fn write_config(app: &TestApp, name: &str, text: &str) -> PathBuf {
+    let path = app.dir.path().join(name);
+    std::fs::write(&path, fill(app, text)).unwrap();
+    path
+}
+
+/// Replace `from` by `to` in `text`, insisting that `from` occurs (so that a change to
+/// config/demo.toml cannot silently turn a test into a no-op).
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the config has no {from:?}");
+    text.replacen(from, to, 1)
+}
+
+/// Hidden inputs of a page's forms, HTML entities decoded.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let attr = |name: &str| {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                unescape(&rest[start..end])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+/// Sign `email` in at the demo IdP with `client` (its own cookie jar), as a browser without
+/// JavaScript would: the login redirect, the picker form, the callback.
+pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) {
+    let (_, picker) = follow(client, &app.url("/login")).await;
+    let html = picker.text().await.unwrap();
+    let mut form = hidden_inputs(&html);
+    form.push(("email".into(), email.into()));
+    let response = client
+        .post(app.url("/demo-idp/authorize/pick"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection(),
+        "pick: {}",
+        response.status()
+    );
+    let callback = response.headers()["location"].to_str().unwrap().to_owned();
+    let (hops, _) = follow(client, &callback).await;
+    assert_eq!(
+        hops[0].1,
+        StatusCode::SEE_OTHER,
+        "callback for {email}: {hops:?}"
+    );
+}
+
+/// Sign in every demo user once, each with a fresh client.
+pub async fn sign_in_all(app: &TestApp, emails: &[&str]) {
+    for email in emails {
+        demo_sign_in(app, &crate::helpers::new_browser(), email).await;
+    }
+}
+
+/// Run the real `teamgate` binary with `args`.
+pub fn teamgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_teamgate"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Everything in the database that a command could change, as comparable text. The audit log,
+/// memberships, users, teams, bindings, mappings and settings, in a fixed order.
+pub async fn dump(app: &TestApp) -> Vec<String> {
+    app.state
+        .store
+        .read(|conn| {
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT id || '|' || at || '|' || action || '|' || COALESCE(team_id, '') FROM audit ORDER BY id",
+                "SELECT user_id || '|' || team_id || '|' || source || '|' || via || '|' || since || '|' || confirmed_at FROM memberships ORDER BY 1",
+                "SELECT id || '|' || email || '|' || updated_at || '|' || session_generation FROM users ORDER BY id",
+                "SELECT id || '|' || name FROM teams ORDER BY id",
+                "SELECT team_id || '|' || scope || '|' || role FROM role_bindings ORDER BY 1",
+                "SELECT provider || '|' || group_key || '|' || team_id FROM mappings ORDER BY 1",
+                "SELECT key || '=' || value FROM settings WHERE key NOT LIKE 'demo_idp%' ORDER BY key",
+            ] {
+                let mut stmt = conn.prepare(sql)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap()
+}
+
+/// A `teamgate serve` child process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub database: PathBuf,
+}
+
+impl Server {
+    /// Start `teamgate serve --config config` (its `listen` should use port 0) and wait for
+    /// the "listening" log line and the pid file that `teamgate reload` needs.
+    pub fn start(config: &Path, database: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining the log after the port is found, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["fields"]["message"] == "listening" {
+                            let _ = tx.send(v["fields"]["port"].as_u64().unwrap_or(0) as u16);
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server did not log its port");
+        let server = Server {
+            child,
+            port,
+            database: database.to_owned(),
+        };
+        // The pid file is written right after the "listening" line.
+        let pid_file = PathBuf::from(format!("{}.pid", database.display()));
+        wait_until(Duration::from_secs(10), || pid_file.exists());
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// Send `signal` to the server.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(rustix::process::Pid::from_raw(self.pid()).unwrap(), signal)
+            .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `done` every 20 ms until it holds; panics after `timeout`. Used only where the
+/// awaited event has no signal but a visible effect (a file appears, a row is written by
+/// another process).
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
