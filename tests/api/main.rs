@@ -23,3 +23,5 @@ mod oidc_faults;
 mod oidc_flow;
 mod oidc_idp_quirks;
 mod oidc_rp_cert;
+mod scim_entra;
+mod scim_support;

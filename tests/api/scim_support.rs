@@ -1,0 +1,394 @@
+//! Shared by the `scim_*` test files: a teamgate with two SCIM providers (`entra`, groups keyed
+//! by id; `okta`, keyed by name) and one with SCIM disabled, a token for each, and a client
+//! that speaks `application/scim+json` and returns status, headers and JSON body.
+
+#![allow(dead_code)]
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use teamgate::scim::tokens;
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::oidc_common::secret_file;
+
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// The Entra group object id the `admins` team maps.
+pub const ADMINS_GROUP_ID: &str = "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159";
+/// The Okta group name the `engineering` team maps.
+pub const ENGINEERING: &str = "Engineering";
+
+pub fn config() -> String {
+    let secret = secret_file("client-secret");
+    format!(
+        r#"
+[server]
+public_url = "{{PUBLIC_URL}}"
+database = "{{DB}}"
+
+[[provider]]
+id = "entra"
+kind = "entra"
+issuer = "http://127.0.0.1:9/entra/v2.0"
+client_id = "teamgate"
+client_secret_file = "{secret}"
+scim = {{ enabled = true }}
+
+[[provider]]
+id = "okta"
+kind = "okta"
+issuer = "http://127.0.0.1:9/okta"
+client_id = "teamgate"
+client_secret_file = "{secret}"
+scim = {{ enabled = true }}
+
+[[provider]]
+id = "nosync"
+kind = "oidc"
+issuer = "http://127.0.0.1:9/nosync"
+client_id = "teamgate"
+client_secret_file = "{secret}"
+
+[[team]]
+id = "admins"
+roles = [{{ scope = "org/acme", role = "owner" }}]
+groups = [{{ provider = "entra", id = "{ADMINS_GROUP_ID}" }}]
+
+[[team]]
+id = "engineering"
+roles = [{{ scope = "org/acme", role = "editor" }}]
+groups = [{{ provider = "okta", name = "{ENGINEERING}" }}]
+
+[[team]]
+id = "everyone"
+roles = [{{ scope = "org/acme", role = "viewer" }}]
+
+[defaults]
+teams_without_groups = ["everyone"]
+"#
+    )
+}
+
+/// A SCIM response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A SCIM error with this status and `scimType` (`None`: none expected).
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["schemas"], json!([ERROR]), "body: {}", self.body);
+        assert_eq!(
+            self.body["status"],
+            json!(status.to_string()),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body.get("scimType").and_then(Value::as_str),
+            scim_type,
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.headers["content-type"], "application/scim+json");
+    }
+
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        self
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
+    }
+
+    pub fn etag(&self) -> String {
+        self.headers["etag"].to_str().unwrap().to_owned()
+    }
+}
+
+pub struct ScimRig {
+    pub app: TestApp,
+    pub client: reqwest::Client,
+    pub entra_token: String,
+    pub okta_token: String,
+}
+
+pub async fn token(app: &TestApp, provider: &str) -> String {
+    let config = app.state.config.get();
+    let t = tokens::create(&app.state.store, &config, provider, 30, None)
+        .await
+        .unwrap();
+    t.token.expose().to_owned()
+}
+
+impl ScimRig {
+    pub async fn start() -> ScimRig {
+        Self::start_with(&config()).await
+    }
+
+    pub async fn start_with(config: &str) -> ScimRig {
+        let app = spawn_app(config).await;
+        let entra_token = token(&app, "entra").await;
+        let okta_token = token(&app, "okta").await;
+        ScimRig {
+            app,
+            client: reqwest::Client::new(),
+            entra_token,
+            okta_token,
+        }
+    }
+
+    pub fn token_of(&self, provider: &str) -> &str {
+        if provider == "okta" {
+            &self.okta_token
+        } else {
+            &self.entra_token
+        }
+    }
+
+    /// A request to `/scim/v2/{provider}{path}` with that provider's token.
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        provider: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.app.url(&format!("/scim/v2/{provider}{path}")))
+            .bearer_auth(self.token_of(provider))
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let response = rb.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, provider: &str, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::GET, provider, path))
+            .await
+    }
+
+    pub async fn delete(&self, provider: &str, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::DELETE, provider, path))
+            .await
+    }
+
+    pub async fn with_body(
+        &self,
+        method: reqwest::Method,
+        provider: &str,
+        path: &str,
+        body: &Value,
+    ) -> Reply {
+        let rb = self
+            .req(method, provider, path)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string());
+        self.send(rb).await
+    }
+
+    pub async fn post(&self, provider: &str, path: &str, body: &Value) -> Reply {
+        self.with_body(reqwest::Method::POST, provider, path, body)
+            .await
+    }
+
+    pub async fn put(&self, provider: &str, path: &str, body: &Value) -> Reply {
+        self.with_body(reqwest::Method::PUT, provider, path, body)
+            .await
+    }
+
+    pub async fn patch(&self, provider: &str, path: &str, ops: Value) -> Reply {
+        let body = json!({"schemas": [PATCH_OP], "Operations": ops});
+        self.with_body(reqwest::Method::PATCH, provider, path, &body)
+            .await
+    }
+
+    /// A filter as Entra sends it: URL-encoded in the query.
+    pub async fn filter(&self, provider: &str, resource: &str, filter: &str) -> Reply {
+        let rb = self
+            .req(reqwest::Method::GET, provider, &format!("/{resource}"))
+            .query(&[("filter", filter)]);
+        self.send(rb).await
+    }
+
+    pub async fn create_user(
+        &self,
+        provider: &str,
+        user_name: &str,
+        external_id: Option<&str>,
+    ) -> String {
+        let mut body = json!({"schemas": [USER], "userName": user_name, "active": true,
+            "name": {"givenName": "Given", "familyName": "Family"},
+            "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}]});
+        if let Some(e) = external_id {
+            body["externalId"] = json!(e);
+        }
+        let r = self.post(provider, "/Users", &body).await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    pub async fn create_group(
+        &self,
+        provider: &str,
+        name: &str,
+        external_id: Option<&str>,
+    ) -> String {
+        let mut body = json!({"schemas": [GROUP], "displayName": name, "members": []});
+        if let Some(e) = external_id {
+            body["externalId"] = json!(e);
+        }
+        let r = self.post(provider, "/Groups", &body).await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    /// The login identity (`users.id`) behind SCIM user `scim_id`.
+    pub async fn user_id(&self, provider: &str, scim_id: &str) -> i64 {
+        let (p, s) = (provider.to_owned(), scim_id.to_owned());
+        self.app
+            .state
+            .store
+            .read(move |conn| {
+                Ok(teamgate::store::scim::users::get(conn, &p, &s)?.map(|r| r.user_id))
+            })
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no SCIM user {scim_id}"))
+    }
+
+    /// The teams of login identity `user_id`, sorted.
+    pub async fn teams(&self, user_id: i64) -> Vec<String> {
+        self.app
+            .state
+            .store
+            .read(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
+                )?;
+                let rows = stmt.query_map([user_id], |r| r.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// (action, team, trigger, detail) of the audit rows about `user_id`, oldest first.
+    pub async fn audit(&self, user_id: i64) -> Vec<(String, String, String, String)> {
+        self.app
+            .state
+            .store
+            .read(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT action, COALESCE(team_id, ''), trigger, COALESCE(detail, '') FROM audit
+                     WHERE user_id = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([user_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// `users.active` of a login identity.
+    pub async fn identity_active(&self, user_id: i64) -> bool {
+        self.app
+            .state
+            .store
+            .read(move |conn| {
+                Ok(
+                    conn.query_row("SELECT active FROM users WHERE id = ?1", [user_id], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Give `user_id` a signed-in session row, as a login would.
+    pub async fn add_session(&self, user_id: i64) {
+        use tower_sessions::session::{Id, Record};
+        use tower_sessions::session_store::SessionStore;
+        let store =
+            teamgate::store::sessions::SqliteSessionStore::new(self.app.state.store.clone());
+        let mut data = std::collections::HashMap::new();
+        data.insert("auth".to_owned(), json!({"user_id": user_id}));
+        let mut record = Record {
+            id: Id::default(),
+            data,
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        store.create(&mut record).await.unwrap();
+    }
+
+    pub async fn sessions(&self, user_id: i64) -> i64 {
+        self.app
+            .state
+            .store
+            .read(move |conn| teamgate::store::sessions::count_for_user(conn, user_id))
+            .await
+            .unwrap()
+    }
+
+    pub async fn session_generation(&self, user_id: i64) -> i64 {
+        self.app
+            .state
+            .store
+            .read(move |conn| {
+                Ok(conn.query_row(
+                    "SELECT session_generation FROM users WHERE id = ?1",
+                    [user_id],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// The `value`s of a group's members, as GET returns them.
+pub fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|v| v["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
