@@ -1,8 +1,8 @@
-//! `teamgate explain` and `teamgate audit`, run as the real binary, for demo users holding
-//! memberships from the claims, config and default sources, before and after a reload that
-//! maps a group which mapped to nothing.
+//! `teamgate explain` and `teamgate audit`, run as the real binary, for a demo user holding
+//! memberships from three sources at once (config, then SCIM, then claims after a reload maps
+//! her group) and one holding the default team.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::admin_support::{
     config_path, demo_config, edit, sign_in_all, stderr, stdout, teamgate, write_config,
@@ -10,6 +10,63 @@ use crate::admin_support::{
 use crate::helpers::spawn_app;
 
 const CAROL_GROUP: &str = "00000000-0000-0000-0000-0000000ffff0";
+/// The group platform-admins maps; pushed over SCIM here.
+const ADMINS_GROUP: &str = "00000000-0000-0000-0000-00000000a001";
+
+/// The demo config with SCIM enabled on the demo provider.
+fn scim_config(config: &str) -> String {
+    edit(
+        config,
+        "kind = \"demo\"\n",
+        "kind = \"demo\"\nscim = { enabled = true }\n",
+    )
+}
+
+/// Provision `email` over SCIM, linked to their login by externalId = login subject, as the
+/// only member of a group whose externalId is `group`.
+async fn scim_push(app: &crate::helpers::TestApp, email: &'static str, group: &str) {
+    let config = app.state.config.get();
+    let token = teamgate::scim::tokens::create(&app.state.store, &config, "demo", 30, None)
+        .await
+        .unwrap();
+    let token = token.token.expose().to_owned();
+    let subject = app
+        .state
+        .store
+        .read(move |c| Ok(teamgate::store::users::find(c, email)?.remove(0).subject))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(app.url(&format!("/scim/v2/demo{path}")))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let user = post(
+        "/Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": email, "externalId": subject, "active": true,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(user.status(), 201);
+    let user: Value = user.json().await.unwrap();
+    let created = post(
+        "/Groups",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Admins", "externalId": group, "members": [{ "value": user["id"] }],
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+}
 
 /// The demo config with Carol's group mapped to Security Viewers.
 fn mapped_config() -> String {
@@ -73,9 +130,9 @@ fn audit(config: &std::path::Path, args: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn explain_and_audit_show_claims_config_and_default_memberships_with_their_reasons() {
-    let app = spawn_app(&demo_config()).await;
-    let config = write_config(&app, "teamgate.toml", &demo_config());
+async fn explain_and_audit_show_claims_scim_config_and_default_memberships_with_their_reasons() {
+    let app = spawn_app(&scim_config(&demo_config())).await;
+    let config = write_config(&app, "teamgate.toml", &scim_config(&demo_config()));
     assert_eq!(config, config_path(&app));
     sign_in_all(&app, &["carol@example.com", "dave@example.com"]).await;
 
@@ -116,8 +173,16 @@ async fn explain_and_audit_show_claims_config_and_default_memberships_with_their
     );
     assert!(text.contains("viewer               on org/acme"), "{text}");
 
-    // Map Carol's group and apply it: she now holds a claims membership too.
-    std::fs::write(&config, crate::admin_support::fill(&app, &mapped_config())).unwrap();
+    // The IdP provisions Carol over SCIM into the group platform-admins maps.
+    scim_push(&app, "carol@example.com", ADMINS_GROUP).await;
+    assert!(teamgate::metrics::scim_activity()["demo"].requests >= 2);
+
+    // Map Carol's login group and apply it: she now holds a claims membership too.
+    std::fs::write(
+        &config,
+        crate::admin_support::fill(&app, &scim_config(&mapped_config())),
+    )
+    .unwrap();
     teamgate::admin::reload::reload(&app.state, "test")
         .await
         .unwrap();
@@ -126,6 +191,7 @@ async fn explain_and_audit_show_claims_config_and_default_memberships_with_their
         grants(&json),
         [
             ("infra-editors".into(), "config".into(), "".into()),
+            ("platform-admins".into(), "scim".into(), ADMINS_GROUP.into()),
             (
                 "security-viewers".into(),
                 "claims".into(),
@@ -145,6 +211,17 @@ async fn explain_and_audit_show_claims_config_and_default_memberships_with_their
         )),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "scim     SCIM group {ADMINS_GROUP} maps to this team"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SCIM groups: {ADMINS_GROUP}")),
+        "{text}"
+    );
+    assert!(text.contains("owner                on org/acme"), "{text}");
     assert!(text.contains("last confirmed"), "{text}");
     assert!(
         text.contains("through infra-editors, security-viewers"),
@@ -176,6 +253,11 @@ async fn explain_and_audit_show_claims_config_and_default_memberships_with_their
         "{carol}"
     );
     assert!(!carol.contains("dave@example.com"), "{carol}");
+    let scim = audit(&config, &["--source", "scim", "--json"]);
+    let rows: Vec<Value> = serde_json::from_str(&scim).unwrap();
+    assert_eq!(rows.len(), 1, "{scim}");
+    assert_eq!(rows[0]["team"], "platform-admins");
+    assert_eq!(rows[0]["trigger"], "scim");
     let claims = audit(&config, &["--source", "claims"]);
     assert!(
         claims.contains(CAROL_GROUP) && !claims.contains("infra-editors"),
