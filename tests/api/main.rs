@@ -25,3 +25,4 @@ mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod scim_entra;
 mod scim_support;
+mod scim_okta;
