@@ -26,3 +26,4 @@ mod oidc_rp_cert;
 mod scim_entra;
 mod scim_support;
 mod scim_okta;
+mod scim_security;
