@@ -27,3 +27,4 @@ mod scim_entra;
 mod scim_support;
 mod scim_okta;
 mod scim_security;
+mod scim_reliability;
