@@ -412,6 +412,20 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
     let config = load(config_path)?;
     let database: PathBuf = config.server.database.clone();
     let conn = open(&database)?;
+    // The server re-reads its own file: a reload "of" another file would apply something
+    // other than what was just validated here.
+    if let Some(theirs) = super::pidfile::server_config(&database)? {
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if same(config_path) != same(&theirs) {
+            return Err(CliError::BadArgument(format!(
+                "the server re-reads {}, not {}; put the new config in that file (check it with `teamgate plan --config {}`), then run `teamgate reload --config {}`",
+                theirs.display(),
+                config_path.display(),
+                theirs.display(),
+                theirs.display()
+            )));
+        }
+    }
     let before = q::last_reload(&conn)?.map_or(0, |s| s.seq);
     let pid = super::pidfile::signal_reload(&database)?;
     eprintln!(

@@ -1,7 +1,9 @@
 //! The pid file `serve` writes beside its database (`<database>.pid`), through which
-//! `teamgate reload` finds the server to send SIGHUP to. The file is removed when the server
-//! stops; a stale file (the server crashed, the pid was reused) is detected before signalling,
-//! because SIGHUP's default action would terminate an unrelated process.
+//! `teamgate reload` finds the server to send SIGHUP to. It holds the process id and, on a
+//! second line, the absolute path of the config file the server re-reads, so that `reload`
+//! can refuse a `--config` that is not the server's. The file is removed when the server stops;
+//! a stale file (the server crashed, the pid was reused) is detected before signalling, because
+//! SIGHUP's default action would terminate an unrelated process.
 
 use std::path::{Path, PathBuf};
 
@@ -47,13 +49,17 @@ pub struct PidFile {
 }
 
 impl PidFile {
-    /// Write this process's id to the pid file of `database`.
-    pub fn create(database: &Path) -> Result<PidFile, PidFileError> {
+    /// Write this process's id and the absolute path of its `config` file to the pid file of
+    /// `database`.
+    pub fn create(database: &Path, config: &Path) -> Result<PidFile, PidFileError> {
         let path = path_for(database);
         let pid = std::process::id();
-        std::fs::write(&path, format!("{pid}\n")).map_err(|source| PidFileError::Write {
-            path: path.clone(),
-            source,
+        let config = std::path::absolute(config).unwrap_or_else(|_| config.to_owned());
+        std::fs::write(&path, format!("{pid}\n{}\n", config.display())).map_err(|source| {
+            PidFileError::Write {
+                path: path.clone(),
+                source,
+            }
         })?;
         Ok(PidFile { path, pid })
     }
@@ -77,12 +83,29 @@ impl Drop for PidFile {
 }
 
 fn read_pid(path: &Path) -> Result<i32, PidFileError> {
+    read(path).map(|(pid, _)| pid)
+}
+
+/// The pid and the server's config file (absent in files written by older versions).
+fn read(path: &Path) -> Result<(i32, Option<PathBuf>), PidFileError> {
     let text = std::fs::read_to_string(path).map_err(|_| PidFileError::Missing(path.to_owned()))?;
-    text.trim()
-        .parse::<i32>()
-        .ok()
+    let mut lines = text.lines();
+    let pid = lines
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
-        .ok_or_else(|| PidFileError::Garbled(path.to_owned()))
+        .ok_or_else(|| PidFileError::Garbled(path.to_owned()))?;
+    let config = lines
+        .next()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from);
+    Ok((pid, config))
+}
+
+/// The config file the server using `database` re-reads on SIGHUP, when its pid file says.
+pub fn server_config(database: &Path) -> Result<Option<PathBuf>, PidFileError> {
+    read(&path_for(database)).map(|(_, config)| config)
 }
 
 /// True when `pid` looks like a teamgate process. Where `/proc` is absent the check cannot be
@@ -133,8 +156,13 @@ mod tests {
     fn the_pid_file_sits_beside_the_database_and_goes_away_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("teamgate.db");
-        let file = PidFile::create(&db).unwrap();
+        let file = PidFile::create(&db, Path::new("config/teamgate.toml")).unwrap();
         assert_eq!(file.path(), dir.path().join("teamgate.db.pid"));
+        let config = server_config(&db).unwrap().unwrap();
+        assert!(
+            config.is_absolute() && config.ends_with("config/teamgate.toml"),
+            "{config:?}"
+        );
         assert_eq!(
             read_pid(file.path()).unwrap(),
             i32::try_from(std::process::id()).unwrap()

@@ -203,9 +203,9 @@ pub struct ServeGuard {
 
 /// Install the SIGHUP handler, then write the pid file `teamgate reload` signals through.
 pub fn install(state: &AppState) -> anyhow::Result<ServeGuard> {
-    let database = state.config.get().server.database.clone();
+    let config = state.config.get();
     listen_for_sighup(state.clone())?;
-    let pid_file = super::pidfile::PidFile::create(&database)?;
+    let pid_file = super::pidfile::PidFile::create(&config.server.database, &config.path)?;
     tracing::info!(pid_file = %pid_file.path().display(), "`teamgate reload` or SIGHUP re-reads the config");
     Ok(ServeGuard {
         _pid_file: pid_file,

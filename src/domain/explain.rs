@@ -18,7 +18,8 @@ pub struct HeldMembership {
     pub row: MembershipRow,
     pub since: String,
     /// When the source last re-asserted the membership (a login for claims, a SCIM push for
-    /// scim); config and default rows are confirmed by every config sync.
+    /// scim). Config and default rows keep the time they were added: they hold for as long
+    /// as the file says so.
     pub confirmed_at: String,
 }
 

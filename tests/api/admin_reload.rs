@@ -215,8 +215,20 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
         stdout(&out)
     );
 
-    // An invalid file: `teamgate reload` refuses it itself and never signals the server.
+    // Another file than the one the server re-reads: refused before any signal.
     let seq = last_reload_seq(&database);
+    let other = dir.path().join("other.toml");
+    std::fs::copy(&config, &other).unwrap();
+    let out = teamgate(&["reload", "--config", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the server re-reads"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(last_reload_seq(&database), seq);
+
+    // An invalid file: `teamgate reload` refuses it itself and never signals the server.
     let broken = edit(&renamed, r#"role = "owner""#, r#"role = "overlord""#);
     server_config(dir.path(), &broken);
     let out = teamgate(&["reload", "--config", path]);

@@ -180,13 +180,14 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if v["fields"]["message"] == "listening" {
-                            let _ = tx.send(v["fields"]["port"].as_u64().unwrap_or(0) as u16);
-                            sent = true;
-                        }
-                    }
+                if !sent
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["fields"]["message"] == "listening"
+                {
+                    let _ = tx.send(
+                        u16::try_from(v["fields"]["port"].as_u64().unwrap_or(0)).unwrap_or(0),
+                    );
+                    sent = true;
                 }
             }
         });
