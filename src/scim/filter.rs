@@ -307,21 +307,21 @@ impl Parser {
             self.pos += 1;
             let mut inner = self.or(depth + 1, true)?;
             self.expect(Tok::RBracket, "\"]\" closing the value filter")?;
-            if let Some(Tok::Word(w)) = self.peek().cloned() {
-                if let Some(sub) = w.strip_prefix('.') {
-                    // Entra: emails[type eq "work"].value eq "..." (IDP-QUIRKS S6).
-                    self.pos += 1;
-                    if !is_attr_name(sub) {
-                        return Err(format!("\"{sub}\" is not a sub-attribute name"));
-                    }
-                    let sub_path = AttrPath {
-                        urn: None,
-                        name: sub.to_owned(),
-                        sub: None,
-                    };
-                    let tail = self.operation(sub_path, sub)?;
-                    inner = flatten(vec![inner, tail], Filter::And);
+            if let Some(Tok::Word(w)) = self.peek().cloned()
+                && let Some(sub) = w.strip_prefix('.')
+            {
+                // Entra: emails[type eq "work"].value eq "..." (IDP-QUIRKS S6).
+                self.pos += 1;
+                if !is_attr_name(sub) {
+                    return Err(format!("\"{sub}\" is not a sub-attribute name"));
                 }
+                let sub_path = AttrPath {
+                    urn: None,
+                    name: sub.to_owned(),
+                    sub: None,
+                };
+                let tail = self.operation(sub_path, sub)?;
+                inner = flatten(vec![inner, tail], Filter::And);
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }

@@ -353,15 +353,14 @@ impl Engine {
 
     /// Drop an extension object left empty, so it is not rendered as `{}`.
     fn tidy(&mut self, schema: Option<&'static str>) {
-        if let Some(urn) = schema {
-            if self
+        if let Some(urn) = schema
+            && self
                 .doc
                 .get(urn)
                 .and_then(Value::as_object)
                 .is_some_and(Map::is_empty)
-            {
-                self.doc.remove(urn);
-            }
+        {
+            self.doc.remove(urn);
         }
     }
 
@@ -384,13 +383,13 @@ impl Engine {
         let existing = container.get(attr.name).cloned();
         match op {
             Op::Remove => {
-                if attr.multi {
-                    if let Some(items) = value {
-                        // Remove the listed values only (Entra's default member removal form, S3).
-                        remove_values(container, attr, items);
-                        self.tidy(t.schema);
-                        return Ok(());
-                    }
+                if attr.multi
+                    && let Some(items) = value
+                {
+                    // Remove the listed values only (Entra's default member removal form, S3).
+                    remove_values(container, attr, items);
+                    self.tidy(t.schema);
+                    return Ok(());
                 }
                 guard_immutable(attr, existing.as_ref(), None)?;
                 container.remove(attr.name);
@@ -830,10 +829,10 @@ fn is_primary(v: &Value) -> bool {
 /// RFC 7643 §2.4: at most one value is primary; a new primary value demotes the others.
 fn clear_primary(items: &mut [Value]) {
     for item in items {
-        if let Some(obj) = item.as_object_mut() {
-            if obj.get("primary").and_then(Value::as_bool) == Some(true) {
-                obj.insert("primary".into(), Value::Bool(false));
-            }
+        if let Some(obj) = item.as_object_mut()
+            && obj.get("primary").and_then(Value::as_bool) == Some(true)
+        {
+            obj.insert("primary".into(), Value::Bool(false));
         }
     }
 }
@@ -858,7 +857,8 @@ fn remove_values(container: &mut Map<String, Value>, attr: &Attr, given: &Value)
     if let Some(Value::Array(items)) = container.get_mut(attr.name) {
         items.retain(|item| {
             let k = key(item);
-            !(k.is_some() && dropped.contains(&k)) && !given.contains(&item)
+            let listed = k.is_some() && dropped.contains(&k);
+            !(listed || given.contains(&item))
         });
         if items.is_empty() {
             container.remove(attr.name);

@@ -136,15 +136,14 @@ fn put(
     if let Some(v) = schema::coerce(attr, value, attr.name)? {
         container.insert(attr.name.to_owned(), v);
     }
-    if let Some(s) = located.schema {
-        if out
+    if let Some(s) = located.schema
+        && out
             .doc
             .get(s)
             .and_then(Value::as_object)
             .is_some_and(Map::is_empty)
-        {
-            out.doc.remove(s);
-        }
+    {
+        out.doc.remove(s);
     }
     Ok(())
 }
@@ -336,10 +335,8 @@ impl Selection {
                 if lk == "id" || lk == "schemas" {
                     out.insert(k.clone(), v.clone());
                 } else if is_urn(k) {
-                    if let Some(attrs) = include.get(&lk) {
-                        if let Some(kept) = keep(v, attrs) {
-                            out.insert(k.clone(), kept);
-                        }
+                    if let Some(kept) = include.get(&lk).and_then(|attrs| keep(v, attrs)) {
+                        out.insert(k.clone(), kept);
                     }
                 } else if let Some(core) = include.get("") {
                     if core.contains_key("*") {

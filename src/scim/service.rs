@@ -912,15 +912,14 @@ fn update_group(
     let doc_changed = doc != row.doc;
     let mut affected = BTreeSet::new();
     if doc_changed {
-        if fold(&f.display_name) != fold(&row.display_name) {
-            if let Some(other) = groups::by_display_name(conn, &ctx.provider, &f.display_name)? {
-                if other.pk != row.pk {
-                    return Err(ScimError::Uniqueness(format!(
-                        "a group named \"{}\" is already provisioned",
-                        f.display_name
-                    )));
-                }
-            }
+        if fold(&f.display_name) != fold(&row.display_name)
+            && let Some(other) = groups::by_display_name(conn, &ctx.provider, &f.display_name)?
+            && other.pk != row.pk
+        {
+            return Err(ScimError::Uniqueness(format!(
+                "a group named \"{}\" is already provisioned",
+                f.display_name
+            )));
         }
         let (old_key, old_mapped) = mapped(
             ctx,

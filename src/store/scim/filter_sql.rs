@@ -315,14 +315,16 @@ impl Translator {
 
     fn any(&mut self, f: &Field, inner: &Cond) -> Result<String, Unsupported> {
         if self.is_members(f) {
-            if let Cond::Compare(sub, CompareOp::Eq, Literal::Str(id)) = inner {
-                if sub.0.sub.is_some_and(|s| s.name == "value") {
-                    // The indexed path: user id -> its memberships -> groups.
-                    self.params.push(SqlValue::Text(id.clone()));
-                    return Ok("r.id IN (SELECT pm.group_id FROM scim_members pm
-                         WHERE pm.member_id = (SELECT su.id FROM scim_users su WHERE su.scim_id = ?))"
-                        .into());
-                }
+            if let Cond::Compare(sub, CompareOp::Eq, Literal::Str(id)) = inner
+                && sub.0.sub.is_some_and(|s| s.name == "value")
+            {
+                // The indexed path: user id -> its memberships -> groups.
+                self.params.push(SqlValue::Text(id.clone()));
+                return Ok(
+                    "r.id IN (SELECT pm.group_id FROM scim_members pm
+                     WHERE pm.member_id = (SELECT su.id FROM scim_users su WHERE su.scim_id = ?))"
+                        .into(),
+                );
             }
             let inner = self.cond(inner, Some(Element::Member))?;
             return Ok(format!(

@@ -30,20 +30,21 @@ fn add_user(conn: &Connection, provider: &str, scim_id: &str, d: Value) -> i64 {
         .external_id
         .clone()
         .unwrap_or_else(|| format!("scim:{scim_id}"));
+    let active = f.active.unwrap_or(true);
     let user_id = users::link_identity(
         conn,
         provider,
         &subject,
         None,
         None,
-        f.active,
+        active,
         "2024-01-01T00:00:00.000Z",
     )
     .unwrap();
     let v = users::UserValues {
         user_name: &f.user_name,
         external_id: f.external_id.as_deref(),
-        active: f.active,
+        active,
         doc: &d,
     };
     users::insert(
