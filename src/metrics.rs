@@ -281,19 +281,25 @@ pub fn scim_activity() -> BTreeMap<String, ScimActivity> {
 /// Times every request (by route class) and records SCIM statuses per provider.
 pub async fn middleware(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let route = route_index(&path);
-    REGISTRY.latency[route].observe(start.elapsed().as_secs_f64(), status);
-    if ROUTES[route] == "scim" {
+    let route = route_index(request.uri().path());
+    // Only SCIM needs the path after the response (for its provider); other requests, the
+    // hot /auth path among them, allocate nothing here.
+    let scim_provider = (ROUTES[route] == "scim").then(|| {
         // /scim/v2/{provider}/...
-        let provider = path
+        request
+            .uri()
+            .path()
             .split('/')
             .nth(3)
             .filter(|p| !p.is_empty())
-            .unwrap_or("unknown");
-        record_scim(provider, status);
+            .unwrap_or("unknown")
+            .to_owned()
+    });
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    REGISTRY.latency[route].observe(start.elapsed().as_secs_f64(), status);
+    if let Some(provider) = scim_provider {
+        record_scim(&provider, status);
     }
     response
 }
