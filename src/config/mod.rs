@@ -241,7 +241,16 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let line = e.span().map(|s| v.line_of(&s)).unwrap_or(0);
-                let msg = e.message().trim().to_owned();
+                let mut msg = e
+                    .message()
+                    .trim()
+                    .replace("expected i64", "expected a whole number");
+                // serde's type errors do not name the key; the text before the value does.
+                if msg.starts_with("invalid")
+                    && let Some(key) = e.span().and_then(|s| key_before(text, s.start))
+                {
+                    msg = format!("{key}: {msg}");
+                }
                 let hint = if msg.contains("unknown field") {
                     "; remove it or check its spelling against config/example.toml"
                 } else {
@@ -506,7 +515,7 @@ impl Validator<'_> {
                 out.push(p);
             }
         }
-        if out.is_empty() {
+        if raws.is_empty() {
             self.push(
                 0,
                 "no [[provider]] is configured; add at least one (see config/example.toml)".into(),
@@ -1049,6 +1058,17 @@ fn parse_origin(s: &str) -> Result<url::Origin, String> {
         ));
     }
     Ok(url.origin())
+}
+
+/// The key a value at byte `pos` is assigned to, when `key =` precedes it on its line.
+fn key_before(text: &str, pos: usize) -> Option<&str> {
+    let before = text.get(..pos)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let lhs = line[..line.rfind('=')?].trim_end();
+    let start = lhs
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .map_or(0, |i| i + 1);
+    Some(&lhs[start..]).filter(|k| !k.is_empty())
 }
 
 /// Lowercase a plausible email address; None when it is not one.

@@ -133,9 +133,17 @@ pub struct Target {
 /// Decide the memberships `input` should have. Pure: same inputs, same answer, whatever the
 /// order or duplication of the group lists.
 pub fn reconcile(input: &UserInput, policy: &Policy, current: &BTreeSet<MembershipRow>) -> Target {
-    if input.locked && !current.is_empty() {
+    // A lock holds the user's teams, not teams the config no longer has: the store drops those
+    // memberships with the team, so `plan` must show them going, and a user left with none is
+    // treated like one who never had any.
+    let kept: BTreeSet<MembershipRow> = current
+        .iter()
+        .filter(|r| policy.known_teams.contains(&r.team))
+        .cloned()
+        .collect();
+    if input.locked && !kept.is_empty() {
         return Target {
-            rows: current.clone(),
+            rows: kept,
             unmapped_groups: BTreeSet::new(),
         };
     }
