@@ -6,6 +6,8 @@ pub mod explain;
 pub mod ids;
 pub mod plan;
 pub mod reconcile;
+#[cfg(test)]
+mod reconcile_props;
 pub mod roles;
 
 pub use ids::{ParseError, ProviderId, Role, Scope, TeamId};
