@@ -263,23 +263,31 @@ async fn sigterm_lets_an_in_flight_request_finish_before_the_server_exits() {
         .await
         .unwrap();
     let body = "csrf=abcd";
+    // `Expect: 100-continue`: the server answers "100 Continue" when the handler starts
+    // reading the body, the signal that the request is in flight.
     let head = format!(
-        "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    // The head and half the body: the handler is now waiting for the rest.
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body.as_bytes()[..5]).await.unwrap();
-    // Nothing observable says the server has read the head; give it a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        interim.push(stream.read_u8().await.unwrap());
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+
     server.signal(Signal::TERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_for_log("shutting down");
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server waits for the request in flight"
     );
 
-    stream.write_all(&body.as_bytes()[5..]).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
     let mut response = String::new();
     tokio::time::timeout(
         Duration::from_secs(10),

@@ -158,11 +158,14 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub database: PathBuf,
+    /// The server's log lines (JSON), in order.
+    log: std::sync::mpsc::Receiver<serde_json::Value>,
 }
 
 impl Server {
-    /// Start `teamgate serve --config config` (its `listen` should use port 0) and wait for
-    /// the "listening" log line and the pid file that `teamgate reload` needs.
+    /// Start `teamgate serve --config config` (its `listen` should use port 0) and wait until
+    /// it logs its port and, after writing the pid file `teamgate reload` needs, that it
+    /// listens for SIGHUP.
     pub fn start(config: &Path, database: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
             .args(["serve", "--log-format", "json", "--config"])
@@ -174,35 +177,44 @@ impl Server {
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining the log after the port is found, so the server never blocks on a full pipe.
+        let (tx, log) = std::sync::mpsc::channel();
+        // Drains the log for the server's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if !sent
-                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["fields"]["message"] == "listening"
-                {
-                    let _ = tx.send(
-                        u16::try_from(v["fields"]["port"].as_u64().unwrap_or(0)).unwrap_or(0),
-                    );
-                    sent = true;
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(v);
                 }
             }
         });
-        let port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server did not log its port");
-        let server = Server {
+        let mut server = Server {
             child,
-            port,
+            port: 0,
             database: database.to_owned(),
+            log,
         };
-        // The pid file is written right after the "listening" line.
-        let pid_file = PathBuf::from(format!("{}.pid", database.display()));
-        wait_until(Duration::from_secs(10), || pid_file.exists());
+        let listening = server.wait_for_log("listening");
+        server.port = u16::try_from(listening["fields"]["port"].as_u64().unwrap()).unwrap();
+        server.wait_for_log("`teamgate reload` or SIGHUP re-reads the config");
         server
+    }
+
+    /// The next log line whose message starts with `message` (earlier lines are skipped).
+    pub fn wait_for_log(&self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the server never logged {message:?}"));
+            if line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+            {
+                return line;
+            }
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
