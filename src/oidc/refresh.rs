@@ -149,7 +149,7 @@ pub fn ensure_running(state: &AppState) {
                         state.providers.grants.put_back(grant);
                     }
                     Ok(None) => state.providers.grants.put_back(grant),
-                    Err(Drop(why)) => {
+                    Err(GiveUp(why)) => {
                         tracing::warn!(user_id = grant.user_id, provider = %grant.provider, reason = %why, "refresh grant dropped; groups are re-read at the next sign-in");
                     }
                 }
@@ -159,14 +159,14 @@ pub fn ensure_running(state: &AppState) {
 }
 
 /// Why a grant is given up.
-struct Drop(String);
+struct GiveUp(String);
 
 /// Redeem the grant, re-read the groups and reconcile. `Ok(Some(token))`: the IdP rotated the
 /// refresh token. Transient failures keep the grant (retried next interval) and the teams.
-async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, Drop> {
+async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, GiveUp> {
     let config = state.config.get();
     let Some(provider) = config.provider(&grant.provider) else {
-        return Err(Drop("the provider is no longer configured".into()));
+        return Err(GiveUp("the provider is no longer configured".into()));
     };
     let runtime = state.providers.runtime(provider);
     let transient = |e: LoginError| {
@@ -185,13 +185,13 @@ async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, D
     let refresh_token = RefreshToken::new(grant.refresh_token.expose().to_owned());
     let request = match client.exchange_refresh_token(&refresh_token) {
         Ok(r) => r,
-        Err(e) => return Err(Drop(format!("no token endpoint: {e}"))),
+        Err(e) => return Err(GiveUp(format!("no token endpoint: {e}"))),
     };
     let http = |req| runtime.http().call(req);
     let token = match request.request_async(&http).await {
         Ok(t) => t,
         Err(openidconnect::RequestTokenError::ServerResponse(e)) => {
-            return Err(Drop(format!(
+            return Err(GiveUp(format!(
                 "the IdP refused the refresh token: {}",
                 e.error()
             )));
@@ -211,17 +211,17 @@ async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, D
                 Some(token.access_token()),
             )
             .await
-            .map_err(|e| Drop(format!("refreshed ID token rejected: {e}")))?;
+            .map_err(|e| GiveUp(format!("refreshed ID token rejected: {e}")))?;
             let sub = verified
                 .claims
                 .get("sub")
                 .and_then(serde_json::Value::as_str);
             if verified.issuer != grant.issuer || sub != Some(grant.sub.as_str()) {
-                return Err(Drop(
+                return Err(GiveUp(
                     "the refreshed ID token names another iss or sub".into(),
                 ));
             }
-            claims::groups(&verified.claims, provider).map_err(|e| Drop(e.to_string()))?
+            claims::groups(&verified.claims, provider).map_err(|e| GiveUp(e.to_string()))?
         }
         // No new ID token: Entra's groups come from Graph, others' from userinfo.
         None if provider.kind == crate::config::ProviderKind::Entra => GroupsClaim::Overage,
@@ -279,7 +279,7 @@ async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, D
                 "groups re-evaluated with the refresh token"
             ),
             Ok(_) => {}
-            Err(StoreError::NotFound) => return Err(Drop("the user no longer exists".into())),
+            Err(StoreError::NotFound) => return Err(GiveUp("the user no longer exists".into())),
             Err(e) => return transient(LoginError::Internal(e.to_string())),
         }
     }

@@ -95,19 +95,20 @@ pub async fn id_token(
             }
         }
         let verifier = verifier(&issuer, provider, usable, skew)?;
+        // One signature check per attempt: the verified claims carry `at_hash` too.
         let result = match nonce {
             NonceCheck::Equals(n) => token
                 .claims(&verifier, &Nonce::new(n.to_owned()))
-                .map(|_| ()),
+                .map(|c| c.access_token_hash().cloned()),
             NonceCheck::Refresh => token
                 .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-                .map(|_| ()),
+                .map(|c| c.access_token_hash().cloned()),
         };
         match result {
-            Ok(()) => {
+            Ok(at_hash) => {
                 check_azp(&unverified, provider)?;
-                if let Some(access_token) = access_token {
-                    check_at_hash(token, &verifier, access_token)?;
+                if let (Some(expected), Some(access_token)) = (at_hash, access_token) {
+                    check_at_hash(token, &verifier, access_token, &expected)?;
                 }
                 return Ok(VerifiedToken {
                     claims: unverified,
@@ -270,13 +271,8 @@ fn check_at_hash(
     token: &CoreIdToken,
     verifier: &CoreIdTokenVerifier<'_>,
     access_token: &AccessToken,
+    expected: &AccessTokenHash,
 ) -> Result<(), LoginError> {
-    let claims = token
-        .claims(verifier, |_: Option<&Nonce>| Ok(()))
-        .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
-    let Some(expected) = claims.access_token_hash() else {
-        return Ok(());
-    };
     let alg = token
         .signing_alg()
         .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;

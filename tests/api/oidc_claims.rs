@@ -546,3 +546,13 @@ async fn case_30_an_overage_token_is_never_read_as_zero_groups() {
     );
     let _ = entra_group_id(1);
 }
+
+#[tokio::test]
+async fn an_at_hash_that_does_not_match_the_access_token_is_rejected() {
+    let (logs, _guard) = capture_logs(Level::INFO);
+    let rig = Rig::oidc().await;
+    rig.idp.with_knobs(|k| {
+        k.set_claim("at_hash", json!("AAAAAAAAAAAAAAAAAAAAAA"));
+    });
+    assert_login_refused(&rig, &logs, 400, UNVERIFIED, "at_hash does not match").await;
+}
