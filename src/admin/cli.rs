@@ -25,8 +25,9 @@ use crate::store::audit::AuditRow;
 /// The admin subcommands, flattened into the top-level `teamgate` command.
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Show what applying the config file given by --config would change: teams, role
-    /// bindings, mappings, and each user's memberships and roles. Changes nothing.
+    /// Show what applying the config file (--config) would change; changes nothing.
+    ///
+    /// Teams, role bindings, mappings, and each user's memberships and roles, with reasons.
     /// Exit status: 0 no change, 2 changes, 1 error.
     Plan {
         /// Print the plan as JSON.
@@ -35,7 +36,7 @@ pub enum AdminCommand {
     },
     /// Why a user holds each team and role: source, group, mapping, when last confirmed.
     Explain {
-        /// Email, public id, provider:subject, or numeric id.
+        /// Email, public id, provider:subject, numeric id, or SCIM userName.
         user: String,
         /// Print the explanation as JSON.
         #[arg(long)]
@@ -43,8 +44,10 @@ pub enum AdminCommand {
     },
     /// Query the audit log (newest rows last).
     Audit(AuditArgs),
-    /// Make the running server re-read its config file (SIGHUP to the pid in
-    /// <database>.pid) and report whether it applied or refused it.
+    /// Make the running server re-read its config file and report the outcome.
+    ///
+    /// Validates the file, sends SIGHUP to the pid in <database>.pid, and waits for the
+    /// server to record whether it applied or refused it.
     Reload {
         /// Seconds to wait for the server's answer.
         #[arg(long, default_value_t = 30)]
@@ -54,7 +57,7 @@ pub enum AdminCommand {
 
 #[derive(Args)]
 pub struct AuditArgs {
-    /// Rows about this user (email, public id, provider:subject or numeric id).
+    /// Rows about this user (email, public id, provider:subject, numeric id or SCIM userName).
     #[arg(long)]
     user: Option<String>,
     /// Rows about this team id.
