@@ -91,7 +91,9 @@ pub enum CliError {
     Config(ConfigErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no user matches \"{0}\"; give an email, public id, provider:subject or numeric id")]
+    #[error(
+        "no user matches \"{0}\"; give an email, public id, provider:subject, numeric id or SCIM userName"
+    )]
     NoSuchUser(String),
     #[error("\"{key}\" matches several users; give one of their ids instead:\n{list}")]
     Ambiguous { key: String, list: String },
