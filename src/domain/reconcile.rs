@@ -116,7 +116,7 @@ pub struct UserInput {
     pub scim_groups: Option<Vec<String>>,
     /// Teams whose `members` list names this user.
     pub config_teams: Vec<TeamId>,
-    /// False for SCIM-deactivated or deleted users: they hold nothing.
+    /// False for SCIM-deactivated or deleted users: they hold nothing, whatever their lock.
     pub active: bool,
     /// `defaults.locked_users`: reconcile never changes this user's teams once they have some
     /// (a locked user's first login still gives them their mapped teams).
@@ -133,6 +133,10 @@ pub struct Target {
 /// Decide the memberships `input` should have. Pure: same inputs, same answer, whatever the
 /// order or duplication of the group lists.
 pub fn reconcile(input: &UserInput, policy: &Policy, current: &BTreeSet<MembershipRow>) -> Target {
+    // Deprovisioning wins over everything, locks included: a deactivated user holds nothing.
+    if !input.active {
+        return Target::default();
+    }
     // A lock holds the user's teams, not teams the config no longer has: the store drops those
     // memberships with the team, so `plan` must show them going, and a user left with none is
     // treated like one who never had any.
@@ -146,9 +150,6 @@ pub fn reconcile(input: &UserInput, policy: &Policy, current: &BTreeSet<Membersh
             rows: kept,
             unmapped_groups: BTreeSet::new(),
         };
-    }
-    if !input.active {
-        return Target::default();
     }
     let mut target = Target::default();
     for (source, groups) in [
