@@ -16,6 +16,12 @@
 //! (untimed) and the IdP's ID tokens, which must carry each login's nonce, are signed before
 //! the clock starts; the token endpoint then only looks the code up.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark driver, like a test: a panic is how it reports a broken setup"
+)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -191,7 +197,7 @@ teams_without_groups = ["everyone"]
             "iat": now(), "exp": now() + 3600,
             "email": format!("user{user}@example.com"), "email_verified": true,
             "name": format!("User {user}"),
-            "groups": if user % 2 == 0 { json!(["g-staff", "g-other"]) } else { json!(["g-other"]) },
+            "groups": if user.is_multiple_of(2) { json!(["g-staff", "g-other"]) } else { json!(["g-other"]) },
         });
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(KID.into());

@@ -70,10 +70,8 @@ pub async fn settle_groups(
                 );
                 return Ok(Some(list));
             };
-            if use_cache {
-                if let Some(groups) = cache.get(provider.id.as_str(), who.subject) {
-                    return Ok(Some(groups));
-                }
+            if use_cache && let Some(groups) = cache.get(provider.id.as_str(), who.subject) {
+                return Ok(Some(groups));
             }
             match okta::user_groups(
                 runtime.http(),
@@ -107,10 +105,8 @@ pub async fn settle_groups(
             "the token carries a group overage marker, which only Entra providers resolve",
         ),
         GroupsClaim::Overage => {
-            if use_cache {
-                if let Some(groups) = cache.get(provider.id.as_str(), who.subject) {
-                    return Ok(Some(groups));
-                }
+            if use_cache && let Some(groups) = cache.get(provider.id.as_str(), who.subject) {
+                return Ok(Some(groups));
             }
             let mapped = config.policy().mappings.groups_of(&provider.id);
             match graph::resolve(

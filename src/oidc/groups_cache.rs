@@ -41,14 +41,13 @@ impl GroupsCache {
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, e| e.stored.elapsed() < e.ttl);
         }
-        if map.len() >= MAX_ENTRIES {
-            if let Some(oldest) = map
+        if map.len() >= MAX_ENTRIES
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, e)| e.stored)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         map.insert(
             (provider.to_owned(), subject.to_owned()),

@@ -195,13 +195,13 @@ pub async fn finish(
     .await?;
     // RFC 9207 §2.4: the response's `iss` names the same issuer as the ID token (for a
     // multi-tenant provider only the ID token says which tenant, so it is compared here).
-    if let Some(iss) = params.get("iss") {
-        if iss != &verified.issuer {
-            return Err(LoginError::ResponseIssuer(format!(
-                "iss {iss:?} differs from the ID token's issuer {:?}",
-                verified.issuer
-            )));
-        }
+    if let Some(iss) = params.get("iss")
+        && iss != &verified.issuer
+    {
+        return Err(LoginError::ResponseIssuer(format!(
+            "iss {iss:?} differs from the ID token's issuer {:?}",
+            verified.issuer
+        )));
     }
     let claims = verified.claims;
     let subject = subject_of(provider, &claims)?;

@@ -91,10 +91,10 @@ fn templated_issuer(issuer: &str) -> Option<String> {
 impl ProviderRuntime {
     fn new(provider: &ProviderConfig, http: IdpHttp) -> Self {
         let mut accepted = vec![provider.issuer.clone()];
-        if is_multi_tenant(provider) {
-            if let Some(t) = templated_issuer(&provider.issuer) {
-                accepted.push(t);
-            }
+        if is_multi_tenant(provider)
+            && let Some(t) = templated_issuer(&provider.issuer)
+        {
+            accepted.push(t);
         }
         Self {
             issuer: provider.issuer.clone(),

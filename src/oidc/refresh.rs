@@ -93,10 +93,11 @@ impl Grants {
 
     pub fn insert(&self, grant: Grant) {
         let mut map = self.lock();
-        if map.len() >= MAX_GRANTS && !map.contains_key(&grant.user_id) {
-            if let Some(first) = map.values().min_by_key(|g| g.until).map(|g| g.user_id) {
-                map.remove(&first);
-            }
+        if map.len() >= MAX_GRANTS
+            && !map.contains_key(&grant.user_id)
+            && let Some(first) = map.values().min_by_key(|g| g.until).map(|g| g.user_id)
+        {
+            map.remove(&first);
         }
         map.insert(grant.user_id, grant);
     }
