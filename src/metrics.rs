@@ -187,7 +187,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     ),
     reconcile: Family::new(
         "teamgate_reconcile_changes_total",
-        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change.",
+        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change; counted when applied, so a refused login rolled back afterwards still counts.",
         &["trigger", "change"],
     ),
     scim: Family::new(

@@ -131,6 +131,19 @@ async fn callback(
         crate::login_flow::complete(&state, &config, provider, verified, &session, &rid).await
     }
     .await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(e) => match e.status().as_u16() {
+            400 => "invalid",
+            403 => "denied",
+            404 => "unknown_provider",
+            503 => "unavailable",
+            _ => "error",
+        },
+    };
+    // Only configured ids become labels, so a scanner cannot grow the metric without bound.
+    let provider_label = config.provider(&provider_id).map_or("unknown", |p| p.id.as_str());
+    crate::metrics::inc_login(provider_label, label);
     // Success: 303 to a URL without the code. Either way no Referer leaks the code (SECURITY.md 43).
     let mut response = match result {
         Ok(return_to) => Redirect::to(&return_to).into_response(),

@@ -118,6 +118,9 @@ pub fn reconcile_record(
         })
         .collect();
     apply(conn, user, &plan, &confirmed, trigger)?;
+    // Counted when applied; a transaction rolled back afterwards (a refused login) still
+    // counts, which the metric's help text states.
+    crate::metrics::add_reconcile_changes(trigger.kind, plan.add.len(), plan.remove.len());
     Ok(plan)
 }
 
