@@ -390,3 +390,35 @@ async fn dropping_nginx_stops_its_master_and_its_workers() {
         alive()
     );
 }
+
+#[tokio::test]
+async fn nginx_buffers_a_large_request_body_in_its_own_temp_dir() {
+    if !e2e::require_nginx("proxy a large body through a real nginx") {
+        return;
+    }
+    // A body past `client_body_buffer_size` goes to client_body_temp, which the worker must
+    // be able to write.
+    let upstream = serve(Router::new().route(
+        "/upload",
+        post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+    ))
+    .await;
+    let nginx = Nginx::start_server(&format!(
+        "    client_body_buffer_size 1k;
+    client_max_body_size 1m;
+    location / {{ proxy_pass http://{upstream}; }}"
+    ));
+    let response = reqwest::Client::new()
+        .post(nginx.url_for("/upload"))
+        .body(vec![b'x'; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        std::fs::read_to_string(nginx.error_log()).unwrap()
+    );
+    assert_eq!(response.text().await.unwrap(), "100000");
+}

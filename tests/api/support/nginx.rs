@@ -185,8 +185,10 @@ fn args(dir: &Path) -> Vec<String> {
 
 fn config(dir: &Path, port: u16, http_config: &str) -> String {
     let d = dir.display();
-    // As root the workers would otherwise run as `nobody`, which cannot enter the 0700 temp
-    // dir; as anyone else nginx cannot switch users and needs no directive.
+    // As root, workers would otherwise run as `nobody`, and work only while every path they
+    // touch is world-traversable: tempfile's 0755 dirs under /tmp are, but a TMPDIR under
+    // /root or a 0700 dir of the caller's is not (checked: a buffered request body then fails
+    // with 500, "Permission denied"). As anyone else nginx cannot switch users: no directive.
     let user = if running_as_root() {
         "user root;\n"
     } else {
