@@ -37,14 +37,25 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-export DEBIAN_FRONTEND=noninteractive
+# A mirror hiccup should not fail a CI run: each apt step gets three tries.
+retry() {
+    local n
+    for n in 1 2 3; do
+        "$@" && return 0
+        echo "install-e2e-deps: attempt $n of 3 failed: $*" >&2
+        sleep $((n * 5))
+    done
+    return 1
+}
+
 echo "install-e2e-deps: apt-get update"
-"${sudo[@]}" apt-get update -q
+retry "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 echo "install-e2e-deps: installing ${missing[*]}"
 # The nginx package's postinst tries to start the service; in a container without an init
 # system that fails harmlessly (invoke-rc.d reports it), and the tests start their own nginx.
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+retry "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends -o Dpkg::Options::=--force-confdef \
+    -o Dpkg::Options::=--force-confold "${missing[@]}"
 
 for p in "${missing[@]}"; do
     if installed "$p"; then
