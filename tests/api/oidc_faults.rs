@@ -172,6 +172,22 @@ async fn case_81_an_empty_key_set_is_ignored_and_the_good_cache_kept() {
         .assert_signed_in();
 }
 
+const SCIM_ON: &str = "scim = { enabled = true }";
+
+/// SCIM of `provider` answers a query (it never talks to the IdP).
+async fn assert_scim_answers(app: &crate::helpers::TestApp, provider: &str) {
+    let token = crate::scim_support::token(app, provider).await;
+    let response = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/scim/v2/{provider}/Users?filter=userName%20eq%20%22nobody%22"
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "SCIM of {provider}");
+}
+
 /// A TCP server that accepts connections and never answers.
 async fn black_hole() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,7 +213,13 @@ async fn case_82_a_black_holed_idp_gives_503_within_the_timeouts_while_others_ke
     );
     let blocks = format!(
         "{}{}{dark_block}",
-        provider_block("ok", "oidc", &ok, &secret_file(&ok.client_secret()), ""),
+        provider_block(
+            "ok",
+            "oidc",
+            &ok,
+            &secret_file(&ok.client_secret()),
+            SCIM_ON
+        ),
         provider_block(
             "slow",
             "oidc",
@@ -248,6 +270,7 @@ async fn case_82_a_black_holed_idp_gives_503_within_the_timeouts_while_others_ke
             .status(),
         200
     );
+    assert_scim_answers(&app, "ok").await;
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "other providers were held up: {:?}",
@@ -296,7 +319,7 @@ async fn case_83_teamgate_starts_with_the_idp_down_and_logins_work_once_it_is_up
             "oidc",
             &down,
             &secret_file(&down.client_secret()),
-            ""
+            SCIM_ON
         ),
     );
     let app = spawn_app(&config(&[("up", "id"), ("down", "id")], &blocks, "")).await;
@@ -308,6 +331,7 @@ async fn case_83_teamgate_starts_with_the_idp_down_and_logins_work_once_it_is_up
     let refused = hit(&b, &app.url("/login?provider=down")).await;
     refused.assert_refused(503, UNREACHABLE);
     refused.assert_logged(&logs, "discovery of");
+    assert_scim_answers(&app, "down").await;
     assert_eq!(me(&app, &app.browser).await.0, StatusCode::OK);
     assert_eq!(
         app.browser
