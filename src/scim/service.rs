@@ -1,5 +1,5 @@
 //! One function per SCIM operation. Each write runs as one job of the store's writer, inside
-//! its own savepoint: validation, the change, the reconcile of every affected user (source
+//! the savepoint the writer gives every job: validation, the change, the reconcile of every affected user (source
 //! `scim`), session revocation when access is lost, and the audit rows naming the request all
 //! commit together or not at all, and the 2xx goes out only after that commit is durable.
 //!
@@ -14,7 +14,7 @@
 //!   `members[value eq ...]` path that matches nobody it is `noTarget` (SECURITY.md 65).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
@@ -29,10 +29,10 @@ use crate::domain::ProviderId;
 use crate::domain::reconcile::MappingTable;
 use crate::store::audit::{self, Entry, Trigger};
 use crate::store::scim::filter_sql::{self, SqlFilter};
+use crate::store::scim::fold;
 use crate::store::scim::groups::{self, GroupRow, GroupValues};
 use crate::store::scim::users::{self, UserRow, UserValues};
-use crate::store::scim::{atomic, fold};
-use crate::store::{Store, memberships, sessions};
+use crate::store::{Store, StoreError, memberships, sessions};
 
 /// The caller of one SCIM request: the provider its token belongs to, the config in force,
 /// and what audit rows should say triggered the change.
@@ -195,12 +195,33 @@ fn not_found(rt: ResourceType, id: &str) -> ScimError {
     ))
 }
 
-/// Run `f` as one write job, in its own savepoint (see [`atomic`]).
+/// Run `f` as one write job. The writer runs each job in a savepoint and rolls it back when
+/// the job fails, so a refused request leaves nothing behind; the typed SCIM error travels
+/// beside the job, since the writer only speaks `StoreError`.
 async fn write<T: Send + 'static>(
     store: &Store,
     f: impl FnOnce(&Connection) -> Result<T, ScimError> + Send + 'static,
 ) -> Result<T, ScimError> {
-    store.write(move |conn| atomic(conn, f)).await?
+    let refusal: Arc<Mutex<Option<ScimError>>> = Arc::default();
+    let slot = refusal.clone();
+    let outcome = store
+        .write(move |conn| {
+            f(conn).map_err(|e| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(e);
+                }
+                StoreError::Refused("SCIM request refused".into())
+            })
+        })
+        .await;
+    match outcome {
+        Ok(v) => Ok(v),
+        Err(StoreError::Refused(why)) => {
+            let taken = refusal.lock().ok().and_then(|mut s| s.take());
+            Err(taken.unwrap_or(ScimError::Internal(why)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // -----------------------------------------------------------------------------------------
@@ -543,8 +564,23 @@ pub async fn create_user(
         let pk = users::insert(conn, &c.provider, &scim_id, user_id, &values, &now)?;
         settle_identity(conn, &c, user_id, active, &now)?;
         record(conn, &c, "scim.user.create", Some(user_id), Some(&f.user_name), &format!("id {scim_id}"))?;
-        let row = users::get(conn, &c.provider, &scim_id)?.filter(|r| r.pk == pk).ok_or(ScimError::Internal("the created user cannot be read back".into()))?;
-        Ok(user_view(conn, row, want)?)
+        // A new user is in no group yet: render it from what was written, without reading back.
+        let row = UserRow {
+            pk,
+            scim_id,
+            provider: c.provider.clone(),
+            user_id,
+            external_id: f.external_id,
+            active,
+            doc: n.doc,
+            version: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        Ok(UserView {
+            row,
+            groups: want.then(Vec::new),
+        })
     })
     .await?;
     let r = render_user(ctx, &view);

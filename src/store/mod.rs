@@ -140,6 +140,12 @@ impl Inner {
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every write job runs in a savepoint; its sub-journal otherwise spills to a temp file
+    // past 64 KiB, a pwrite per page (measured: a sixth of the writer's time under SCIM load).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // rusqlite caches 16 statements by default; a SCIM request alone uses more, and a miss
+    // re-parses the SQL (measured: another sixth of the writer's time).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
 

@@ -284,7 +284,7 @@ async fn okta_group_push_renames_with_every_update_and_membership_follows() {
         )
         .await;
     r.assert_status(200);
-    assert_eq!(member_ids(&r.body), [ben.clone()]);
+    assert_eq!(member_ids(&r.body), std::slice::from_ref(&ben));
     assert_eq!(rig.teams(ben_uid).await, ["engineering"]);
     assert_eq!(rig.teams(ana_uid).await, ["everyone"]);
 

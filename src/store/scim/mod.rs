@@ -48,22 +48,6 @@ pub fn groups_of_user(
     Ok(Some(keys.collect::<rusqlite::Result<_>>()?))
 }
 
-/// Run `f` in a savepoint of its own: when it returns `Err`, everything it wrote is rolled
-/// back and the error handed to the caller as a value, so a refused SCIM request leaves no
-/// trace even though the writer's batch goes on (RFC 7644 §3.5.2 atomicity).
-pub fn atomic<T, E>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
-) -> Result<std::result::Result<T, E>> {
-    conn.execute_batch("SAVEPOINT scim_request")?;
-    let out = f(conn);
-    match &out {
-        Ok(_) => conn.execute_batch("RELEASE scim_request")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO scim_request; RELEASE scim_request")?,
-    }
-    Ok(out)
-}
-
 /// Encode a stored document.
 fn encode(doc: &Map<String, Value>) -> Result<String> {
     Ok(serde_json::to_string(doc)?)

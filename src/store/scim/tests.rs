@@ -391,24 +391,6 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
 }
 
 #[test]
-fn a_failing_atomic_block_leaves_nothing_behind() {
-    let conn = db();
-    conn.execute_batch("BEGIN").unwrap();
-    let out: Result<(), &str> = super::atomic(&conn, |c| {
-        add_group(c, "entra", "g9", "Temp", None);
-        Err("refused")
-    })
-    .unwrap();
-    assert_eq!(out, Err("refused"));
-    assert!(groups::get(&conn, "entra", "g9").unwrap().is_none());
-    let ok: Result<i64, &str> =
-        super::atomic(&conn, |c| Ok(add_group(c, "entra", "g8", "Kept", None))).unwrap();
-    assert!(ok.is_ok());
-    conn.execute_batch("COMMIT").unwrap();
-    assert!(groups::get(&conn, "entra", "g8").unwrap().is_some());
-}
-
-#[test]
 fn tokens_are_found_by_hash_and_revoked_per_provider() {
     let conn = db();
     let hash = [7u8; 32];
