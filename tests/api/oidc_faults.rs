@@ -272,7 +272,7 @@ async fn case_82_a_black_holed_idp_gives_503_within_the_timeouts_while_others_ke
     );
     assert_scim_answers(&app, "ok").await;
     assert!(
-        t.elapsed() < Duration::from_secs(3),
+        t.elapsed() < Duration::from_secs(5),
         "other providers were held up: {:?}",
         t.elapsed()
     );
