@@ -347,7 +347,7 @@ client_secret_file = "/etc/hostname"
     let errors = teamgate::config::Config::parse(text, std::path::Path::new("/t.toml"))
         .unwrap_err()
         .to_string();
-    assert!(errors.contains("issuer"), "{errors}");
+    assert!(errors.contains("have the same issuer"), "{errors}");
 }
 
 #[tokio::test]
