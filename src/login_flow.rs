@@ -109,14 +109,21 @@ pub async fn settle_groups(
                 return Ok(Some(groups));
             }
             let mapped = config.policy().mappings.groups_of(&provider.id);
-            match graph::resolve(
+            let resolved = graph::resolve(
                 runtime.http(),
                 &provider.graph_url,
                 who.access_token.expose(),
                 &mapped,
             )
-            .await
-            {
+            .await;
+            let label = match &resolved {
+                Ok(_) => "ok",
+                Err(graph::GraphError::Refused { .. }) => "refused",
+                Err(graph::GraphError::Timeout(_)) => "timeout",
+                Err(_) => "error",
+            };
+            crate::metrics::inc_graph_call(provider.id.as_str(), label);
+            match resolved {
                 Ok((groups, method)) => {
                     tracing::info!(provider = %provider.id, ?method, groups = groups.len(), "group overage resolved through Microsoft Graph");
                     cache.put(
