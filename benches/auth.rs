@@ -1,0 +1,382 @@
+//! The forward-auth benchmark (DESIGN.md "Performance goals": `/auth` with a valid session at
+//! least half the requests/s of the same server's `/healthz`, p99 under 2 ms). Not a timed
+//! test: run it with
+//!
+//! ```text
+//! cargo bench --bench auth                 # 16 connections, 3 s per round
+//! cargo bench --bench auth -- 32 5         # connections, seconds per round
+//! ```
+//!
+//! teamgate runs as a child process (`teamgate serve`, release build) with the demo IdP; the
+//! benchmark signs in once through it, then drives keep-alive HTTP/1.1 connections from a
+//! one-thread client on loopback, alternating rounds of `/healthz` (no cookie, as a load
+//! balancer asks) and `/auth?team=...` (the session cookie, a route rule): two rounds each,
+//! so drift in the machine shows. Reported: requests/s, p50 and p99 latency as the client sees
+//! it, and the server's peak resident memory (VmHWM from /proc/PID/status).
+
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark: a failed step ends it with the reason"
+)]
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// At most this many requests per connection and round: the loops are bounded in count as
+/// well as in time.
+const MAX_PER_CONNECTION: usize = 2_000_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let connections: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let dir = tempfile::TempDir::new().expect("a temp dir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("bench.toml");
+    write_config(&config, port, &dir.path().join("bench.db"));
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_teamgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("teamgate starts");
+    let result = std::panic::catch_unwind(|| run(&base, port, server.id(), connections, seconds));
+    stop(&mut server);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
+    // One worker thread for the client: the server keeps the other core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        wait_ready(base).await;
+        let cookie = sign_in(base).await;
+        let auth = format!(
+            "GET /auth?team=platform HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nAccept: */*\r\n\r\n"
+        );
+        let healthz = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n");
+        // Not a target: `/auth` without a cookie (401, no database read) shows what the session
+        // reads cost against the handler itself.
+        let anonymous = format!("GET /auth?team=platform HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n");
+        // Warm up both paths (first key load, first signature, connection pools).
+        round(port, &auth, 200, connections, Duration::from_millis(500)).await;
+        round(port, &healthz, 200, connections, Duration::from_millis(500)).await;
+
+        let duration = Duration::from_secs(seconds);
+        println!(
+            "teamgate /auth benchmark: {connections} keep-alive connections, {seconds} s per round, client on 1 thread, {} CPUs",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        );
+        println!("{:<9} {:>10} {:>12} {:>9} {:>9}", "endpoint", "requests", "requests/s", "p50 ms", "p99 ms");
+        let mut totals = [(0usize, Duration::ZERO); 2];
+        for _ in 0..2 {
+            for (i, (name, request)) in [("/healthz", &healthz), ("/auth", &auth)].into_iter().enumerate() {
+                let r = round(port, request, 200, connections, duration).await;
+                r.print(name);
+                totals[i].0 += r.latencies.len();
+                totals[i].1 += r.elapsed;
+            }
+        }
+        round(port, &anonymous, 401, connections, duration).await.print("/auth 401");
+        let rate = |(n, t): (usize, Duration)| n as f64 / t.as_secs_f64();
+        let (healthz_rate, auth_rate) = (rate(totals[0]), rate(totals[1]));
+        println!(
+            "/auth at {:.0}/s is {:.0}% of /healthz at {:.0}/s (target: at least 50%)",
+            auth_rate,
+            100.0 * auth_rate / healthz_rate,
+            healthz_rate
+        );
+    });
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    for key in ["VmHWM", "VmRSS"] {
+        if let Some(line) = status.lines().find(|l| l.starts_with(key)) {
+            println!(
+                "server {}",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
+}
+
+struct Round {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    failures: usize,
+}
+
+impl Round {
+    fn print(&self, name: &str) {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+            sorted
+                .get(i)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "{:<9} {:>10} {:>12.0} {:>9.3} {:>9.3}{}",
+            name,
+            sorted.len(),
+            sorted.len() as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50),
+            pct(0.99),
+            if self.failures > 0 {
+                format!("  ({} non-200 answers!)", self.failures)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// `connections` connections sending `request` back to back for `duration`.
+async fn round(
+    port: u16,
+    request: &str,
+    expected: u16,
+    connections: usize,
+    duration: Duration,
+) -> Round {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let request = request.as_bytes().to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            for _ in 0..MAX_PER_CONNECTION {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let sent = Instant::now();
+                stream.write_all(&request).await.expect("write");
+                let status = read_response(&mut stream, &mut buf).await;
+                latencies.push(sent.elapsed());
+                if status != expected {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut all = Round {
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+        failures: 0,
+    };
+    for task in tasks {
+        let (latencies, failures) = task.await.expect("a client task");
+        all.latencies.extend(latencies);
+        all.failures += failures;
+    }
+    all.elapsed = start.elapsed();
+    all
+}
+
+/// Read one HTTP/1.1 response with a Content-Length body (what teamgate sends); its status.
+async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).await.expect("read");
+        assert!(n > 0, "the server closed the connection");
+        filled += n;
+        let Some(end) = find(&buf[..filled], b"\r\n\r\n") else {
+            continue;
+        };
+        let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let total = end + 4 + length;
+        while filled < total {
+            let n = stream.read(&mut buf[filled..]).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+        }
+        assert_eq!(filled, total, "one response at a time");
+        return status;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn write_config(path: &Path, port: u16, db: &Path) {
+    let text = format!(
+        r#"[server]
+public_url = "http://127.0.0.1:{port}"
+listen = "127.0.0.1:{port}"
+database = "{db}"
+demo = true
+
+[[provider]]
+id = "demo"
+kind = "demo"
+
+[[team]]
+id = "platform"
+name = "Platform"
+roles = [{{ scope = "org/acme", role = "owner" }}]
+groups = [{{ provider = "demo", id = "g-platform" }}]
+
+[[demo_user]]
+email = "alice@example.com"
+name = "Alice Admin"
+groups = ["g-platform"]
+"#,
+        db = db.display()
+    );
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("the config is written");
+}
+
+async fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("teamgate did not answer /healthz within 20 s");
+}
+
+/// Sign in as the demo user through the demo IdP's pick form; the session cookie
+/// (`teamgate=...`).
+async fn sign_in(base: &str) -> String {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let location = |r: &reqwest::Response| {
+        let l = r.headers()["location"].to_str().expect("ASCII").to_owned();
+        reqwest::Url::parse(base)
+            .expect("base")
+            .join(&l)
+            .expect("a URL")
+            .to_string()
+    };
+    let login = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("/login");
+    let pick = client
+        .get(location(&login))
+        .send()
+        .await
+        .expect("authorize");
+    let page = pick.text().await.expect("the pick page");
+    let action = attribute(&page, "<form method=\"post\" action=\"").expect("the form action");
+    let mut form: Vec<(String, String)> = Vec::new();
+    let mut rest = page.as_str();
+    while let Some(at) = rest.find("<input type=\"hidden\" name=\"") {
+        rest = &rest[at..];
+        let name = attribute(rest, "name=\"").expect("a name");
+        let value = attribute(rest, "value=\"").expect("a value");
+        form.push((name, value));
+        rest = &rest[1..];
+    }
+    form.push(("email".into(), "alice@example.com".into()));
+    let action = reqwest::Url::parse(base)
+        .expect("base")
+        .join(&action)
+        .expect("action");
+    let picked = client.post(action).form(&form).send().await.expect("pick");
+    let callback = client
+        .get(location(&picked))
+        .send()
+        .await
+        .expect("callback");
+    assert!(
+        callback.status().is_redirection(),
+        "login failed: {}",
+        callback.status()
+    );
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &base.parse().expect("base"))
+        .expect("a session cookie");
+    let cookies = cookies.to_str().expect("ASCII").to_owned();
+    cookies
+        .split("; ")
+        .find(|c| c.starts_with("teamgate="))
+        .expect("the teamgate cookie")
+        .to_owned()
+}
+
+/// The HTML-unescaped value after `marker` up to the next `"`.
+fn attribute(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let raw = html[start..].split('"').next()?;
+    Some(
+        raw.replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&#x2f;", "/")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// SIGTERM to the child we started (graceful shutdown), then wait; SIGKILL if it lingers.
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = server.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
