@@ -190,7 +190,7 @@ pub fn members(conn: &Connection, group: i64) -> Result<Vec<Member>> {
         "SELECT u.scim_id,
                 CASE WHEN json_type(u.doc, '$.displayName') = 'text' THEN json_extract(u.doc, '$.displayName') END
          FROM scim_members m
-         JOIN scim_users u ON u.id = m.member_id WHERE m.group_id = ?1 ORDER BY u.id",
+         JOIN scim_users u ON u.id = m.member_id WHERE m.group_id = ?1 ORDER BY m.member_id",
     )?;
     let rows = stmt.query_map([group], |r| {
         Ok(Member {

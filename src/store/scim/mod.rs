@@ -36,11 +36,11 @@ pub fn groups_of_user(
     let sql = match key {
         GroupKey::Id => {
             "SELECT coalesce(g.external_id, g.scim_id) FROM scim_members m
-             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY g.id"
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY m.group_id"
         }
         GroupKey::Name => {
             "SELECT g.display_name FROM scim_members m
-             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY g.id"
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY m.group_id"
         }
     };
     let mut stmt = conn.prepare_cached(sql)?;

@@ -196,7 +196,7 @@ pub fn resolve(conn: &Connection, provider: &str, scim_id: &str) -> Result<Optio
 pub fn groups(conn: &Connection, pk: i64) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT g.scim_id, g.display_name FROM scim_members m JOIN scim_groups g ON g.id = m.group_id
-         WHERE m.member_id = ?1 ORDER BY g.id",
+         WHERE m.member_id = ?1 ORDER BY m.group_id",
     )?;
     let rows = stmt.query_map([pk], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
