@@ -16,7 +16,8 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
 use crate::forward_auth_support::{
-    Agent, Gate, PROVIDER, claims_of, sign_in, signed_in, spawn, spawn_on, tamper, user, verify,
+    Agent, Gate, PROVIDER, claims_of, sign_in, signed_in, spawn, spawn_on, spawn_scim, tamper,
+    user, verify,
 };
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
@@ -1062,6 +1063,93 @@ async fn case_51_a_deprovisioned_user_fails_the_very_next_forward_auth_even_when
         auth(&bob, &gate, "").await.status(),
         200,
         "other users are unaffected"
+    );
+}
+
+/// A SCIM request to the test provider's endpoint.
+async fn scim(
+    gate: &Gate,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, gate.url(&format!("/scim/v2/{PROVIDER}{path}")))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn case_51_scim_deactivation_and_delete_fail_the_next_forward_auth_even_when_cached() {
+    let (gate, token) = spawn_scim().await;
+    let agent = signed_in(&gate, alice()).await;
+    assert_eq!(auth(&agent, &gate, "").await.status(), 200, "now cached");
+    // The IdP provisions the same person: externalId = the login subject.
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "alice@example.com",
+        "externalId": "u-alice",
+    });
+    let (status, created) = scim(&gate, &token, reqwest::Method::POST, "/Users", user).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        auth(&agent, &gate, "").await.status(),
+        200,
+        "provisioning keeps the session"
+    );
+    let deactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}],
+    });
+    let (status, body) = scim(
+        &gate,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Users/{id}"),
+        deactivate,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r = auth(&agent, &gate, "").await;
+    assert_eq!(r.status(), 401, "deactivation ends forward-auth at once");
+    assert!(identity_headers(&r).is_empty());
+
+    // Reactivated and signed in again, then deleted: refused again at once.
+    let reactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": true}],
+    });
+    let (status, _) = scim(
+        &gate,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Users/{id}"),
+        reactivate,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let again = signed_in(&gate, alice()).await;
+    assert_eq!(auth(&again, &gate, "").await.status(), 200);
+    let (status, _) = scim(
+        &gate,
+        &token,
+        reqwest::Method::DELETE,
+        &format!("/Users/{id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        auth(&again, &gate, "").await.status(),
+        401,
+        "deletion ends forward-auth at once"
     );
 }
 

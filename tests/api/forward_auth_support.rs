@@ -68,6 +68,17 @@ impl Gate {
 /// The config every forward-auth test starts from. `server_extra` goes into `[server]`,
 /// `extra` at the end (e.g. a `[forward_auth]` table).
 pub fn config(idp: &TestIdp, secret_file: &str, server_extra: &str, extra: &str) -> String {
+    config_with(idp, secret_file, server_extra, "", extra)
+}
+
+/// [`config`] with `provider_extra` inside the provider's table (e.g. `scim = { enabled = true }`).
+pub fn config_with(
+    idp: &TestIdp,
+    secret_file: &str,
+    server_extra: &str,
+    provider_extra: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [server]
@@ -82,6 +93,7 @@ kind = "oidc"
 issuer = "{issuer}"
 client_id = "{client_id}"
 client_secret_file = "{secret_file}"
+{provider_extra}
 
 [[team]]
 id = "engineers"
@@ -122,16 +134,44 @@ pub async fn spawn_on(
     server_extra: &str,
     extra: &str,
 ) -> Gate {
+    spawn_with(listener, public_url, server_extra, "", extra).await
+}
+
+/// Start teamgate with SCIM enabled for the test provider; returns a SCIM bearer token too.
+pub async fn spawn_scim() -> (Gate, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let direct = format!("http://{}", listener.local_addr().unwrap());
+    let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", "").await;
+    let config = gate.state.config.get();
+    let token = teamgate::scim::tokens::create(&gate.state.store, &config, PROVIDER, 1, None)
+        .await
+        .unwrap();
+    (gate, token.token.expose().to_owned())
+}
+
+async fn spawn_with(
+    listener: TcpListener,
+    public_url: &str,
+    server_extra: &str,
+    provider_extra: &str,
+    extra: &str,
+) -> Gate {
     let idp = TestIdp::start().await;
     let dir = TempDir::new().unwrap();
     let secret = dir.path().join("client-secret");
     std::fs::write(&secret, idp.client_secret()).unwrap();
-    let text = config(&idp, &secret.display().to_string(), server_extra, extra)
-        .replace("{PUBLIC_URL}", public_url)
-        .replace(
-            "{DB}",
-            &dir.path().join("teamgate.db").display().to_string(),
-        );
+    let text = config_with(
+        &idp,
+        &secret.display().to_string(),
+        server_extra,
+        provider_extra,
+        extra,
+    )
+    .replace("{PUBLIC_URL}", public_url)
+    .replace(
+        "{DB}",
+        &dir.path().join("teamgate.db").display().to_string(),
+    );
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let direct = format!("http://{}", listener.local_addr().unwrap());
