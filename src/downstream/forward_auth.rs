@@ -404,7 +404,7 @@ pub async fn decide(
         Err(e) => return Answer::Misconfigured(e),
     };
     let Some(session) = session else {
-        return Answer::Failed(DownstreamError::Key("the session layer is missing".into()));
+        return Answer::Failed(DownstreamError::NoSessionLayer);
     };
     let signed_in = match crate::session::current(session, &state.store, &config.server).await {
         Ok(s) => s,
@@ -466,5 +466,115 @@ pub fn login_url(headers: &HeaderMap, peer: Option<SocketAddr>, server: &ServerC
                 .finish()
         ),
         None => login,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(server_extra: &str) -> Config {
+        let text = format!(
+            r#"[server]
+public_url = "https://apps.example.com"
+demo = true
+allowed_redirect_origins = ["https://wiki.example.com"]
+{server_extra}
+
+[[provider]]
+id = "demo"
+kind = "demo"
+
+[[team]]
+id = "engineers"
+roles = [{{ scope = "org/acme/space/infra", role = "editor" }}]
+
+[[team]]
+id = "operators"
+
+[[demo_user]]
+email = "a@example.com"
+name = "A"
+"#
+        );
+        Config::parse(&text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_route_query_parses_into_rules() {
+        let c = config("");
+        let rules = Rules::parse(
+            Some("team=operators,engineers&role=editor&scope=org/acme/space/infra&aud=https://wiki.example.com&redirect=1"),
+            &c,
+        )
+        .unwrap();
+        assert_eq!(rules.teams.len(), 2);
+        assert_eq!(rules.roles, [Role::parse("editor").unwrap()]);
+        assert_eq!(
+            rules.scope,
+            Some(Scope::parse("org/acme/space/infra").unwrap())
+        );
+        assert_eq!(rules.aud, "https://wiki.example.com");
+        assert!(rules.redirect);
+        let none = Rules::parse(None, &c).unwrap();
+        assert!(none.teams.is_empty() && none.roles.is_empty() && !none.redirect);
+        assert_eq!(
+            none.aud, "https://apps.example.com",
+            "the default audience is public_url"
+        );
+    }
+
+    #[test]
+    fn a_route_query_teamgate_cannot_understand_is_an_error_not_ignored() {
+        let c = config("");
+        for query in [
+            "team=engineers&team=operators",
+            "team=nobody",
+            "team=",
+            "team=engineers,,operators",
+            "role=emperor",
+            "scope=org/acme",
+            "aud=https://evil.example.com",
+            "redirect=yes",
+            "teams=engineers",
+        ] {
+            assert!(Rules::parse(Some(query), &c).is_err(), "{query}");
+        }
+    }
+
+    fn forwarded(host: &str, uri: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_str(host).unwrap());
+        h.insert("x-forwarded-uri", HeaderValue::from_str(uri).unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_a_trusted_proxy() {
+        let trusted = config(r#"trusted_proxies = ["10.0.0.5", "::1"]"#);
+        let headers = forwarded("wiki.example.com", "/page?x=1");
+        let proxy: SocketAddr = "10.0.0.5:4321".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.5]:4321".parse().unwrap();
+        let stranger: SocketAddr = "10.0.0.6:4321".parse().unwrap();
+        let expected = Some("https://wiki.example.com/page?x=1".to_owned());
+        assert_eq!(return_url(&headers, Some(proxy), &trusted.server), expected);
+        assert_eq!(
+            return_url(&headers, Some(mapped), &trusted.server),
+            expected
+        );
+        assert_eq!(return_url(&headers, Some(stranger), &trusted.server), None);
+        assert_eq!(return_url(&headers, None, &trusted.server), None);
+        assert_eq!(
+            login_url(&headers, Some(stranger), &trusted.server),
+            "https://apps.example.com/login"
+        );
+        assert_eq!(
+            login_url(&headers, Some(proxy), &trusted.server),
+            "https://apps.example.com/login?rd=https%3A%2F%2Fwiki.example.com%2Fpage%3Fx%3D1"
+        );
+        // Trusted, but not an allowed origin: no open redirect.
+        let evil = forwarded("evil.example.com", "/");
+        assert_eq!(return_url(&evil, Some(proxy), &trusted.server), None);
     }
 }

@@ -39,6 +39,9 @@ pub enum DownstreamError {
     Sign(#[from] jsonwebtoken::errors::Error),
     #[error("identity header: {0}")]
     Header(String),
+    /// `/auth` was mounted outside the session layer (a wiring bug in the router).
+    #[error("no session layer around /auth")]
+    NoSessionLayer,
 }
 
 /// What the downstream routes keep between requests: the key set and the assertion cache.
