@@ -750,7 +750,7 @@ async fn sign_with_teamgate_key(gate: &Gate, header: Header, claims: &Value) -> 
     let key = gate
         .state
         .store
-        .read(|conn| signing_keys::current(conn))
+        .read(signing_keys::current)
         .await
         .unwrap()
         .unwrap();
@@ -808,7 +808,7 @@ async fn case_60_missing_or_wrong_iss_or_aud_fail_once_the_validation_asks_for_t
     let key = gate
         .state
         .store
-        .read(|conn| signing_keys::current(conn))
+        .read(signing_keys::current)
         .await
         .unwrap()
         .unwrap();
