@@ -11,7 +11,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use crate::config::ServerConfig;
 use crate::store::sessions::{AUTH_KEY, SqliteSessionStore};
 use crate::store::users::UserRecord;
-use crate::store::{Store, StoreError, users};
+use crate::store::{Store, StoreError};
 
 /// How often `last_seen` is written back; between writes a request costs no session write.
 const LAST_SEEN_GRANULARITY: i64 = 60;
@@ -106,7 +106,7 @@ pub async fn current(
     let user = if expired {
         None
     } else {
-        store.read(move |conn| users::by_id(conn, user_id)).await?
+        store.user(user_id).await?
     };
     let Some(user) = user.filter(|u| u.active && u.session_generation == auth.generation) else {
         session.flush().await?;

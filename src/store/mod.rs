@@ -5,6 +5,7 @@
 
 pub mod admin_queries;
 pub mod audit;
+pub mod cache;
 pub mod error;
 pub mod memberships;
 mod migrations;
@@ -18,6 +19,7 @@ mod writer;
 pub use error::{Result, StoreError};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ use rusqlite::{Connection, OpenFlags};
 
 /// How long a connection waits for a lock before reporting `Busy`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Users kept in the per-request cache.
+const USER_CACHE_CAPACITY: usize = 50_000;
 /// Read connections kept open for reuse.
 const READ_POOL_SIZE: usize = 4;
 
@@ -38,6 +42,10 @@ struct Inner {
     path: PathBuf,
     writer: writer::WriterHandle,
     readers: Mutex<Vec<Connection>>,
+    /// Bumped by the writer after every commit; see [`cache`].
+    epoch: Arc<AtomicU64>,
+    /// Users by id, for the per-request session check.
+    users: cache::CommitCache<i64, Option<users::UserRecord>>,
 }
 
 impl Store {
@@ -63,17 +71,37 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         migrations::apply(&mut conn)?;
+        let epoch = Arc::new(AtomicU64::new(0));
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: writer::WriterHandle::start(conn),
+                writer: writer::WriterHandle::start(conn, epoch.clone()),
                 readers: Mutex::new(Vec::new()),
+                epoch,
+                users: cache::CommitCache::new(USER_CACHE_CAPACITY),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many write batches this process has committed; read it BEFORE a read whose result
+    /// is cached (see [`cache`]).
+    pub fn commit_epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// A user by id, from the commit-coherent cache when nothing was written since.
+    pub async fn user(&self, id: i64) -> Result<Option<users::UserRecord>> {
+        let epoch = self.commit_epoch();
+        if let Some(user) = self.inner.users.get(&id, epoch) {
+            return Ok(user);
+        }
+        let user = self.read(move |conn| users::by_id(conn, id)).await?;
+        self.inner.users.put(id, epoch, user.clone());
+        Ok(user)
     }
 
     /// Run `f` inside the writer's transaction. The result is returned only after the commit
@@ -149,7 +177,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Without the query-planner stability guarantee, SQLite re-prepares (parses and plans
     // again) any statement whose plan might depend on a bound value, e.g. `WHERE user_id = ?1
     // ORDER BY ...`, on every execution; with no statistics there is nothing to gain from it.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 

@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
+use std::sync::Arc;
+
 use super::Store;
+use super::cache::CommitCache;
 use super::error::{Result, StoreError};
 
 /// The key in session data under which the signed-in user is kept (see `crate::session`).
@@ -53,7 +56,13 @@ pub fn count_for_user(conn: &Connection, user_id: i64) -> Result<i64> {
 #[derive(Clone)]
 pub struct SqliteSessionStore {
     store: Store,
+    /// Session rows by hashed id (data, expiry), coherent with commits (see [`super::cache`]):
+    /// a signed-in request reads nothing from the database until something is written.
+    rows: Arc<CommitCache<String, Option<(String, i64)>>>,
 }
+
+/// Session rows kept in the per-request cache.
+const ROW_CACHE_CAPACITY: usize = 50_000;
 
 impl std::fmt::Debug for SqliteSessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +72,10 @@ impl std::fmt::Debug for SqliteSessionStore {
 
 impl SqliteSessionStore {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            rows: Arc::new(CommitCache::new(ROW_CACHE_CAPACITY)),
+        }
     }
 }
 
@@ -127,19 +139,26 @@ impl SessionStore for SqliteSessionStore {
         let id = *session_id;
         let hashed = hash_id(&id);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let row: Option<(String, i64)> = self
-            .store
-            .read(move |conn| {
-                Ok(conn
-                    .prepare_cached(
-                        "SELECT data, expires_at FROM sessions WHERE id = ?1 AND expires_at >= ?2",
-                    )?
-                    .query_row(params![hashed, now], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?)
-            })
-            .await
-            .map_err(backend)?;
-        let Some((data, expires)) = row else {
+        let epoch = self.store.commit_epoch();
+        let row = match self.rows.get(&hashed, epoch) {
+            Some(row) => row,
+            None => {
+                let key = hashed.clone();
+                let row: Option<(String, i64)> = self
+                    .store
+                    .read(move |conn| {
+                        Ok(conn
+                            .prepare_cached("SELECT data, expires_at FROM sessions WHERE id = ?1")?
+                            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()?)
+                    })
+                    .await
+                    .map_err(backend)?;
+                self.rows.put(hashed, epoch, row.clone());
+                row
+            }
+        };
+        let Some((data, expires)) = row.filter(|(_, expires)| *expires >= now) else {
             return Ok(None);
         };
         Ok(Some(Record {

@@ -4,7 +4,8 @@
 //! each job. Writers never contend for the lock, and concurrent requests share one fsync.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -25,11 +26,12 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) fn start(conn: Connection) -> Self {
+    /// `epoch` is bumped after every batch's commit (see [`super::cache`]).
+    pub(super) fn start(conn: Connection, epoch: Arc<AtomicU64>) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("teamgate-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &epoch))
             .map(|_| ())
             .unwrap_or_else(
                 |e| tracing::error!(error = %e, "cannot start the SQLite writer thread"),
@@ -63,7 +65,7 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, epoch: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -72,11 +74,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
+        run_batch(&conn, batch, epoch);
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, epoch: &AtomicU64) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let err = StoreError::from(e);
         tracing::error!(error = %err, "cannot begin a write transaction");
@@ -117,6 +119,9 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     if let Some(e) = &err {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
     }
+    // After the commit and before anyone is answered: a cached read taken under the old
+    // epoch is not used again once a caller can have seen this batch's result.
+    epoch.fetch_add(1, Ordering::AcqRel);
     for done in completions {
         done(err.as_ref());
     }
