@@ -187,6 +187,21 @@ fn check_version(if_match: Option<&str>, version: i64) -> Result<(), ScimError> 
     }
 }
 
+/// A new SCIM id: a fixed-width millisecond timestamp, then 96 random bits. Time-ordered ids
+/// land at the right edge of the unique index instead of on a random page, so a batch of
+/// creations dirties a few index pages rather than one per request (measured under load);
+/// the random part keeps them unguessable.
+fn new_id() -> String {
+    use base64::Engine;
+    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let random: [u8; 12] = rand::random();
+    format!(
+        "{:011x}{}",
+        millis.max(0),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    )
+}
+
 fn not_found(rt: ResourceType, id: &str) -> ScimError {
     ScimError::NotFound(format!(
         "{} {} not found",
@@ -384,7 +399,10 @@ pub async fn list(
         None => None,
         Some(f) => {
             let cond = filter::compile(rt, f)?;
-            Some(filter_sql::translate(rt, &cond).map_err(|e| ScimError::InvalidFilter(e.0))?)
+            Some(
+                filter_sql::translate(rt, &cond, &ctx.provider)
+                    .map_err(|e| ScimError::InvalidFilter(e.0))?,
+            )
         }
     };
     let sel = q.selection(rt);
@@ -548,7 +566,7 @@ pub async fn create_user(
             // Same userName, another person: the old identity stays disabled, a new one starts.
             delete_user_row(conn, &c, &existing, &now, "replaced by a new user with the same userName")?;
         }
-        let scim_id = crate::store::random_id();
+        let scim_id = new_id();
         let subject = f.external_id.clone().unwrap_or_else(|| format!("scim:{scim_id}"));
         let active = f.active.unwrap_or(true);
         let user_id = users::link_identity(conn, &c.provider, &subject, f.email.as_deref(), f.name.as_deref(), active, &now)?;
@@ -910,7 +928,7 @@ pub async fn create_group(
                 f.display_name
             )));
         }
-        let scim_id = crate::store::random_id();
+        let scim_id = new_id();
         let values = GroupValues {
             display_name: &f.display_name,
             external_id: f.external_id.as_deref(),

@@ -70,6 +70,15 @@ impl Store {
         // A 2xx acknowledged to an IdP must survive power loss; group commit pays for it.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        // The writer's page cache (the default is 2 MB): random keys (GUID externalIds, user
+        // names, public ids) spread inserts over every index page, and past the cache each
+        // insert re-reads its page. 16 MB holds the hot indexes of 100,000 users (measured).
+        conn.pragma_update(None, "cache_size", -16_384)
+            .map_err(open_err)?;
+        // Checkpoint every 10,000 WAL pages rather than 1,000: a hot index page written by
+        // many commits is copied back once, not ten times (SCIM creations: about +25%/s).
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+            .map_err(open_err)?;
         migrations::apply(&mut conn)?;
         let epoch = Arc::new(AtomicU64::new(0));
         Ok(Store {

@@ -76,7 +76,7 @@ fn add_group(
 
 fn user_ids(conn: &Connection, provider: &str, filter: &str) -> Vec<String> {
     let cond = compile(ResourceType::User, filter).unwrap();
-    let sql = translate(ResourceType::User, &cond).unwrap();
+    let sql = translate(ResourceType::User, &cond, provider).unwrap();
     let (total, rows) = users::list(conn, provider, Some(&sql), 0, 100).unwrap();
     assert_eq!(total, rows.len());
     rows.into_iter().map(|r| r.scim_id).collect()
@@ -328,7 +328,7 @@ fn user_name_uniqueness_is_per_provider_and_case_insensitive() {
 
 fn group_ids(conn: &Connection, filter: &str) -> Vec<String> {
     let cond = compile(ResourceType::Group, filter).unwrap();
-    let sql: SqlFilter = translate(ResourceType::Group, &cond).unwrap();
+    let sql: SqlFilter = translate(ResourceType::Group, &cond, "entra").unwrap();
     groups::list(conn, "entra", Some(&sql), 0, 100)
         .unwrap()
         .1

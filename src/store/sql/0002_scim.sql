@@ -22,7 +22,8 @@ CREATE TABLE scim_users (
     updated_at    TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX scim_users_user_name ON scim_users (provider, user_name_key);
-CREATE INDEX scim_users_external_id ON scim_users (provider, external_id);
+-- No index on external_id: `externalId eq` goes through users (provider, subject), which is the
+-- same value for every user that has one.
 -- Paging walks a provider's rows in id order: stable while rows are added (K1).
 CREATE INDEX scim_users_provider ON scim_users (provider, id);
 
