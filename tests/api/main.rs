@@ -28,3 +28,4 @@ mod scim_support;
 mod scim_okta;
 mod scim_security;
 mod scim_reliability;
+mod scim_crash;
