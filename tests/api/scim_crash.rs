@@ -63,24 +63,44 @@ groups = [{{ provider = "entra", id = "gid-0" }}]
 }
 
 async fn start(config: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Server {
+        child: Command::new(env!("CARGO_BIN_EXE_teamgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await
             && r.status() == 200
         {
-            return Server { child, base };
+            return server;
         }
-        assert!(Instant::now() < deadline, "teamgate did not start");
+        if Instant::now() >= deadline {
+            server.kill();
+            panic!("teamgate did not start");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+impl Server {
+    /// SIGKILL, then reap the child.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -244,8 +264,7 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
         });
     }
     tokio::time::sleep(LOAD).await;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill();
     while tasks.join_next().await.is_some() {}
     let acked_users = acked_users.lock().unwrap().clone();
     let acked_sets = acked_sets.lock().unwrap().clone();
@@ -327,8 +346,7 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
         .await
         .unwrap();
     assert_eq!(status, 409, "{body}");
-    let _ = server.child.kill();
-    server.child.wait().unwrap();
+    server.kill();
 
     // The file itself: intact, no dangling references, and memberships exactly what the
     // stored inputs say (the reconcile committed with each change, not after).
