@@ -41,6 +41,18 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{b}/Schemas"), read_only(get(schemas)))
         .route(&format!("{b}/Schemas/{{id}}"), read_only(get(schema)))
         .route(&format!("{b}/Bulk"), any(bulk))
+        // RFC 7644 §3.11: a server without /Me answers 501; likewise for the root-level search
+        // across resource types (§3.4.3), which teamgate does not offer.
+        .route(
+            &format!("{b}/Me"),
+            any(|_: ScimAuth| async { ScimError::NotImplemented("/Me") }),
+        )
+        .route(
+            &format!("{b}/.search"),
+            any(|_: ScimAuth| async {
+                ScimError::NotImplemented("searching across resource types")
+            }),
+        )
         .route(b, any(unknown))
         .route(&format!("{b}/{{*rest}}"), any(unknown))
         .route("/scim/{*rest}", any(no_such_endpoint))

@@ -320,6 +320,15 @@ async fn case_62_unknown_urls_ids_schemas_and_resource_types_are_404_with_a_scim
     rig.get("nonexistent", "/Users")
         .await
         .assert_error(404, None);
+    // What RFC 7644 lets a server leave out is a 501, not a 404.
+    rig.get("entra", "/Me").await.assert_error(501, None);
+    rig.post(
+        "entra",
+        "/.search",
+        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}),
+    )
+    .await
+    .assert_error(501, None);
     rig.delete("entra", "/Users/no-such-id")
         .await
         .assert_error(404, None);
