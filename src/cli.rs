@@ -48,6 +48,48 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Manage the SCIM bearer tokens of a provider (stored hashed; a new one is printed once).
+    ScimToken {
+        #[command(subcommand)]
+        action: ScimTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScimTokenCommand {
+    /// Create a token for PROVIDER and print it (the only time it is shown).
+    Create {
+        provider: String,
+        /// Days the token stays valid (default 365, at most 1095).
+        #[arg(long)]
+        valid_days: Option<u32>,
+        /// A note to recognise the token by in `list`.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List PROVIDER's tokens (ids, notes, expiry; never the tokens themselves).
+    List { provider: String },
+    /// Revoke token ID of PROVIDER.
+    Revoke { provider: String, id: String },
+}
+
+impl From<ScimTokenCommand> for crate::scim::tokens::TokenCommand {
+    fn from(c: ScimTokenCommand) -> Self {
+        use crate::scim::tokens::TokenCommand as T;
+        match c {
+            ScimTokenCommand::Create {
+                provider,
+                valid_days,
+                note,
+            } => T::Create {
+                provider,
+                valid_days,
+                note,
+            },
+            ScimTokenCommand::List { provider } => T::List { provider },
+            ScimTokenCommand::Revoke { provider, id } => T::Revoke { provider, id },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -85,15 +127,16 @@ fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
     Config::load(path)
 }
 
+/// Load the config, printing every error when it is invalid.
+fn load_or_report(path: &std::path::Path) -> Option<Config> {
+    load(path).map_err(|e| eprint!("{e}")).ok()
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            let Some(config) = load_or_report(&cli.config) else {
+                return Ok(ExitCode::FAILURE);
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(config))?;
@@ -103,18 +146,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys {
             action: KeysCommand::Rotate,
         } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            let Some(config) = load_or_report(&cli.config) else {
+                return Ok(ExitCode::FAILURE);
             };
             let runtime = tokio::runtime::Runtime::new()?;
             print!(
                 "{}",
                 runtime.block_on(crate::downstream::keys::rotate_command(&config))?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ScimToken { action } => {
+            let Some(config) = load_or_report(&cli.config) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            print!("{}", crate::scim::tokens::run_cli(&config, action.into())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {

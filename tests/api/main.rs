@@ -25,6 +25,7 @@ mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod scim_entra;
 mod scim_support;
+mod scim_token_cli;
 mod scim_okta;
 mod scim_security;
 mod scim_reliability;
