@@ -25,7 +25,12 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::Claims, Source::Scim, Source::Config, Source::Default];
+    pub const ALL: [Source; 4] = [
+        Source::Claims,
+        Source::Scim,
+        Source::Config,
+        Source::Default,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -29,7 +29,10 @@ impl EffectiveRoles {
         let mut grants: BTreeMap<RoleBinding, BTreeSet<TeamId>> = BTreeMap::new();
         for team in teams {
             for binding in bindings_of(team) {
-                grants.entry(binding.clone()).or_default().insert(team.clone());
+                grants
+                    .entry(binding.clone())
+                    .or_default()
+                    .insert(team.clone());
             }
         }
         Self { grants }

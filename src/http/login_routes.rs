@@ -142,7 +142,9 @@ async fn callback(
         },
     };
     // Only configured ids become labels, so a scanner cannot grow the metric without bound.
-    let provider_label = config.provider(&provider_id).map_or("unknown", |p| p.id.as_str());
+    let provider_label = config
+        .provider(&provider_id)
+        .map_or("unknown", |p| p.id.as_str());
     crate::metrics::inc_login(provider_label, label);
     // Success: 303 to a URL without the code. Either way no Referer leaks the code (SECURITY.md 43).
     let mut response = match result {

@@ -28,19 +28,35 @@ async fn chromium_signs_in_at_the_demo_idp_and_sees_its_teams_and_roles() {
     browser.click("#sign-in").await;
     browser.wait_for("#demo-warning", WAIT).await;
     // Alice is the first demo user.
-    assert_eq!(browser.attribute("#pick-0", "value").await.as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        browser.attribute("#pick-0", "value").await.as_deref(),
+        Some("alice@example.com")
+    );
     browser.click("#pick-0").await;
     browser.wait_for("#teams", WAIT).await;
 
     let url = browser.current_url().await;
-    assert_eq!(url, app.url("/"), "back on teamgate's home page, no code in the URL");
+    assert_eq!(
+        url,
+        app.url("/"),
+        "back on teamgate's home page, no code in the URL"
+    );
     assert_eq!(browser.text("#user-name").await, "Alice Admin");
     let teams = browser.text("#teams").await;
-    assert!(teams.contains("Platform Admins") && teams.contains("Security Viewers"), "{teams}");
-    assert!(teams.contains("00000000-0000-0000-0000-00000000a001"), "the granting group is shown: {teams}");
+    assert!(
+        teams.contains("Platform Admins") && teams.contains("Security Viewers"),
+        "{teams}"
+    );
+    assert!(
+        teams.contains("00000000-0000-0000-0000-00000000a001"),
+        "the granting group is shown: {teams}"
+    );
     assert!(!teams.contains("Everyone"), "{teams}");
     let roles = browser.text("#roles").await;
-    assert!(roles.contains("org/acme") && roles.contains("owner"), "{roles}");
+    assert!(
+        roles.contains("org/acme") && roles.contains("owner"),
+        "{roles}"
+    );
 
     // For a human look: TEAMGATE_SCREENSHOT_DIR=/tmp/shots cargo test browser_login
     if let Ok(dir) = std::env::var("TEAMGATE_SCREENSHOT_DIR") {

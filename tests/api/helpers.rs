@@ -36,12 +36,15 @@ pub async fn spawn_app(config_toml: &str) -> TestApp {
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new().unwrap();
     let address = format!("http://127.0.0.1:{port}");
-    let text = config_toml
-        .replace("{PUBLIC_URL}", &address)
-        .replace("{DB}", &dir.path().join("teamgate.db").display().to_string());
+    let text = config_toml.replace("{PUBLIC_URL}", &address).replace(
+        "{DB}",
+        &dir.path().join("teamgate.db").display().to_string(),
+    );
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-    let app = Application::build_with_listener(config, listener).await.unwrap();
+    let app = Application::build_with_listener(config, listener)
+        .await
+        .unwrap();
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {

@@ -59,9 +59,12 @@ async fn audit_actions(rig: &Rig) -> Vec<(String, String, String, String)> {
 #[tokio::test]
 async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_their_group() {
     let rig = rig().await;
-    rig.idp.set_next_login(
-        LoginSpec::new("u-alice", "alice@example.com").with_groups([STAFF_GROUP, OPS_GROUP, "unmapped-group"]),
-    );
+    rig.idp
+        .set_next_login(LoginSpec::new("u-alice", "alice@example.com").with_groups([
+            STAFF_GROUP,
+            OPS_GROUP,
+            "unmapped-group",
+        ]));
     let out = rig.login().await;
     out.assert_signed_in();
     assert_eq!(out.location.as_deref(), Some("/"));
@@ -74,7 +77,13 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| format!("{}={}", r["scope"].as_str().unwrap(), r["role"].as_str().unwrap()))
+        .map(|r| {
+            format!(
+                "{}={}",
+                r["scope"].as_str().unwrap(),
+                r["role"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(roles, ["org/acme=editor", "org/acme/space/infra=owner"]);
     let ops = &info["teams"][0];
@@ -85,9 +94,15 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
     assert_eq!(home.headers()["cache-control"], "no-store");
     let html = home.text().await.unwrap();
     assert!(html.contains("Signed in as"), "{html}");
-    assert!(html.contains("Operations") && html.contains(OPS_GROUP), "{html}");
+    assert!(
+        html.contains("Operations") && html.contains(OPS_GROUP),
+        "{html}"
+    );
     // minijinja's HTML escaping also escapes '/'.
-    assert!(html.contains(r#"data-role="org&#x2f;acme&#x2f;space&#x2f;infra=owner""#), "{html}");
+    assert!(
+        html.contains(r#"data-role="org&#x2f;acme&#x2f;space&#x2f;infra=owner""#),
+        "{html}"
+    );
     // The default team is not given when a group maps.
     assert!(!html.contains(r#"data-team="everyone""#), "{html}");
 }
@@ -95,8 +110,9 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
 #[tokio::test]
 async fn a_user_whose_groups_map_to_nothing_gets_the_default_team() {
     let rig = rig().await;
-    rig.idp
-        .set_next_login(LoginSpec::new("u-dave", "dave@example.com").with_groups(["nothing-maps-this"]));
+    rig.idp.set_next_login(
+        LoginSpec::new("u-dave", "dave@example.com").with_groups(["nothing-maps-this"]),
+    );
     rig.login().await.assert_signed_in();
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(team_ids(&info), ["everyone"]);
@@ -106,8 +122,9 @@ async fn a_user_whose_groups_map_to_nothing_gets_the_default_team() {
 #[tokio::test]
 async fn a_member_named_in_the_config_gets_that_team_only_with_a_verified_email() {
     let rig = rig().await;
-    rig.idp
-        .set_next_login(LoginSpec::new("u-carol", "carol@example.com").with_groups(Vec::<String>::new()));
+    rig.idp.set_next_login(
+        LoginSpec::new("u-carol", "carol@example.com").with_groups(Vec::<String>::new()),
+    );
     rig.login().await.assert_signed_in();
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(team_ids(&info), ["infra-team"]);
@@ -115,7 +132,8 @@ async fn a_member_named_in_the_config_gets_that_team_only_with_a_verified_email(
 
     // Someone else presenting carol's address unverified gets nothing from the config.
     let browser = new_browser();
-    let mut spec = LoginSpec::new("u-mallory", "carol@example.com").with_groups(Vec::<String>::new());
+    let mut spec =
+        LoginSpec::new("u-mallory", "carol@example.com").with_groups(Vec::<String>::new());
     spec.email_verified = Some(false);
     rig.idp.set_next_login(spec);
     crate::oidc_common::login(&rig.app, &browser, &rig.idp, PROVIDER)
@@ -126,7 +144,8 @@ async fn a_member_named_in_the_config_gets_that_team_only_with_a_verified_email(
 }
 
 #[tokio::test]
-async fn a_second_login_after_the_groups_changed_moves_the_user_between_teams_and_audits_each_change() {
+async fn a_second_login_after_the_groups_changed_moves_the_user_between_teams_and_audits_each_change()
+ {
     let rig = rig().await;
     rig.idp
         .set_next_login(LoginSpec::new("u-bob", "bob@example.com").with_groups([STAFF_GROUP]));
@@ -140,7 +159,14 @@ async fn a_second_login_after_the_groups_changed_moves_the_user_between_teams_an
     let (_, info) = me(&rig.app, &browser).await;
     assert_eq!(team_ids(&info), ["ops-team"]);
     let audit = audit_actions(&rig).await;
-    let expect = |a: &str, t: &str| (a.to_owned(), t.to_owned(), "claims".to_owned(), "login".to_owned());
+    let expect = |a: &str, t: &str| {
+        (
+            a.to_owned(),
+            t.to_owned(),
+            "claims".to_owned(),
+            "login".to_owned(),
+        )
+    };
     assert_eq!(
         audit,
         [
@@ -153,7 +179,13 @@ async fn a_second_login_after_the_groups_changed_moves_the_user_between_teams_an
 
 /// A config of our own (the rig's has default teams and no locks).
 async fn custom_app(idp: &TestIdp, defaults: &str) -> crate::helpers::TestApp {
-    let block = provider_block(PROVIDER, "oidc", idp, &secret_file(&idp.client_secret()), "");
+    let block = provider_block(
+        PROVIDER,
+        "oidc",
+        idp,
+        &secret_file(&idp.client_secret()),
+        "",
+    );
     let app = spawn_app(&format!(
         r#"
 [server]
@@ -179,13 +211,17 @@ groups = [{{ provider = "idp", id = "{OPS_GROUP}" }}]
 }
 
 #[tokio::test]
-async fn without_default_teams_a_user_whose_groups_map_to_nothing_is_refused_with_a_readable_page() {
+async fn without_default_teams_a_user_whose_groups_map_to_nothing_is_refused_with_a_readable_page()
+{
     let idp = TestIdp::start().await;
     let app = custom_app(&idp, "").await;
     idp.set_next_login(LoginSpec::new("u-eve", "eve@example.com").with_groups(["unmapped"]));
     let out = crate::oidc_common::login(&app, &app.browser, &idp, PROVIDER).await;
     out.assert_refused(403, "No access");
-    assert!(out.body.contains(&out.request_id), "the page shows the request id");
+    assert!(
+        out.body.contains(&out.request_id),
+        "the page shows the request id"
+    );
     crate::oidc_common::assert_nobody_signed_in(&app).await;
 }
 
@@ -238,7 +274,13 @@ async fn the_demo_idp_signs_a_demo_user_in_through_the_same_validation_path() {
     let app = spawn_app(&config).await;
     let (hops, picker) = follow(&app.browser, &app.url("/login")).await;
     assert_eq!(hops[0].1, StatusCode::SEE_OTHER);
-    assert!(hops.last().unwrap().0.path().starts_with("/demo-idp/authorize"));
+    assert!(
+        hops.last()
+            .unwrap()
+            .0
+            .path()
+            .starts_with("/demo-idp/authorize")
+    );
     let html = picker.text().await.unwrap();
     assert!(html.contains("never use in production"));
     let mut form = hidden_inputs(&html);
@@ -250,9 +292,16 @@ async fn the_demo_idp_signs_a_demo_user_in_through_the_same_validation_path() {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_redirection(), "{:?}", response.text().await);
+    assert!(
+        response.status().is_redirection(),
+        "{:?}",
+        response.text().await
+    );
     let callback = response.headers()["location"].to_str().unwrap().to_owned();
-    assert!(callback.starts_with(&app.url("/callback/demo?")), "{callback}");
+    assert!(
+        callback.starts_with(&app.url("/callback/demo?")),
+        "{callback}"
+    );
     let (hops, home) = follow(&app.browser, &callback).await;
     assert_eq!(hops[0].1, StatusCode::SEE_OTHER, "callback: {hops:?}");
     let html = home.text().await.unwrap();
