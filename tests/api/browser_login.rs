@@ -3,18 +3,11 @@
 
 use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{demo_config, spawn_app};
 use crate::support::browser::Browser;
 use crate::support::e2e::require_browser;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn demo_config() -> String {
-    std::fs::read_to_string("config/demo.toml")
-        .unwrap()
-        .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
-        .replace("data/demo.db", "{DB}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_at_the_demo_idp_and_sees_its_teams_and_roles() {

@@ -82,3 +82,61 @@ pub async fn follow(client: &reqwest::Client, url: &str) -> (Vec<(Url, StatusCod
     }
     panic!("too many redirects: {hops:?}");
 }
+
+/// `config/demo.toml` with `{PUBLIC_URL}` and `{DB}` placeholders.
+pub fn demo_config() -> String {
+    std::fs::read_to_string("config/demo.toml")
+        .unwrap()
+        .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
+        .replace("data/demo.db", "{DB}")
+}
+
+/// Hidden inputs of a page's forms, HTML entities decoded.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let attr = |name: &str| {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                unescape(&rest[start..end])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+/// Sign `email` in at the demo IdP with `client` (its own cookie jar), as a browser without
+/// JavaScript would: the login redirect, the picker form, the callback.
+pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) {
+    let (_, picker) = follow(client, &app.url("/login")).await;
+    let html = picker.text().await.unwrap();
+    let mut form = hidden_inputs(&html);
+    form.push(("email".into(), email.into()));
+    let response = client
+        .post(app.url("/demo-idp/authorize/pick"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection(),
+        "pick: {}",
+        response.status()
+    );
+    let callback = response.headers()["location"].to_str().unwrap().to_owned();
+    let (hops, _) = follow(client, &callback).await;
+    assert_eq!(
+        hops[0].1,
+        StatusCode::SEE_OTHER,
+        "callback for {email}: {hops:?}"
+    );
+}

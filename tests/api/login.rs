@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{follow, new_browser, spawn_app};
+use crate::helpers::{demo_config, follow, hidden_inputs, new_browser, spawn_app};
 use crate::oidc_common::{PROVIDER, Rig, STAFF_GROUP, me, provider_block, secret_file};
 use crate::test_idp::{LoginSpec, TestIdp, TestIdpOptions};
 
@@ -242,36 +242,9 @@ async fn a_locked_user_keeps_the_teams_of_their_first_login_when_their_groups_ch
     assert_eq!(team_ids(&info), ["staff"]);
 }
 
-/// Hidden inputs of the first form on a page, HTML entities decoded.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    let unescape = |s: &str| {
-        s.replace("&#x2f;", "/")
-            .replace("&#x27;", "'")
-            .replace("&quot;", "\"")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-    };
-    html.split("<input type=\"hidden\" ")
-        .skip(1)
-        .map(|rest| {
-            let attr = |name: &str| {
-                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-                let end = start + rest[start..].find('"').unwrap();
-                unescape(&rest[start..end])
-            };
-            (attr("name"), attr("value"))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn the_demo_idp_signs_a_demo_user_in_through_the_same_validation_path() {
-    let config = std::fs::read_to_string("config/demo.toml")
-        .unwrap()
-        .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
-        .replace("data/demo.db", "{DB}");
-    let app = spawn_app(&config).await;
+    let app = spawn_app(&demo_config()).await;
     let (hops, picker) = follow(&app.browser, &app.url("/login")).await;
     assert_eq!(hops[0].1, StatusCode::SEE_OTHER);
     assert!(
