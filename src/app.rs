@@ -78,6 +78,8 @@ pub enum StartError {
     Http(String),
     #[error("demo identity provider: {0}")]
     Demo(String),
+    #[error("assertion signing keys: {0}")]
+    Keys(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -117,6 +119,10 @@ impl Application {
             users_changed = report.users_changed,
             "config synced into the database"
         );
+        // The assertion signing key exists from the first start, before any request needs it.
+        crate::downstream::keys::load(&store)
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))?;
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
         let http = IdpHttp::new().map_err(|e| StartError::Http(e.to_string()))?;
         let state = AppState {

@@ -232,19 +232,16 @@ async fn case_55_a_role_is_required_on_the_scope_or_above_it() {
 async fn case_55_an_internal_error_gives_500_never_2xx() {
     let gate = spawn("", "").await;
     let agent = signed_in(&gate, alice()).await;
-    // A signing key the database holds but that cannot sign (a hand-edited or corrupt row).
-    let broken = signing_keys::StoredKey {
-        kid: "broken".into(),
-        private_der: vec![0x30, 0x03, 0x02, 0x01, 0x00],
-        x: "AAAA".into(),
-        y: "AAAA".into(),
-        created_at: now(),
-        retired_at: None,
-        publish_until: None,
-    };
+    // The signing key made at start, corrupted in the database (a hand-edited or broken row).
     gate.state
         .store
-        .write(move |conn| signing_keys::insert_if_none(conn, &broken))
+        .write(|conn| {
+            conn.execute(
+                "UPDATE signing_keys SET private_der = ?1 WHERE retired_at IS NULL",
+                [vec![0x30u8, 0x03, 0x02, 0x01, 0x00]],
+            )?;
+            Ok(())
+        })
         .await
         .unwrap();
     let r = auth(&agent, &gate, "").await;
