@@ -21,6 +21,7 @@ mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod scim_crash;
 mod scim_entra;
+mod scim_logs;
 mod scim_okta;
 mod scim_reliability;
 mod scim_security;
