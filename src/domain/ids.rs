@@ -53,21 +53,27 @@ pub struct ProviderId(String);
 
 impl ProviderId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.chars().all(is_id_char)
-            && s.starts_with(|c: char| c.is_ascii_lowercase());
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ParseError(format!(
-                "provider id \"{s}\" is not valid; use 1 to 32 lowercase letters, digits, '-' or '_', starting with a letter"
-            )))
-        }
+        parse_slug(s, 32, "provider id").map(Self)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A lowercase name of 1 to `max` characters of `[a-z0-9_-]` starting with a letter: the
+/// rule shared by provider ids (which appear in URLs) and role names.
+fn parse_slug(s: &str, max: usize, what: &str) -> Result<String, ParseError> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(is_id_char)
+        && s.starts_with(|c: char| c.is_ascii_lowercase());
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ParseError(format!(
+            "{what} \"{s}\" is not valid; use 1 to {max} lowercase letters, digits, '-' or '_', starting with a letter"
+        )))
     }
 }
 
@@ -98,17 +104,7 @@ pub const BUILTIN_ROLES: &[&str] = &[
 
 impl Role {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars().all(is_id_char)
-            && s.starts_with(|c: char| c.is_ascii_lowercase());
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ParseError(format!(
-                "role \"{s}\" is not valid; use lowercase letters, digits, '-' or '_', starting with a letter"
-            )))
-        }
+        parse_slug(s, 64, "role").map(Self)
     }
 
     pub fn as_str(&self) -> &str {
