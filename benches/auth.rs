@@ -19,10 +19,12 @@
     reason = "a benchmark: a failed step ends it with the reason"
 )]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,7 +42,7 @@ fn main() {
     let connections: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let dir = tempfile::TempDir::new().expect("a temp dir");
-    let port = free_port();
+    let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("bench.toml");
     write_config(&config, port, &dir.path().join("bench.db"));
@@ -54,7 +56,7 @@ fn main() {
         .spawn()
         .expect("teamgate starts");
     let result = std::panic::catch_unwind(|| run(&base, port, server.id(), connections, seconds));
-    stop(&mut server);
+    support::stop(&mut server);
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -142,13 +144,7 @@ impl Round {
     fn print(&self, name: &str) {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
-            sorted
-                .get(i)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(f64::NAN)
-        };
+        let pct = |p: f64| support::percentile_ms(&sorted, p);
         println!(
             "{:<9} {:>10} {:>12.0} {:>9.3} {:>9.3} {:>12.1}{}",
             name,
@@ -175,7 +171,7 @@ async fn round(
     connections: usize,
     duration: Duration,
 ) -> Round {
-    let cpu_before = cpu_time(pid);
+    let cpu_before = support::cpu_time(&pid.to_string());
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
@@ -216,26 +212,8 @@ async fn round(
         all.failures += failures;
     }
     all.elapsed = start.elapsed();
-    all.server_cpu = cpu_time(pid).saturating_sub(cpu_before);
+    all.server_cpu = support::cpu_time(&pid.to_string()).saturating_sub(cpu_before);
     all
-}
-
-/// User + system CPU time of process `pid` (/proc/PID/stat fields 14 and 15, in clock ticks of
-/// 1/100 s, Linux's USER_HZ).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (the state), so field N is at index N - 3.
-    let field = |n: usize| {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = field(14) + field(15);
-    Duration::from_millis(ticks * 10)
 }
 
 /// Read one HTTP/1.1 response with a Content-Length body (what teamgate sends); its status.
@@ -245,7 +223,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
         let n = stream.read(&mut buf[filled..]).await.expect("read");
         assert!(n > 0, "the server closed the connection");
         filled += n;
-        let Some(end) = find(&buf[..filled], b"\r\n\r\n") else {
+        let Some(end) = support::find(&buf[..filled], b"\r\n\r\n") else {
             continue;
         };
         let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
@@ -271,17 +249,6 @@ async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
         assert_eq!(filled, total, "one response at a time");
         return status;
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn write_config(path: &Path, port: u16, db: &Path) {
@@ -403,18 +370,4 @@ fn attribute(html: &str, marker: &str) -> Option<String> {
             .replace("&gt;", ">")
             .replace("&amp;", "&"),
     )
-}
-
-/// SIGTERM to the child we started (graceful shutdown), then wait; SIGKILL if it lingers.
-fn stop(server: &mut Child) {
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = server.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = server.kill();
-    let _ = server.wait();
 }

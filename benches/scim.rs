@@ -26,10 +26,12 @@
     reason = "a benchmark: a failed step ends it with the reason"
 )]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -54,7 +56,7 @@ fn main() {
     let connections: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
     assert!(users >= groups * 10, "each group takes 10 distinct users");
     let dir = tempfile::TempDir::new().expect("a temp dir");
-    let port = free_port();
+    let port = support::free_port();
     let config_path = dir.path().join("bench.toml");
     write_config(&config_path, port, &dir.path().join("bench.db"));
     let token = create_token(&config_path);
@@ -69,7 +71,7 @@ fn main() {
         .expect("teamgate starts");
     let pid = server.id();
     let result = std::panic::catch_unwind(|| run(port, pid, &token, users, groups, connections));
-    stop(&mut server);
+    support::stop(&mut server);
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -229,13 +231,7 @@ impl Round {
     fn print(&self, name: &str) {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
-            sorted
-                .get(i)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(f64::NAN)
-        };
+        let pct = |p: f64| support::percentile_ms(&sorted, p);
         println!(
             "{:<34} {:>9} {:>11.0} {:>9.3} {:>9.3}",
             name,
@@ -342,7 +338,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u
         let n = stream.read(&mut chunk).await.expect("read");
         assert!(n > 0, "the server closed the connection");
         buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = find(buf, b"\r\n\r\n") else {
+        let Some(end) = support::find(buf, b"\r\n\r\n") else {
             continue;
         };
         let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
@@ -368,17 +364,6 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u
         assert_eq!(buf.len(), total, "one response at a time");
         return (status, buf[end + 4..].to_vec());
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn write_config(path: &Path, port: u16, db: &Path) {
@@ -439,18 +424,4 @@ async fn wait_ready(port: u16) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("teamgate did not answer /healthz within 20 s");
-}
-
-/// SIGTERM to the child we started (graceful shutdown), then wait; SIGKILL if it lingers.
-fn stop(server: &mut Child) {
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = server.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = server.kill();
-    let _ = server.wait();
 }
