@@ -9,12 +9,12 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
-use rusqlite::OptionalExtension;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::DemoIdpError;
-use crate::store::Store;
+use crate::store::{Store, settings};
 
 /// The `settings` row holding the PKCS#8 PEM private key.
 const SETTING_KEY: &str = "demo_idp.rsa_private_pem";
@@ -93,32 +93,15 @@ pub async fn load_or_create_key(store: &Store) -> Result<RsaPrivateKey, DemoIdpE
         Err(_) => return Err(DemoIdpError::KeyTask),
     };
     store
-        .write(move |conn| {
-            // OR IGNORE: a racing start that stored its key first wins; the re-read below
-            // makes both use that one.
-            conn.execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
-                (SETTING_KEY, pem.as_str()),
-            )?;
-            Ok(())
-        })
+        // A racing start that stored its key first wins; the re-read below makes both use it.
+        .write(move |conn| settings::insert_if_absent(conn, SETTING_KEY, &pem))
         .await?;
     let pem = read_pem(store).await?.ok_or(DemoIdpError::KeyNotStored)?;
     parse_pem(&pem)
 }
 
 async fn read_pem(store: &Store) -> Result<Option<String>, DemoIdpError> {
-    let pem = store
-        .read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT value FROM settings WHERE key = ?1",
-                    [SETTING_KEY],
-                    |row| row.get(0),
-                )
-                .optional()?)
-        })
-        .await?;
+    let pem = store.read(|conn| settings::get(conn, SETTING_KEY)).await?;
     Ok(pem)
 }
 

@@ -11,6 +11,7 @@ pub mod memberships;
 mod migrations;
 pub mod scim;
 pub mod sessions;
+pub mod settings;
 pub mod signing_keys;
 pub mod teams;
 pub mod users;
