@@ -11,7 +11,7 @@ use super::audit::{self, Entry, Trigger};
 use super::error::{Result, StoreError};
 use super::users::{self, UserRecord};
 use crate::config::Config;
-use crate::domain::reconcile::{self, MembershipRow, Plan, Source, UserInput};
+use crate::domain::reconcile::{self, MembershipRow, Plan, Policy, Source, UserInput};
 use crate::domain::{ProviderId, TeamId};
 
 /// A stored membership with its timestamps.
@@ -102,9 +102,21 @@ pub fn reconcile_record(
     config: &Config,
     trigger: &Trigger,
 ) -> Result<Plan> {
+    reconcile_with_policy(conn, user, config, &config.policy(), trigger)
+}
+
+/// [`reconcile_record`] with the config's policy already built (it is the same for every user
+/// of a config sync, and building it walks every mapping).
+fn reconcile_with_policy(
+    conn: &Connection,
+    user: &UserRecord,
+    config: &Config,
+    policy: &Policy,
+    trigger: &Trigger,
+) -> Result<Plan> {
     let input = user_input(conn, user, config)?;
     let current = current(conn, user.id)?;
-    let target = reconcile::reconcile(&input, &config.policy(), &current);
+    let target = reconcile::reconcile(&input, policy, &current);
     let plan = reconcile::diff(&current, &target.rows);
     // Rows the triggering source re-asserted just now are "confirmed"; rows kept because the
     // source was unknown are not.
@@ -126,9 +138,11 @@ pub fn reconcile_record(
 
 /// Reconcile every stored user (after a config change). Returns how many users changed.
 pub fn reconcile_all(conn: &Connection, config: &Config, trigger: &Trigger) -> Result<usize> {
+    let policy = config.policy();
     let mut changed = 0;
     for id in users::all_ids(conn)? {
-        if !reconcile_user(conn, id, config, trigger)?.is_empty() {
+        let user = users::by_id(conn, id)?.ok_or(StoreError::NotFound)?;
+        if !reconcile_with_policy(conn, &user, config, &policy, trigger)?.is_empty() {
             changed += 1;
         }
     }
