@@ -8,6 +8,7 @@ pub mod error;
 pub mod graph;
 pub mod groups_cache;
 pub mod http_client;
+pub mod jwk;
 pub mod login;
 pub mod metadata;
 pub mod okta;

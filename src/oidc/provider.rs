@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::CoreJsonWebKeySet;
 use openidconnect::{JsonWebKey, JsonWebKeySetUrl, JsonWebKeyUse};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
@@ -18,6 +17,7 @@ use tokio::sync::{Mutex, RwLock};
 use super::error::LoginError;
 use super::groups_cache::GroupsCache;
 use super::http_client::{IdpHttp, read_capped};
+use super::jwk::IdpJsonWebKeySet;
 use super::metadata::Metadata;
 use super::refresh::Grants;
 use crate::config::{ProviderConfig, ProviderKind};
@@ -37,7 +37,7 @@ struct CachedMetadata {
 /// A key set with what openidconnect's key type drops: Entra's per-key `issuer` (E9).
 #[derive(Clone)]
 pub struct KeySet {
-    pub set: Arc<CoreJsonWebKeySet>,
+    pub set: Arc<IdpJsonWebKeySet>,
     /// `kid` -> the `issuer` the JWKS entry names, when it names one.
     pub issuers: Arc<HashMap<String, String>>,
 }
@@ -104,7 +104,7 @@ impl ProviderRuntime {
             discovery_lock: Mutex::new(()),
             keys: RwLock::new(Keys {
                 current: KeySet {
-                    set: Arc::new(CoreJsonWebKeySet::new(Vec::new())),
+                    set: Arc::new(IdpJsonWebKeySet::new(Vec::new())),
                     issuers: Arc::new(HashMap::new()),
                 },
                 generation: 0,
@@ -176,7 +176,7 @@ impl ProviderRuntime {
             self.issuer.trim_end_matches('/')
         );
         let body = self.get_json_body(&url).await.map_err(unavailable)?;
-        let mut metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
+        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
             unavailable(format!("the document is not valid provider metadata: {e}"))
         })?;
         let issuer = metadata.issuer().as_str();
@@ -186,11 +186,12 @@ impl ProviderRuntime {
                 self.issuer
             )));
         }
+        // The keys live in the returned KeySet, not in the metadata: ID tokens are verified by
+        // `verify.rs` with them, never by the openidconnect client built from the metadata.
         let keys = self
             .fetch_jwks(metadata.jwks_uri())
             .await
             .map_err(unavailable)?;
-        metadata = metadata.set_jwks((*keys.set).clone());
         Ok((metadata, keys))
     }
 
@@ -217,7 +218,7 @@ impl ProviderRuntime {
         self.jwks_fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body = self.get_json_body(uri.url().as_str()).await?;
-        let set: CoreJsonWebKeySet =
+        let set: IdpJsonWebKeySet =
             serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a key set: {e}"))?;
         let raw: Value =
             serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not JSON: {e}"))?;

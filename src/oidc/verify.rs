@@ -6,16 +6,15 @@
 //! GUID `tid` in the allow-list, compared exactly (E9, case 27) — never a skipped issuer check.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use openidconnect::core::{
-    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
+use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKey, Nonce,
-    SignatureVerificationError,
+    AccessToken, AccessTokenHash, ClaimsVerificationError, ClientId, IdTokenVerifier, IssuerUrl,
+    JsonWebKey, Nonce, SignatureVerificationError,
 };
 use serde_json::{Map, Value};
 
 use super::error::LoginError;
+use super::jwk::{IdpJsonWebKey, IdpJsonWebKeySet};
 use super::metadata::Metadata;
 use super::provider::{KeySet, ProviderRuntime, TENANT_TEMPLATE};
 use crate::config::{Config, ProviderConfig, ProviderKind};
@@ -200,7 +199,7 @@ pub fn is_guid(s: &str) -> bool {
 
 /// The keys that may verify a token of `issuer`: a JWKS entry naming an `issuer` (Entra, E9)
 /// only verifies that issuer's tokens; `{tenantid}` in it stands for the token's `tid`.
-fn keys_for_issuer(keys: &KeySet, issuer: &str, tid: Option<&str>) -> CoreJsonWebKeySet {
+fn keys_for_issuer(keys: &KeySet, issuer: &str, tid: Option<&str>) -> IdpJsonWebKeySet {
     if keys.issuers.is_empty() {
         return (*keys.set).clone();
     }
@@ -222,36 +221,34 @@ fn keys_for_issuer(keys: &KeySet, issuer: &str, tid: Option<&str>) -> CoreJsonWe
         })
         .cloned()
         .collect();
-    CoreJsonWebKeySet::new(usable)
+    IdpJsonWebKeySet::new(usable)
 }
 
 fn verifier(
     issuer: &str,
     provider: &ProviderConfig,
-    keys: CoreJsonWebKeySet,
+    keys: IdpJsonWebKeySet,
     skew: TimeDelta,
-) -> Result<CoreIdTokenVerifier<'static>, LoginError> {
+) -> Result<IdTokenVerifier<'static, IdpJsonWebKey>, LoginError> {
     let issuer = IssuerUrl::new(issuer.to_owned())
         .map_err(|e| LoginError::InvalidIdToken(format!("issuer: {e}")))?;
-    Ok(CoreIdTokenVerifier::new_public_client(
-        ClientId::new(provider.client_id.clone()),
-        issuer,
-        keys,
+    Ok(
+        IdTokenVerifier::new_public_client(ClientId::new(provider.client_id.clone()), issuer, keys)
+            .set_allowed_algs(ALLOWED_ALGS)
+            // openidconnect checks `exp` against this clock with no leeway; running it `skew`
+            // behind gives `exp` its tolerance (SECURITY.md 19).
+            .set_time_fn(move || Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat: DateTime<Utc>| {
+                let now = Utc::now();
+                if iat > now + skew {
+                    Err(format!("iat {iat} is in the future"))
+                } else if iat < now - MAX_TOKEN_AGE - skew {
+                    Err(format!("iat {iat} is too old"))
+                } else {
+                    Ok(())
+                }
+            }),
     )
-    .set_allowed_algs(ALLOWED_ALGS)
-    // openidconnect checks `exp` against this clock with no leeway; running it `skew`
-    // behind gives `exp` its tolerance (SECURITY.md 19).
-    .set_time_fn(move || Utc::now() - skew)
-    .set_issue_time_verifier_fn(move |iat: DateTime<Utc>| {
-        let now = Utc::now();
-        if iat > now + skew {
-            Err(format!("iat {iat} is in the future"))
-        } else if iat < now - MAX_TOKEN_AGE - skew {
-            Err(format!("iat {iat} is too old"))
-        } else {
-            Ok(())
-        }
-    }))
 }
 
 /// OIDC Core §3.1.3.7 step 5: when `azp` is present it must be our client id (SECURITY.md 21).
@@ -269,7 +266,7 @@ fn check_azp(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<(
 /// OIDC Core §3.1.3.8: when the ID token carries `at_hash` it must match the access token.
 fn check_at_hash(
     token: &CoreIdToken,
-    verifier: &CoreIdTokenVerifier<'_>,
+    verifier: &IdTokenVerifier<'_, IdpJsonWebKey>,
     access_token: &AccessToken,
     expected: &AccessTokenHash,
 ) -> Result<(), LoginError> {
