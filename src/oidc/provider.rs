@@ -42,6 +42,35 @@ pub struct KeySet {
     pub issuers: Arc<HashMap<String, String>>,
 }
 
+impl KeySet {
+    /// Parse a JWKS document (RFC 7517 §5). Entries openidconnect cannot use are skipped (it
+    /// deserializes with `VecSkipError`), so one bad entry never hides the good ones (81).
+    pub fn parse(body: &[u8]) -> Result<KeySet, String> {
+        let set: IdpJsonWebKeySet =
+            serde_json::from_slice(body).map_err(|e| format!("the JWKS is not a key set: {e}"))?;
+        let raw: Value =
+            serde_json::from_slice(body).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+        let mut issuers = HashMap::new();
+        for key in raw
+            .get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(kid), Some(iss)) = (
+                key.get("kid").and_then(Value::as_str),
+                key.get("issuer").and_then(Value::as_str),
+            ) {
+                issuers.insert(kid.to_owned(), iss.to_owned());
+            }
+        }
+        Ok(KeySet {
+            set: Arc::new(set),
+            issuers: Arc::new(issuers),
+        })
+    }
+}
+
 struct Keys {
     current: KeySet,
     /// Bumped on every successful refetch; lets a waiting login see that another one refetched.
@@ -212,34 +241,12 @@ impl ProviderRuntime {
         read_capped(response).await.map_err(|e| e.to_string())
     }
 
-    /// Fetch a JWKS (RFC 7517 §5). Entries openidconnect cannot use are skipped (it
-    /// deserializes with `VecSkipError`), so one bad entry never hides the good ones (81).
+    /// Fetch and parse the JWKS.
     async fn fetch_jwks(&self, uri: &JsonWebKeySetUrl) -> Result<KeySet, String> {
         self.jwks_fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body = self.get_json_body(uri.url().as_str()).await?;
-        let set: IdpJsonWebKeySet =
-            serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a key set: {e}"))?;
-        let raw: Value =
-            serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-        let mut issuers = HashMap::new();
-        for key in raw
-            .get("keys")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(kid), Some(iss)) = (
-                key.get("kid").and_then(Value::as_str),
-                key.get("issuer").and_then(Value::as_str),
-            ) {
-                issuers.insert(kid.to_owned(), iss.to_owned());
-            }
-        }
-        Ok(KeySet {
-            set: Arc::new(set),
-            issuers: Arc::new(issuers),
-        })
+        KeySet::parse(&body)
     }
 
     /// The current key set and its generation.

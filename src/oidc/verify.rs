@@ -54,7 +54,20 @@ pub struct VerifiedToken {
     pub issuer: String,
 }
 
-/// Verify `token` and return all its claims.
+/// What a token is checked against besides its keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The `issuer` of the provider's discovery document (may hold Entra's `{tenantid}`).
+    pub document_issuer: &'a str,
+    pub provider: &'a ProviderConfig,
+    pub nonce: NonceCheck<'a>,
+    pub access_token: Option<&'a AccessToken>,
+    /// Clock skew tolerated on `exp` and `iat`.
+    pub skew: TimeDelta,
+}
+
+/// Verify `token` and return all its claims. A token naming a key the cached JWKS lacks
+/// causes one (rate-limited) refetch and a second attempt.
 #[allow(clippy::too_many_arguments)]
 pub async fn id_token(
     config: &Config,
@@ -65,37 +78,96 @@ pub async fn id_token(
     nonce: NonceCheck<'_>,
     access_token: Option<&AccessToken>,
 ) -> Result<VerifiedToken, LoginError> {
-    let skew = TimeDelta::from_std(config.server.clock_skew).unwrap_or(TimeDelta::seconds(60));
-    let unverified = payload(token)?;
-    let issuer = expected_issuer(metadata, provider, &unverified)?;
-    let tid = unverified
-        .get("tid")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let kid = header_kid(token);
-    let mut retried = false;
-    loop {
-        let (keys, generation) = runtime.keys().await;
-        let usable = keys_for_issuer(&keys, &issuer, tid.as_deref());
-        if let Some(kid) = &kid {
-            let known = keys
-                .set
-                .keys()
-                .iter()
-                .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid));
-            let allowed = usable
-                .keys()
-                .iter()
-                .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid));
-            if known && !allowed {
+    let expected = Expected {
+        document_issuer: metadata.issuer().as_str(),
+        provider,
+        nonce,
+        access_token,
+        skew: TimeDelta::from_std(config.server.clock_skew).unwrap_or(TimeDelta::seconds(60)),
+    };
+    let unverified = UnverifiedToken::read(token, &expected)?;
+    let (keys, generation) = runtime.keys().await;
+    if let Some(verified) = unverified.check(&keys, &expected)? {
+        return Ok(verified);
+    }
+    if !runtime
+        .refresh_keys_after_miss(generation, metadata.jwks_uri())
+        .await
+    {
+        return Err(LoginError::InvalidIdToken(
+            "signed by an unknown key".into(),
+        ));
+    }
+    let (keys, _) = runtime.keys().await;
+    unverified.check(&keys, &expected)?.ok_or_else(|| {
+        LoginError::InvalidIdToken("signed by an unknown key (after a JWKS refetch)".into())
+    })
+}
+
+/// Verify a compact ID token against a key set already at hand, with no network: the same
+/// checks as [`id_token`] minus the JWKS refetch (an unknown key is an error). Parsing
+/// included, so any string may be given; used by the fuzz targets (`fuzz/`, SECURITY.md 25).
+pub fn id_token_offline(
+    compact: &str,
+    keys: &KeySet,
+    expected: &Expected<'_>,
+) -> Result<VerifiedToken, LoginError> {
+    let token: CoreIdToken = serde_json::from_value(Value::String(compact.to_owned()))
+        .map_err(|e| LoginError::InvalidIdToken(format!("not an ID token: {e}")))?;
+    UnverifiedToken::read(&token, expected)?
+        .check(keys, expected)?
+        .ok_or_else(|| LoginError::InvalidIdToken("signed by an unknown key".into()))
+}
+
+/// A parsed token and what was read from it before its signature is checked: only to choose
+/// the issuer and keys to check against; nothing from it is returned unless the token verifies.
+struct UnverifiedToken<'t> {
+    token: &'t CoreIdToken,
+    claims: Map<String, Value>,
+    issuer: String,
+    tid: Option<String>,
+    kid: Option<String>,
+}
+
+impl<'t> UnverifiedToken<'t> {
+    fn read(token: &'t CoreIdToken, expected: &Expected<'_>) -> Result<Self, LoginError> {
+        let claims = payload(token)?;
+        let issuer = expected_issuer(expected.document_issuer, expected.provider, &claims)?;
+        let tid = claims.get("tid").and_then(Value::as_str).map(str::to_owned);
+        Ok(Self {
+            token,
+            claims,
+            issuer,
+            tid,
+            kid: header_kid(token),
+        })
+    }
+
+    /// One verification against `keys`: `Ok(None)` when the token names a key `keys` lacks.
+    fn check(
+        &self,
+        keys: &KeySet,
+        expected: &Expected<'_>,
+    ) -> Result<Option<VerifiedToken>, LoginError> {
+        let Self {
+            token, issuer, kid, ..
+        } = self;
+        let usable = keys_for_issuer(keys, issuer, self.tid.as_deref());
+        if let Some(kid) = kid {
+            let names = |set: &IdpJsonWebKeySet| {
+                set.keys()
+                    .iter()
+                    .any(|k| k.key_id().is_some_and(|id| id.as_str() == kid))
+            };
+            if names(&keys.set) && !names(&usable) {
                 return Err(LoginError::InvalidIdToken(format!(
                     "signing key {kid:?} belongs to another issuer than {issuer:?} (E9)"
                 )));
             }
         }
-        let verifier = verifier(&issuer, provider, usable, skew)?;
-        // One signature check per attempt: the verified claims carry `at_hash` too.
-        let result = match nonce {
+        let verifier = verifier(issuer, expected.provider, usable, expected.skew)?;
+        // One signature check: the verified claims carry `at_hash` too.
+        let result = match expected.nonce {
             NonceCheck::Equals(n) => token
                 .claims(&verifier, &Nonce::new(n.to_owned()))
                 .map(|c| c.access_token_hash().cloned()),
@@ -105,36 +177,19 @@ pub async fn id_token(
         };
         match result {
             Ok(at_hash) => {
-                check_azp(&unverified, provider)?;
-                if let (Some(expected), Some(access_token)) = (at_hash, access_token) {
-                    check_at_hash(token, &verifier, access_token, &expected)?;
+                check_azp(&self.claims, expected.provider)?;
+                if let (Some(at_hash), Some(access_token)) = (at_hash, expected.access_token) {
+                    check_at_hash(token, &verifier, access_token, &at_hash)?;
                 }
-                return Ok(VerifiedToken {
-                    claims: unverified,
-                    issuer,
-                });
+                Ok(Some(VerifiedToken {
+                    claims: self.claims.clone(),
+                    issuer: issuer.clone(),
+                }))
             }
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
-            )) if !retried => {
-                retried = true;
-                if !runtime
-                    .refresh_keys_after_miss(generation, metadata.jwks_uri())
-                    .await
-                {
-                    return Err(LoginError::InvalidIdToken(
-                        "signed by an unknown key".into(),
-                    ));
-                }
-            }
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) => {
-                return Err(LoginError::InvalidIdToken(
-                    "signed by an unknown key (after a JWKS refetch)".into(),
-                ));
-            }
-            Err(e) => return Err(LoginError::InvalidIdToken(super::provider::error_chain(&e))),
+            )) => Ok(None),
+            Err(e) => Err(LoginError::InvalidIdToken(super::provider::error_chain(&e))),
         }
     }
 }
@@ -146,11 +201,10 @@ pub async fn id_token(
 /// allow-list; `iss` is then compared with the result exactly, which also proves that the
 /// tenant in `iss` is `tid` (E9).
 fn expected_issuer(
-    metadata: &Metadata,
+    document_issuer: &str,
     provider: &ProviderConfig,
     unverified: &Map<String, Value>,
 ) -> Result<String, LoginError> {
-    let document_issuer = metadata.issuer().as_str();
     if provider.kind == ProviderKind::Entra {
         let ver = unverified.get("ver").and_then(Value::as_str);
         let iss = unverified
@@ -299,8 +353,7 @@ fn segment(token: &CoreIdToken, n: usize) -> Result<Vec<u8>, LoginError> {
         .map_err(|e| LoginError::InvalidIdToken(format!("segment {n}: {e}")))
 }
 
-/// The claims as JSON. Read before the signature check only to choose the issuer and keys to
-/// check against; nothing from it is returned unless the token then verifies.
+/// The claims as JSON (see [`UnverifiedToken`]).
 fn payload(token: &CoreIdToken) -> Result<Map<String, Value>, LoginError> {
     serde_json::from_slice(&segment(token, 1)?)
         .map_err(|e| LoginError::InvalidIdToken(format!("payload: {e}")))
@@ -312,15 +365,4 @@ fn header_kid(token: &CoreIdToken) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::is_guid;
-
-    #[test]
-    fn only_the_8_4_4_4_12_hex_form_is_a_guid() {
-        assert!(is_guid("9188040d-6c67-4c5b-b112-36a304b66dad"));
-        assert!(!is_guid("9188040d6c674c5bb11236a304b66dad"));
-        assert!(!is_guid("organizations"));
-        assert!(!is_guid("9188040d-6c67-4c5b-b112-36a304b66da/"));
-        assert!(!is_guid("../../x"));
-    }
-}
+mod tests;
