@@ -124,7 +124,8 @@ impl Application {
             .await
             .map_err(|e| StartError::Keys(e.to_string()))?;
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
-        let http = IdpHttp::new().map_err(|e| StartError::Http(e.to_string()))?;
+        let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
+            .map_err(|e| StartError::Http(e.to_string()))?;
         let state = AppState {
             config: Arc::new(LiveConfig::new(config)),
             store,

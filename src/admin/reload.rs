@@ -86,6 +86,11 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
     if new.server.public_url != current.server.public_url {
         restart_pending.push("server.public_url");
     }
+    if new.server.idp_timeout != current.server.idp_timeout
+        || new.server.idp_connect_timeout != current.server.idp_connect_timeout
+    {
+        restart_pending.push("server.idp_timeout_seconds / idp_connect_timeout_seconds");
+    }
     if new.server.demo != current.server.demo || new.demo_users.len() != current.demo_users.len() {
         restart_pending.push("the demo identity provider");
     }

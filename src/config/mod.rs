@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub clock_skew: Duration,
+    /// Connect and total timeouts of every call to an identity provider (SECURITY.md 82).
+    pub idp_connect_timeout: Duration,
+    pub idp_timeout: Duration,
     /// Origins `rd` may point to, as `scheme://host:port` (ASCII serialisation).
     pub allowed_redirect_origins: Vec<url::Origin>,
     pub trusted_proxies: Vec<IpAddr>,
@@ -361,6 +364,25 @@ impl Validator<'_> {
         }
     }
 
+    /// A whole number of seconds within `range`.
+    fn seconds_in(
+        &mut self,
+        value: &S<i64>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        match u64::try_from(*value.get_ref()) {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    value,
+                    format!("{key} must be {} to {}", range.start(), range.end()),
+                );
+                None
+            }
+        }
+    }
+
     fn validate(&mut self, raw: RawConfig) -> Option<Config> {
         let mut known_roles: BTreeSet<Role> = BUILTIN_ROLES
             .iter()
@@ -423,16 +445,25 @@ impl Validator<'_> {
         });
         let idle = self.positive(&s.session_idle_minutes, "server.session_idle_minutes");
         let absolute = self.positive(&s.session_absolute_hours, "server.session_absolute_hours");
-        let skew = match u64::try_from(*s.clock_skew_seconds.get_ref()) {
-            Ok(n) if n <= 600 => Some(n),
-            _ => {
-                self.err(
-                    &s.clock_skew_seconds,
-                    "server.clock_skew_seconds must be 0 to 600".into(),
-                );
-                None
-            }
-        };
+        let skew = self.seconds_in(&s.clock_skew_seconds, "server.clock_skew_seconds", 0..=600);
+        let idp_timeout = self.seconds_in(
+            &s.idp_timeout_seconds,
+            "server.idp_timeout_seconds",
+            1..=120,
+        );
+        let idp_connect_timeout = self.seconds_in(
+            &s.idp_connect_timeout_seconds,
+            "server.idp_connect_timeout_seconds",
+            1..=60,
+        );
+        if let (Some(connect), Some(total)) = (idp_connect_timeout, idp_timeout)
+            && connect > total
+        {
+            self.err(
+                &s.idp_connect_timeout_seconds,
+                format!("server.idp_connect_timeout_seconds ({connect}) is longer than server.idp_timeout_seconds ({total}); the connection is part of the whole call"),
+            );
+        }
         let mut origins = Vec::new();
         for o in &s.allowed_redirect_origins {
             if let Some(origin) =
@@ -464,6 +495,8 @@ impl Validator<'_> {
             session_idle: Duration::from_secs(idle? * 60),
             session_absolute: Duration::from_secs(absolute? * 3600),
             clock_skew: Duration::from_secs(skew?),
+            idp_connect_timeout: Duration::from_secs(idp_connect_timeout?),
+            idp_timeout: Duration::from_secs(idp_timeout?),
             allowed_redirect_origins: origins,
             trusted_proxies: proxies,
         })

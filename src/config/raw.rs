@@ -46,6 +46,12 @@ pub struct RawServer {
     pub session_absolute_hours: S<i64>,
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: S<i64>,
+    /// Time allowed to connect to an IdP (discovery, JWKS, token, userinfo, Graph, Okta API).
+    #[serde(default = "default_idp_connect_timeout")]
+    pub idp_connect_timeout_seconds: S<i64>,
+    /// Time allowed for a whole IdP call, connection and response body included.
+    #[serde(default = "default_idp_timeout")]
+    pub idp_timeout_seconds: S<i64>,
     /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
     #[serde(default)]
     pub allowed_redirect_origins: Vec<S<String>>,
@@ -71,6 +77,12 @@ fn default_absolute() -> S<i64> {
 }
 fn default_skew() -> S<i64> {
     spanned(60)
+}
+fn default_idp_connect_timeout() -> S<i64> {
+    spanned(2)
+}
+fn default_idp_timeout() -> S<i64> {
+    spanned(10)
 }
 
 #[derive(Debug, Deserialize)]

@@ -108,6 +108,23 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
         case(
+            "an IdP timeout out of range",
+            file("", &format!("{URL}\nidp_timeout_seconds = 0 {HERE}"), ""),
+            &["server.idp_timeout_seconds must be 1 to 120"],
+        ),
+        case(
+            "an IdP connect timeout longer than the whole call",
+            file(
+                "",
+                &format!("{URL}\nidp_connect_timeout_seconds = 30 {HERE}\nidp_timeout_seconds = 5"),
+                "",
+            ),
+            &[
+                "idp_connect_timeout_seconds (30) is longer than server.idp_timeout_seconds (5)",
+                "the connection is part of the whole call",
+            ],
+        ),
+        case(
             "wrong type inside an inline table",
             with(&format!(
                 "[[team]]\nid = \"admins\"\nroles = [{{ scope = \"org/acme\", role = 3 }}] {HERE}\n"
@@ -549,4 +566,14 @@ fn a_file_without_providers_is_told_to_add_one() {
             .message
             .contains("no [[provider]] is configured; add at least one")
     );
+}
+
+#[test]
+fn idp_timeouts_default_to_2_s_to_connect_and_10_s_in_all() {
+    let config = Config::parse(&with(""), &case_path()).expect("valid");
+    assert_eq!(config.server.idp_connect_timeout, Duration::from_secs(2));
+    assert_eq!(config.server.idp_timeout, Duration::from_secs(10));
+    let text = file("", &format!("{URL}\nidp_timeout_seconds = 4"), "");
+    let config = Config::parse(&text, &case_path()).expect("valid");
+    assert_eq!(config.server.idp_timeout, Duration::from_secs(4));
 }

@@ -71,6 +71,8 @@ mod tests {
             session_idle: Duration::from_secs(60),
             session_absolute: Duration::from_secs(60),
             clock_skew: Duration::from_secs(60),
+            idp_connect_timeout: Duration::from_secs(2),
+            idp_timeout: Duration::from_secs(10),
             allowed_redirect_origins: vec![Url::parse("https://app.example.com").unwrap().origin()],
             trusted_proxies: vec![],
         }

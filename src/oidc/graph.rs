@@ -22,9 +22,6 @@ use super::http_client::{IdpHttp, read_capped};
 pub const CHECK_BATCH: usize = 20;
 /// Most pages of transitiveMemberOf followed (999 objects each: ~200,000 memberships).
 pub const MAX_PAGES: usize = 200;
-/// The whole resolution, all calls together, must finish within this.
-pub const DEADLINE: Duration = Duration::from_secs(10);
-
 /// Why Graph could not say which groups the user is in.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -57,14 +54,16 @@ pub async fn resolve(
     access_token: &str,
     mapped: &[String],
 ) -> Result<(Vec<String>, Method), GraphError> {
+    // The whole resolution, all calls and pages together, gets one call's time.
+    let deadline = http.timeout();
     match tokio::time::timeout(
-        DEADLINE,
+        deadline,
         resolve_inner(http, graph_url, access_token, mapped),
     )
     .await
     {
         Ok(result) => result,
-        Err(_) => Err(GraphError::Timeout(DEADLINE)),
+        Err(_) => Err(GraphError::Timeout(deadline)),
     }
 }
 
@@ -114,7 +113,7 @@ async fn check_member_groups(
             .post(&url)
             .bearer_auth(access_token)
             .json(&json!({ "groupIds": chunk }));
-        let body: ValueList<String> = send(request).await?;
+        let body: ValueList<String> = send(http, request).await?;
         for id in body.value {
             // Only ids we asked about can come back; anything else is ignored.
             if chunk.iter().any(|asked| asked.eq_ignore_ascii_case(&id)) && !member_of.contains(&id)
@@ -138,7 +137,7 @@ async fn transitive_member_of(
     let mut groups = Vec::new();
     for _ in 0..MAX_PAGES {
         let request = http.client().get(&url).bearer_auth(access_token);
-        let page: ValueList<Value> = send(request).await?;
+        let page: ValueList<Value> = send(http, request).await?;
         for object in &page.value {
             // Directory roles and administrative units come back too (E5); only groups count.
             let is_group =
@@ -171,6 +170,7 @@ async fn transitive_member_of(
 }
 
 async fn send<T: serde::de::DeserializeOwned>(
+    http: &IdpHttp,
     request: reqwest::RequestBuilder,
 ) -> Result<T, GraphError> {
     let response = request
@@ -179,7 +179,7 @@ async fn send<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| {
             if e.is_timeout() {
-                GraphError::Timeout(super::http_client::TOTAL_TIMEOUT)
+                GraphError::Timeout(http.timeout())
             } else {
                 GraphError::Unreachable(super::provider::error_chain(&e))
             }

@@ -1,6 +1,7 @@
 //! The one HTTP client teamgate uses to talk to identity providers: built once at start, with
-//! redirects OFF (openidconnect's docs require it against SSRF), tight timeouts, and a cap on
-//! response bodies, adapted to openidconnect's `AsyncHttpClient` interface.
+//! redirects OFF (openidconnect's docs require it against SSRF), the configured timeouts
+//! (`server.idp_connect_timeout_seconds`, `server.idp_timeout_seconds`), and a cap on response
+//! bodies, adapted to openidconnect's `AsyncHttpClient` interface.
 
 use std::time::Duration;
 
@@ -8,8 +9,6 @@ use openidconnect::{HttpRequest, HttpResponse};
 
 /// Largest response body accepted from an IdP (discovery, JWKS, token, userinfo, Graph).
 pub const MAX_BODY: usize = 1024 * 1024;
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdpHttpError {
@@ -35,17 +34,24 @@ impl IdpHttpError {
 #[derive(Clone)]
 pub struct IdpHttp {
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl IdpHttp {
-    pub fn new() -> Result<Self, IdpHttpError> {
+    /// `connect`: time to establish a connection; `timeout`: the whole call.
+    pub fn new(connect: Duration, timeout: Duration) -> Result<Self, IdpHttpError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
+            .connect_timeout(connect)
+            .timeout(timeout)
             .user_agent(concat!("teamgate/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, timeout })
+    }
+
+    /// The time one whole call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The underlying client, for plain JSON calls (Graph, userinfo).

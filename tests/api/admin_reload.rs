@@ -115,6 +115,36 @@ async fn a_valid_config_change_is_applied_to_every_user_at_once_and_audited() {
 }
 
 #[tokio::test]
+async fn a_changed_idp_timeout_is_applied_at_the_next_restart_and_the_reload_says_so() {
+    let app = spawn_app(&demo_config()).await;
+    let longer = edit(
+        &demo_config(),
+        "[server]",
+        "[server]\nidp_timeout_seconds = 4",
+    );
+    std::fs::write(config_path(&app), fill(&app, &longer)).unwrap();
+    let applied = reload(&app.state, "test").await.unwrap();
+    assert!(applied.status.ok);
+    assert_eq!(
+        applied.restart_pending,
+        ["server.idp_timeout_seconds / idp_connect_timeout_seconds"]
+    );
+    assert!(
+        applied
+            .status
+            .message
+            .contains("restart to apply server.idp_timeout_seconds"),
+        "{}",
+        applied.status.message
+    );
+    // The running client keeps the timeout it was built with.
+    assert_eq!(
+        app.state.providers.http().timeout(),
+        Duration::from_secs(10)
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_config_file_is_refused_and_the_old_config_stays_active() {
     let app = spawn_app(&demo_config()).await;
     demo_sign_in(&app, &new_browser(), "bob@example.com").await;

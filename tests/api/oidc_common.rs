@@ -152,18 +152,32 @@ impl Rig {
 
     /// A rig around an IdP already started (when the config needs something of it).
     pub async fn start_on(kind: &str, idp: TestIdp, extra: &str, teams_extra: &str) -> Rig {
+        Self::start_with_server(kind, idp, "", extra, teams_extra).await
+    }
+
+    /// As [`Rig::start_on`], with `server_extra` lines added to `[server]`.
+    pub async fn start_with_server(
+        kind: &str,
+        idp: TestIdp,
+        server_extra: &str,
+        extra: &str,
+        teams_extra: &str,
+    ) -> Rig {
         let key = if kind == "okta" { "name" } else { "id" };
         let extra = if kind == "entra" && !extra.contains("graph_url") {
             format!("graph_url = \"{}\"\n{extra}", idp.graph_url())
         } else {
             extra.to_owned()
         };
-        let block = provider_block(
-            PROVIDER,
-            kind,
-            &idp,
-            &secret_file(&idp.client_secret()),
-            &extra,
+        let block = format!(
+            "{server_extra}\n{}",
+            provider_block(
+                PROVIDER,
+                kind,
+                &idp,
+                &secret_file(&idp.client_secret()),
+                &extra,
+            )
         );
         let app = spawn_app(&config(&[(PROVIDER, key)], &block, teams_extra)).await;
         idp.register_redirect_uri(&app.url(&format!("/callback/{PROVIDER}")));

@@ -1,7 +1,7 @@
 //! IDP-QUIRKS.md E1-E10 (Entra tokens) and O1-O4 (Okta tokens), one named test each or more,
 //! plus the generic OIDC options (groups claim path, object field, prefix; email domains).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tracing::Level;
@@ -301,20 +301,27 @@ async fn e6_graph_500_keeps_the_users_teams() {
 #[tokio::test]
 async fn e6_a_graph_timeout_keeps_the_users_teams() {
     let (logs, _guard) = capture_logs(Level::INFO);
-    let rig = entra(TID, "").await;
+    let idp = TestIdp::start_with(TestIdpOptions::entra(TID)).await;
+    let rig = Rig::start_with_server("entra", idp, "idp_timeout_seconds = 2", "", "").await;
     let user = overage_user_with_staff(&rig).await;
     rig.idp.with_knobs(|k| {
         k.delay(Endpoint::Graph, Duration::from_secs(30));
     });
+    let started = Instant::now();
     login(&rig.app, &browser(), &rig.idp, PROVIDER)
         .await
         .assert_signed_in();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the configured 2 s Graph deadline gave a login of {took:?}"
+    );
     assert_eq!(
         teams_of(&rig.app, &user.oid).await,
         vec!["staff".to_owned()]
     );
     assert!(
-        logs.text().contains("did not answer within"),
+        logs.text().contains("did not answer within 2s"),
         "{}",
         logs.text()
     );
