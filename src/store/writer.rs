@@ -10,6 +10,7 @@ use std::sync::{Arc, mpsc};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpointer::Nudge;
 use super::error::{Result, StoreError};
 
 /// Most jobs committed together; bounds the latency one batch adds to its first job.
@@ -26,12 +27,13 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// `epoch` is bumped after every batch's commit (see [`super::cache`]).
-    pub(super) fn start(conn: Connection, epoch: Arc<AtomicU64>) -> Self {
+    /// `epoch` is bumped after every batch's commit (see [`super::cache`]); `nudge` tells the
+    /// checkpointer a commit happened.
+    pub(super) fn start(conn: Connection, epoch: Arc<AtomicU64>, nudge: Nudge) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("teamgate-sqlite-writer".into())
-            .spawn(move || run(conn, rx, &epoch))
+            .spawn(move || run(conn, rx, &epoch, &nudge))
             .map(|_| ())
             .unwrap_or_else(
                 |e| tracing::error!(error = %e, "cannot start the SQLite writer thread"),
@@ -65,7 +67,7 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, epoch: &AtomicU64) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, epoch: &AtomicU64, nudge: &Nudge) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -75,6 +77,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, epoch: &AtomicU64) {
             }
         }
         run_batch(&conn, batch, epoch);
+        nudge.after_commit();
     }
 }
 
