@@ -3,7 +3,7 @@
 //! handler receives.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -11,36 +11,11 @@ use crate::oidc::http_client::IdpHttp;
 use crate::store::audit::Trigger;
 use crate::store::teams::SyncReport;
 
-use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::config::{Config, LiveConfig, ProviderConfig, ProviderKind};
 use crate::http::templates::Templates;
 use crate::oidc::Providers;
 use crate::secret::Secret;
 use crate::store::Store;
-
-/// The config in force. Reload (SIGHUP, `teamgate reload`) swaps it whole; readers take a
-/// snapshot with [`LiveConfig::get`] and keep it for the rest of their request.
-pub struct LiveConfig(RwLock<Arc<Config>>);
-
-impl LiveConfig {
-    pub fn new(config: Config) -> Self {
-        Self(RwLock::new(Arc::new(config)))
-    }
-
-    pub fn get(&self) -> Arc<Config> {
-        match self.0.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    pub fn set(&self, config: Config) {
-        let new = Arc::new(config);
-        match self.0.write() {
-            Ok(mut c) => *c = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
-    }
-}
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -112,7 +87,7 @@ impl Application {
     ) -> Result<Application, StartError> {
         let store = Store::open(&config.server.database)?;
         let templates = Arc::new(Templates::new()?);
-        let report = sync_config(&store, &config).await?;
+        let report = sync_config(&store, config.clone(), None).await?;
         tracing::info!(
             teams_added = report.teams_added.len(),
             teams_removed = report.teams_removed.len(),
@@ -162,24 +137,39 @@ impl Application {
 }
 
 /// Copy the config's teams, bindings and mappings into the store and reconcile every user.
+/// With `live` (a reload of a running server), `config` becomes the config in force inside
+/// the same write job, before any later job runs (see [`LiveConfig`]); if the commit then
+/// fails, the previous config is put back.
 pub async fn sync_config(
     store: &Store,
-    config: &Config,
+    config: Config,
+    live: Option<&Arc<LiveConfig>>,
 ) -> Result<SyncReport, crate::store::StoreError> {
-    let config = config.clone();
+    let config = Arc::new(config);
     let trigger = Trigger::new(
         "config",
         None,
         Some(format!("config {}", config.path.display())),
     );
-    store
+    let previous = live.map(|l| (l.clone(), l.get()));
+    let swap = live.cloned();
+    let result = store
         .write(move |conn| {
             let report = crate::store::teams::sync_config(conn, &config, &trigger)?;
             // Same transaction: `teamgate plan` compares a new file with exactly this.
             crate::admin::record_applied(conn, &config)?;
+            if let Some(live) = swap {
+                live.set(config);
+            }
             Ok(report)
         })
-        .await
+        .await;
+    if result.is_err()
+        && let Some((live, previous)) = previous
+    {
+        live.set(previous);
+    }
+    result
 }
 
 /// Start the demo IdP when the config has a demo provider: its key comes from the store, its

@@ -203,7 +203,7 @@ pub async fn complete(
         Some(rid.0.clone()),
         Some(format!("login via {}", provider.id)),
     );
-    let (user, plan) = write_login(state, config, profile, trigger).await?;
+    let (user, plan) = write_login(state, profile, trigger).await?;
     crate::session::sign_in(session, &user, provider.id.as_str())
         .await
         .map_err(|e| LoginError::Internal(e.to_string()))?;
@@ -233,24 +233,26 @@ pub async fn complete(
 
 /// The login transaction: upsert the user, refuse an inactive one (re-checked inside the
 /// transaction that precedes the session, SECURITY.md 88), reconcile with audit rows, and
-/// refuse a user left with no team when the config says so.
+/// refuse a user left with no team when the config says so. The config is the one in force
+/// when the job runs, not when the login began (see [`crate::config::LiveConfig`]).
 pub async fn write_login(
     state: &AppState,
-    config: &Config,
     profile: LoginProfile,
     trigger: Trigger,
 ) -> Result<(users::UserRecord, crate::domain::reconcile::Plan), LoginError> {
-    let txn_config = config.clone();
-    let refuse_without_teams = config.defaults.refuse_without_teams;
+    let live = state.config.clone();
     let result = state
         .store
         .write(move |conn| {
+            let config = live.get();
             let user = users::upsert_from_login(conn, &profile, &crate::store::now())?;
             if !user.active {
                 return Err(StoreError::Refused(REFUSED_INACTIVE.into()));
             }
-            let plan = memberships::reconcile_record(conn, &user, &txn_config, &trigger)?;
-            if refuse_without_teams && memberships::current(conn, user.id)?.is_empty() {
+            let plan = memberships::reconcile_record(conn, &user, &config, &trigger)?;
+            if config.defaults.refuse_without_teams
+                && memberships::current(conn, user.id)?.is_empty()
+            {
                 return Err(StoreError::Refused(REFUSED_NO_TEAMS.into()));
             }
             Ok((user, plan))

@@ -100,7 +100,8 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
             "changed in the config file; takes effect at the next restart"
         );
     }
-    let report = match crate::app::sync_config(&state.store, &new).await {
+    let report = match crate::app::sync_config(&state.store, new.clone(), Some(&state.config)).await
+    {
         Ok(report) => report,
         Err(e) => {
             tracing::error!(error = %e, "config reload failed; the old config stays");
@@ -122,7 +123,7 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
             format!("; restart to apply {}", restart_pending.join(", "))
         }
     );
-    state.config.set(new);
+    // `sync_config` made `new` the config in force inside its write job.
     crate::metrics::inc_config_reload("applied");
     tracing::info!(
         teams_added = report.teams_added.len(),

@@ -2,7 +2,10 @@
 //! never half-accepted. Every problem becomes a [`ConfigError`] naming the file, the line and the
 //! fix; all problems are reported at once. Secrets are read from env vars or files here.
 
+mod live;
 mod raw;
+
+pub use live::LiveConfig;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -249,7 +249,7 @@ async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, G
     };
     if let Some(groups) = groups {
         let user_id = grant.user_id;
-        let txn_config = (*config).clone();
+        let live = state.config.clone();
         let trigger = Trigger::new(
             "refresh",
             None,
@@ -268,7 +268,8 @@ async fn reevaluate(state: &AppState, grant: &Grant) -> Result<Option<Secret>, G
                     claims_groups: Some(groups),
                 };
                 let user = users::upsert_from_login(conn, &profile, &crate::store::now())?;
-                memberships::reconcile_record(conn, &user, &txn_config, &trigger)
+                // The config in force now, not when the refresh began (LiveConfig).
+                memberships::reconcile_record(conn, &user, &live.get(), &trigger)
             })
             .await;
         match result {

@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for ScimAuth {
         Ok(ScimAuth {
             ctx: Ctx::new(
                 &id,
-                config.clone(),
+                &state.config,
                 request_id,
                 parts.method.as_str(),
                 parts.uri.path(),

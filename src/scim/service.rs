@@ -24,7 +24,7 @@ use super::filter;
 use super::patch::{self, MemberChange};
 use super::resource::{self, Meta, Selection};
 use super::{DEFAULT_COUNT, LIST_RESPONSE, MAX_RESULTS, ResourceType, SEARCH_REQUEST};
-use crate::config::{Config, GroupKey};
+use crate::config::{Config, GroupKey, LiveConfig};
 use crate::domain::ProviderId;
 use crate::domain::reconcile::MappingTable;
 use crate::store::audit::{self, Entry, Trigger};
@@ -39,7 +39,10 @@ use crate::store::{Store, StoreError, memberships, sessions};
 #[derive(Clone)]
 pub struct Ctx {
     pub provider: String,
+    /// The config when the request began: for reading and shaping resources.
     pub config: Arc<Config>,
+    /// The config in force, read again inside write jobs to reconcile (see [`LiveConfig`]).
+    live: Arc<LiveConfig>,
     /// `{public_url}/scim/v2/{provider}`: the base of every `meta.location`.
     pub base_url: String,
     pub trigger: Trigger,
@@ -48,15 +51,17 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(
         provider: &str,
-        config: Arc<Config>,
+        live: &Arc<LiveConfig>,
         request_id: Option<String>,
         method: &str,
         path: &str,
     ) -> Self {
+        let config = live.get();
         Self {
             base_url: config.server.url(&format!("/scim/v2/{provider}")),
             provider: provider.to_owned(),
             config,
+            live: live.clone(),
             trigger: Trigger::new("scim", request_id, Some(format!("SCIM {method} {path}"))),
         }
     }
@@ -466,9 +471,10 @@ pub async fn list(
 /// Reconcile one user for a SCIM change; when it leaves them with no team and the config
 /// refuses such users, their sessions end now rather than at the next login.
 fn reconcile(conn: &Connection, ctx: &Ctx, user_id: i64) -> Result<(), ScimError> {
-    let plan = memberships::reconcile_user(conn, user_id, &ctx.config, &ctx.trigger)?;
+    let config = ctx.live.get();
+    let plan = memberships::reconcile_user(conn, user_id, &config, &ctx.trigger)?;
     if !plan.remove.is_empty()
-        && ctx.config.defaults.refuse_without_teams
+        && config.defaults.refuse_without_teams
         && memberships::current(conn, user_id)?.is_empty()
     {
         sessions::revoke_user(conn, user_id)?;

@@ -338,3 +338,37 @@ async fn sigterm_lets_an_in_flight_request_finish_before_the_server_exits() {
         "the pid file is removed at exit"
     );
 }
+
+/// A login whose callback began before a reload and writes after it is reconciled with the
+/// new config: its write job reads the config in force, not the snapshot its request took.
+#[tokio::test]
+async fn a_login_in_flight_during_a_reload_gets_the_teams_of_the_new_config() {
+    use crate::oidc_common::{PROVIDER, Rig, STAFF_GROUP, browser, hit, teams_of};
+    use crate::test_idp::{Endpoint, LoginSpec};
+
+    let rig = Rig::oidc().await;
+    rig.idp
+        .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
+    let browser = browser();
+    let callback = rig.callback_url(&browser).await;
+    // The callback takes its config snapshot, then waits on the token endpoint.
+    rig.idp.with_knobs(|k| {
+        k.delay(Endpoint::Token, Duration::from_secs(1));
+    });
+    let in_flight = tokio::spawn(async move { hit(&browser, &callback).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Meanwhile the staff mapping is removed and the file reloaded.
+    let path = config_path(&rig.app);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mapping = format!(r#"groups = [{{ provider = "{PROVIDER}", id = "{STAFF_GROUP}" }}]"#);
+    std::fs::write(&path, edit(&text, &mapping, "groups = []")).unwrap();
+    reload(&rig.app.state, "test").await.unwrap();
+    assert!(
+        !in_flight.is_finished(),
+        "the login finished before the reload"
+    );
+
+    in_flight.await.unwrap().assert_signed_in();
+    assert_eq!(teams_of(&rig.app, "u-1").await, ["everyone"]);
+}

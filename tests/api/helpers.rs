@@ -40,8 +40,11 @@ pub async fn spawn_app(config_toml: &str) -> TestApp {
         "{DB}",
         &dir.path().join("teamgate.db").display().to_string(),
     );
-    let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    // On disk too, as a server's config is: a reload re-reads it.
+    let path = dir.path().join("teamgate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config =
+        Config::parse(&text, &path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let app = Application::build_with_listener(config, listener)
         .await
         .unwrap();
