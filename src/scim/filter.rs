@@ -186,7 +186,7 @@ fn is_attr_name(s: &str) -> bool {
 }
 
 fn parse_attr_path(word: &str) -> Result<AttrPath, String> {
-    let (urn, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
+    let (urn, rest) = if schema::is_urn(word) {
         // A schema URN contains colons and dots ("2.0"); the attribute follows the last colon.
         let idx = word.rfind(':').unwrap_or(0);
         (Some(word[..idx].to_owned()), &word[idx + 1..])
@@ -872,6 +872,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Found by the `scim_filter` fuzz target: a multi-byte character across the fourth byte
+    /// made the `urn:` check slice inside it and panic.
+    #[test]
+    fn a_multi_byte_character_where_urn_would_end_is_an_error_not_a_panic() {
+        for text in [
+            "urn\u{195}etf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber pr",
+            "ur\u{195}:x eq 1",
+            "\u{195}\u{195} pr",
+        ] {
+            assert!(compile(ResourceType::User, text).is_err(), "{text}");
+            assert!(parse_path(text).is_err(), "{text}");
+        }
+    }
 
     fn p(name: &str) -> AttrPath {
         AttrPath {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::filter::{self, Cond, Filter, PatchPath};
-use super::schema::{self, Attr, AttrType, Mutability};
+use super::schema::{self, Attr, AttrType, Mutability, is_urn};
 use super::{MAX_PATCH_OPERATIONS, PATCH_OP, ResourceType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -765,10 +765,6 @@ fn op_name(op: Op) -> &'static str {
     }
 }
 
-fn is_urn(s: &str) -> bool {
-    s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:")
-}
-
 /// A key that names a schema rather than `schema:attribute`: its last segment starts with an
 /// upper-case letter by convention (`...:2.0:User`).
 fn is_schema_like(s: &str) -> bool {
@@ -936,6 +932,17 @@ mod tests {
 
     fn patch_user(doc: Value, operations: Value) -> Result<Map<String, Value>, ScimError> {
         apply(ResourceType::User, &user(doc), &ops(operations)).map(|p| p.doc)
+    }
+
+    /// Found by the `scim_patch` fuzz target: a value key with a multi-byte character across
+    /// its fourth byte made the `urn:` check panic.
+    #[test]
+    fn a_multi_byte_character_in_a_value_key_is_an_error_not_a_panic() {
+        let got = patch_user(
+            bjensen(),
+            json!([{"op": "replace", "value": {"dis\u{481}alamu:": "a@b.c"}}]),
+        );
+        assert!(matches!(got, Err(ScimError::InvalidPath(_))), "{got:?}");
     }
 
     fn bjensen() -> Value {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::ResourceType;
 use super::error::ScimError;
 use super::patch::member_ids;
-use super::schema::{self, Mutability};
+use super::schema::{self, Mutability, is_urn};
 
 /// A request body made ready for storage.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,10 +85,6 @@ pub fn normalize(rt: ResourceType, body: &Value) -> Result<Normalized, ScimError
     }
     schema::check_required(rt, &out.doc)?;
     Ok(out)
-}
-
-fn is_urn(s: &str) -> bool {
-    s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:")
 }
 
 /// Store one attribute of schema `urn` (`None`: core) into `out`.

@@ -7,6 +7,13 @@ use serde_json::{Map, Value, json};
 use super::error::ScimError;
 use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, ResourceType, USER_SCHEMA};
 
+/// True when `s` starts with a schema URN prefix (`urn:`, any case) and has more after it.
+/// Byte-safe: a key whose fourth byte falls inside a multi-byte character is simply not a URN
+/// (fuzzing found the slicing that panicked on such keys).
+pub fn is_urn(s: &str) -> bool {
+    s.len() > 4 && s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
 /// RFC 7643 §2.3 data types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrType {
