@@ -564,7 +564,10 @@ pub fn open_read_only(path: &std::path::Path) -> Result<Connection> {
         path: path.display().to_string(),
         source,
     })?;
-    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    // The server's connection settings: above all the statement cache and the query-planner
+    // stability guarantee, without which every per-user query of `plan` is parsed again
+    // (measured at 100,000 users: most of its time).
+    super::configure(&conn)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
         return Err(StoreError::Corrupt(format!(
