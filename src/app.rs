@@ -66,6 +66,8 @@ pub enum StartError {
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    /// `server.metrics_listen`, bound at build so a busy port fails the start.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -85,6 +87,14 @@ impl Application {
         config: Config,
         listener: TcpListener,
     ) -> Result<Application, StartError> {
+        let metrics_listener = match config.server.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let store = Store::open(&config.server.database)?;
         let templates = Arc::new(Templates::new()?);
         let report = sync_config(&store, config.clone(), None).await?;
@@ -110,7 +120,11 @@ impl Application {
             demo_idp,
         };
         tokio::spawn(prune_expired_sessions(state.store.clone()));
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -121,18 +135,34 @@ impl Application {
         &self.state
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    /// Serve until `shutdown` resolves, then finish in-flight requests. The metrics listener,
+    /// if any, serves until then too (a scrape needs no draining).
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let metrics = self.metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving /metrics on its own listener");
+            }
+            tokio::spawn(async move {
+                let router: axum::Router = crate::admin::ops::metrics_routes();
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let router = crate::http::router::router(self.state);
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        served
     }
 }
 

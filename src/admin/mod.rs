@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
 
-/// The admin pages, `/readyz` and `/metrics`.
+/// The admin pages and `/readyz` (`/metrics`: [`ops::metrics_routes`]).
 pub fn routes() -> Router<AppState> {
     Router::new().merge(pages::routes()).merge(ops::routes())
 }

@@ -1,6 +1,7 @@
 //! Operations endpoints: `/readyz` (the database takes a write through the single writer, and
-//! every provider's discovery document is loaded) and `/metrics` (Prometheus text format).
-//! `/healthz` (alive) lives with the pages. None of them shows internal error text.
+//! every provider's discovery document is loaded) and `/metrics` (Prometheus text format), on
+//! the main listener or, with `server.metrics_listen`, on its own. `/healthz` (alive) lives
+//! with the pages. None of them shows internal error text.
 
 use std::time::Duration;
 
@@ -18,9 +19,12 @@ use crate::config::ProviderKind;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/readyz", get(readyz))
+}
+
+/// `/metrics`: merged into the main router, or served alone on `server.metrics_listen`.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 #[derive(Serialize)]

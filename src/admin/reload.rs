@@ -83,6 +83,9 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
     if new.server.listen != current.server.listen {
         restart_pending.push("server.listen");
     }
+    if new.server.metrics_listen != current.server.metrics_listen {
+        restart_pending.push("server.metrics_listen");
+    }
     if new.server.public_url != current.server.public_url {
         restart_pending.push("server.public_url");
     }

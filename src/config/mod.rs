@@ -110,6 +110,9 @@ pub struct ServerConfig {
     /// Connect and total timeouts of every call to an identity provider (SECURITY.md 82).
     pub idp_connect_timeout: Duration,
     pub idp_timeout: Duration,
+    /// A separate address for `/metrics` (then absent from `listen`), as peers offer
+    /// (oauth2-proxy's `--metrics-address`, Pomerium's `metrics_address`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Origins `rd` may point to, as `scheme://host:port` (ASCII serialisation).
     pub allowed_redirect_origins: Vec<url::Origin>,
     pub trusted_proxies: Vec<IpAddr>,
@@ -446,6 +449,22 @@ impl Validator<'_> {
             l.parse::<SocketAddr>()
                 .map_err(|_| format!("\"{l}\" is not an address:port; write e.g. 127.0.0.1:8080"))
         });
+        let metrics_listen = s.metrics_listen.as_ref().map(|m| {
+            self.parse_with(m, "server.metrics_listen", |l| {
+                l.parse::<SocketAddr>().map_err(|_| {
+                    format!("\"{l}\" is not an address:port; write e.g. 127.0.0.1:9100")
+                })
+            })
+        });
+        if let (Some(Some(metrics)), Some(listen), Some(m)) =
+            (metrics_listen, listen, s.metrics_listen.as_ref())
+            && metrics == listen
+        {
+            self.err(
+                m,
+                "server.metrics_listen is the same address as server.listen; give /metrics its own port, or remove metrics_listen to serve it on listen".into(),
+            );
+        }
         let idle = self.positive(&s.session_idle_minutes, "server.session_idle_minutes");
         let absolute = self.positive(&s.session_absolute_hours, "server.session_absolute_hours");
         let skew = self.seconds_in(&s.clock_skew_seconds, "server.clock_skew_seconds", 0..=600);
@@ -500,6 +519,10 @@ impl Validator<'_> {
             clock_skew: Duration::from_secs(skew?),
             idp_connect_timeout: Duration::from_secs(idp_connect_timeout?),
             idp_timeout: Duration::from_secs(idp_timeout?),
+            metrics_listen: match metrics_listen {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
             allowed_redirect_origins: origins,
             trusted_proxies: proxies,
         })

@@ -52,6 +52,9 @@ pub struct RawServer {
     /// Time allowed for a whole IdP call, connection and response body included.
     #[serde(default = "default_idp_timeout")]
     pub idp_timeout_seconds: S<i64>,
+    /// When set, `/metrics` is served on this address only, not on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<S<String>>,
     /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
     #[serde(default)]
     pub allowed_redirect_origins: Vec<S<String>>,

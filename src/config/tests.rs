@@ -108,6 +108,25 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
         case(
+            "metrics_listen not an address",
+            file("", &format!("{URL}\nmetrics_listen = \"9100\" {HERE}"), ""),
+            &["\"9100\" is not an address:port", "127.0.0.1:9100"],
+        ),
+        case(
+            "metrics_listen on the main listener's address",
+            file(
+                "",
+                &format!(
+                    "{URL}\nlisten = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:8080\" {HERE}"
+                ),
+                "",
+            ),
+            &[
+                "the same address as server.listen",
+                "give /metrics its own port",
+            ],
+        ),
+        case(
             "an IdP timeout out of range",
             file("", &format!("{URL}\nidp_timeout_seconds = 0 {HERE}"), ""),
             &["server.idp_timeout_seconds must be 1 to 120"],

@@ -73,6 +73,7 @@ mod tests {
             clock_skew: Duration::from_secs(60),
             idp_connect_timeout: Duration::from_secs(2),
             idp_timeout: Duration::from_secs(10),
+            metrics_listen: None,
             allowed_redirect_origins: vec![Url::parse("https://app.example.com").unwrap().origin()],
             trusted_proxies: vec![],
         }

@@ -16,6 +16,10 @@ pub fn router(state: AppState) -> Router {
         .merge(login_routes::routes())
         .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
+        .merge(match config.server.metrics_listen {
+            None => crate::admin::ops::metrics_routes(),
+            Some(_) => Router::new(),
+        })
         .layer(sessions)
         .with_state(state.clone())
         // SCIM stays outside the session layer: a bearer token, never a cookie (SECURITY.md 78).

@@ -341,3 +341,37 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
         "{text}"
     );
 }
+
+/// With `server.metrics_listen`, `/metrics` leaves the login site (404 there) and is served on
+/// its own address.
+#[tokio::test]
+async fn metrics_listen_moves_metrics_off_the_main_listener() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = crate::admin_support::edit(
+        &demo_config(),
+        "[server]",
+        &format!("[server]\nmetrics_listen = \"127.0.0.1:{port}\""),
+    );
+    let app = spawn_app(&config).await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    // The main listener's requests are counted; the metrics listener serves nothing else.
+    assert!(
+        text.contains("teamgate_http_requests_total{route=\"healthz\",status=\"2xx\"}"),
+        "{text}"
+    );
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}
