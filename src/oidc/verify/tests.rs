@@ -74,16 +74,20 @@ fn claims() -> Value {
     })
 }
 
-fn verify(compact: &str) -> Result<Value, LoginError> {
-    let config = config();
-    let expected = Expected {
+/// What the test provider's tokens are checked against, with `nonce`.
+fn expected<'a>(config: &'a Config, nonce: &'a str) -> Expected<'a> {
+    Expected {
         document_issuer: ISSUER,
         provider: &config.providers[0],
-        nonce: NonceCheck::Equals("n-1"),
+        nonce: NonceCheck::Equals(nonce),
         access_token: None,
         skew: TimeDelta::seconds(60),
-    };
-    id_token_offline(compact, &keys(), &expected).map(|v| Value::Object(v.claims))
+    }
+}
+
+fn verify(compact: &str) -> Result<Value, LoginError> {
+    let config = config();
+    id_token_offline(compact, &keys(), &expected(&config, "n-1")).map(|v| Value::Object(v.claims))
 }
 
 #[test]
@@ -138,13 +142,7 @@ fn case_25_the_fuzz_seed_tokens_are_all_refused_without_a_panic() {
     let jwks = std::fs::read(root.join("seeds/jwks.json")).unwrap_or_else(|e| panic!("{e}"));
     let keys = KeySet::parse(&jwks).unwrap_or_else(|e| panic!("{e}"));
     let config = config();
-    let expected = Expected {
-        document_issuer: ISSUER,
-        provider: &config.providers[0],
-        nonce: NonceCheck::Equals("fuzz-nonce"),
-        access_token: None,
-        skew: TimeDelta::seconds(60),
-    };
+    let expected = expected(&config, "fuzz-nonce");
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("corpus/id_token")).unwrap_or_else(|e| panic!("{e}")) {
         let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
