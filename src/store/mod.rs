@@ -19,6 +19,7 @@ pub mod users;
 mod writer;
 
 pub use error::{Result, StoreError};
+pub use writer::Undo;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,11 +79,23 @@ impl Store {
         conn.pragma_update(None, "cache_size", -16_384)
             .map_err(open_err)?;
         migrations::apply(&mut conn)?;
-        // Checkpoints run on their own thread and connection, not inside a commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(open_err)?;
+        // Checkpoints run mostly on their own thread and connection; the writer's own only
+        // bounds the WAL (see `checkpointer`).
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpointer::WRITER_CHECKPOINT_AT,
+        )
+        .map_err(open_err)?;
         let checkpoint_conn = Connection::open(path).map_err(open_err)?;
         configure(&checkpoint_conn).map_err(open_err)?;
+        checkpoint_conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        for c in [&conn, &checkpoint_conn] {
+            c.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT)
+                .map_err(open_err)?;
+        }
         let nudge = checkpointer::start(checkpoint_conn);
         let epoch = Arc::new(AtomicU64::new(0));
         Ok(Store {
@@ -125,7 +138,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.inner.writer.submit(f).await
+        self.inner.writer.submit(f, None).await
+    }
+
+    /// [`Store::write`] for a job that also changes in-memory state: `undo` reverts it, on the
+    /// writer thread and before any later job runs, when the commit fails after `f` succeeded.
+    pub async fn write_undoable<T, F>(&self, f: F, undo: Undo) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(f, Some(undo)).await
     }
 
     /// Run `f` on a read connection, off the async runtime.

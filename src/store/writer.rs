@@ -18,6 +18,8 @@ const MAX_BATCH: usize = 512;
 
 /// Called after the batch's commit: `None` when it committed, else why it did not.
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// Reverts in-memory state a job changed alongside its writes, when they were not committed.
+pub type Undo = Box<dyn FnOnce() + Send>;
 /// Runs inside the batch transaction (or gets `None` when no transaction could be begun);
 /// says whether it succeeded and how to answer.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
@@ -41,7 +43,9 @@ impl WriterHandle {
         Self { jobs }
     }
 
-    pub(super) async fn submit<T, F>(&self, f: F) -> Result<T>
+    /// Queue `f`; `undo` runs on this thread when `f` succeeded but the batch's commit failed,
+    /// before any later job.
+    pub(super) async fn submit<T, F>(&self, f: F, undo: Option<Undo>) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -52,6 +56,9 @@ impl WriterHandle {
                 Ok(value) => (
                     true,
                     Box::new(move |commit_error: Option<&StoreError>| {
+                        if let (Some(undo), Some(_)) = (undo, commit_error) {
+                            undo();
+                        }
                         let _ = tx.send(match commit_error {
                             None => Ok(value),
                             Some(StoreError::Busy) => Err(StoreError::Busy),
@@ -127,5 +134,58 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, epoch: &AtomicU64) {
     epoch.fetch_add(1, Ordering::AcqRel);
     for done in completions {
         done(err.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::store::{Store, StoreError};
+
+    /// A job's undo runs when the batch's commit fails (here: a deferred foreign key, checked
+    /// only at COMMIT), and not when it commits.
+    #[tokio::test]
+    async fn undo_runs_only_when_the_commit_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write(|conn| {
+                Ok(conn.execute_batch(
+                    "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                     CREATE TABLE child (parent INTEGER
+                         REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+                )?)
+            })
+            .await
+            .unwrap();
+        let undone = Arc::new(AtomicBool::new(false));
+        let flag = undone.clone();
+        let failed = store
+            .write_undoable(
+                |conn| Ok(conn.execute("INSERT INTO child VALUES (42)", [])?),
+                Box::new(move || flag.store(true, Ordering::SeqCst)),
+            )
+            .await;
+        assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+        assert!(
+            undone.load(Ordering::SeqCst),
+            "the failed commit ran the undo"
+        );
+
+        let kept = Arc::new(AtomicBool::new(false));
+        let flag = kept.clone();
+        store
+            .write_undoable(
+                |conn| Ok(conn.execute("INSERT INTO parent VALUES (1)", [])?),
+                Box::new(move || flag.store(true, Ordering::SeqCst)),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !kept.load(Ordering::SeqCst),
+            "a committed job is not undone"
+        );
     }
 }
