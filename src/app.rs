@@ -169,7 +169,7 @@ impl Application {
 /// Copy the config's teams, bindings and mappings into the store and reconcile every user.
 /// With `live` (a reload of a running server), `config` becomes the config in force inside
 /// the same write job, before any later job runs (see [`LiveConfig`]); if the commit then
-/// fails, the previous config is put back.
+/// fails, the previous config is put back on the writer thread, before any later job either.
 pub async fn sync_config(
     store: &Store,
     config: Config,
@@ -181,25 +181,25 @@ pub async fn sync_config(
         None,
         Some(format!("config {}", config.path.display())),
     );
-    let previous = live.map(|l| (l.clone(), l.get()));
     let swap = live.cloned();
-    let result = store
-        .write(move |conn| {
-            let report = crate::store::teams::sync_config(conn, &config, &trigger)?;
-            // Same transaction: `teamgate plan` compares a new file with exactly this.
-            crate::admin::record_applied(conn, &config)?;
-            if let Some(live) = swap {
-                live.set(config);
-            }
-            Ok(report)
-        })
-        .await;
-    if result.is_err()
-        && let Some((live, previous)) = previous
-    {
-        live.set(previous);
+    let job = move |conn: &rusqlite::Connection| {
+        let report = crate::store::teams::sync_config(conn, &config, &trigger)?;
+        // Same transaction: `teamgate plan` compares a new file with exactly this.
+        crate::admin::record_applied(conn, &config)?;
+        if let Some(live) = swap {
+            live.set(config);
+        }
+        Ok(report)
+    };
+    match live {
+        None => store.write(job).await,
+        Some(live) => {
+            let (live, previous) = (live.clone(), live.get());
+            store
+                .write_undoable(job, Box::new(move || live.set(previous)))
+                .await
+        }
     }
-    result
 }
 
 /// Start the demo IdP when the config has a demo provider: its key comes from the store, its

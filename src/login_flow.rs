@@ -234,7 +234,8 @@ pub async fn complete(
 /// The login transaction: upsert the user, refuse an inactive one (re-checked inside the
 /// transaction that precedes the session, SECURITY.md 88), reconcile with audit rows, and
 /// refuse a user left with no team when the config says so. The config is the one in force
-/// when the job runs, not when the login began (see [`crate::config::LiveConfig`]).
+/// when the job runs, not when the login began (see [`crate::config::LiveConfig`]): a reload
+/// that removed the provider or narrowed its email domains meanwhile refuses the login.
 pub async fn write_login(
     state: &AppState,
     profile: LoginProfile,
@@ -245,6 +246,16 @@ pub async fn write_login(
         .store
         .write(move |conn| {
             let config = live.get();
+            let Some(provider) = config.provider(&profile.provider) else {
+                return Ok(Err(LoginError::UnknownProvider(profile.provider.clone())));
+            };
+            if let Err(refused) = claims::check_email_domain(
+                provider,
+                profile.email.as_deref(),
+                profile.email_verified,
+            ) {
+                return Ok(Err(refused));
+            }
             let user = users::upsert_from_login(conn, &profile, &crate::store::now())?;
             if !user.active {
                 return Err(StoreError::Refused(REFUSED_INACTIVE.into()));
@@ -255,11 +266,11 @@ pub async fn write_login(
             {
                 return Err(StoreError::Refused(REFUSED_NO_TEAMS.into()));
             }
-            Ok((user, plan))
+            Ok(Ok((user, plan)))
         })
         .await;
     match result {
-        Ok(v) => Ok(v),
+        Ok(outcome) => outcome,
         Err(StoreError::Refused(why)) if why == REFUSED_INACTIVE => {
             Err(LoginError::AccountDisabled)
         }

@@ -69,13 +69,6 @@ impl Ctx {
     fn location(&self, rt: ResourceType, id: &str) -> String {
         format!("{}/{}/{}", self.base_url, rt.endpoint(), id)
     }
-
-    fn group_key(&self) -> GroupKey {
-        self.config
-            .provider(&self.provider)
-            .map(|p| p.group_key)
-            .unwrap_or(GroupKey::Id)
-    }
 }
 
 /// A rendered resource and what its response headers need.
@@ -798,20 +791,26 @@ pub async fn delete_user(
 // Groups
 
 /// The key team mappings use for a group, and whether it maps to any team. Changes to an
-/// unmapped group cannot change anyone's teams, so bulk reconciles skip them.
+/// unmapped group cannot change anyone's teams, so bulk reconciles skip them. Called inside
+/// write jobs, so it reads the config in force (see [`LiveConfig`]).
 fn mapped(
     ctx: &Ctx,
     scim_id: &str,
     display_name: &str,
     external_id: Option<&str>,
 ) -> (String, bool) {
-    let key = match ctx.group_key() {
+    let config = ctx.live.get();
+    let group_key = config
+        .provider(&ctx.provider)
+        .map(|p| p.group_key)
+        .unwrap_or(GroupKey::Id);
+    let key = match group_key {
         GroupKey::Id => external_id.unwrap_or(scim_id).to_owned(),
         GroupKey::Name => display_name.to_owned(),
     };
     let is_mapped = ProviderId::parse(&ctx.provider)
         .map(|p| {
-            ctx.config
+            config
                 .policy()
                 .mappings
                 .teams_for(&p, &key)

@@ -339,14 +339,15 @@ async fn sigterm_lets_an_in_flight_request_finish_before_the_server_exits() {
     );
 }
 
-/// A login whose callback began before a reload and writes after it is reconciled with the
-/// new config: its write job reads the config in force, not the snapshot its request took.
-#[tokio::test]
-async fn a_login_in_flight_during_a_reload_gets_the_teams_of_the_new_config() {
-    use crate::oidc_common::{PROVIDER, Rig, STAFF_GROUP, browser, hit, teams_of};
+/// Start a login for alice (in the staff group), hold it at the token endpoint, rewrite the
+/// config file with `change` and reload; returns the login's outcome once it completes.
+async fn login_across_a_reload(
+    rig: &crate::oidc_common::Rig,
+    change: impl FnOnce(&str) -> String,
+) -> crate::oidc_common::Outcome {
+    use crate::oidc_common::{STAFF_GROUP, browser, hit};
     use crate::test_idp::{Endpoint, LoginSpec};
 
-    let rig = Rig::oidc().await;
     rig.idp
         .set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups([STAFF_GROUP]));
     let browser = browser();
@@ -358,17 +359,46 @@ async fn a_login_in_flight_during_a_reload_gets_the_teams_of_the_new_config() {
     let in_flight = tokio::spawn(async move { hit(&browser, &callback).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Meanwhile the staff mapping is removed and the file reloaded.
     let path = config_path(&rig.app);
     let text = std::fs::read_to_string(&path).unwrap();
-    let mapping = format!(r#"groups = [{{ provider = "{PROVIDER}", id = "{STAFF_GROUP}" }}]"#);
-    std::fs::write(&path, edit(&text, &mapping, "groups = []")).unwrap();
+    std::fs::write(&path, change(&text)).unwrap();
     reload(&rig.app.state, "test").await.unwrap();
     assert!(
         !in_flight.is_finished(),
         "the login finished before the reload"
     );
+    in_flight.await.unwrap()
+}
 
-    in_flight.await.unwrap().assert_signed_in();
+/// A login whose callback began before a reload and writes after it is reconciled with the
+/// new config: its write job reads the config in force, not the snapshot its request took.
+#[tokio::test]
+async fn a_login_in_flight_during_a_reload_gets_the_teams_of_the_new_config() {
+    use crate::oidc_common::{PROVIDER, Rig, STAFF_GROUP, teams_of};
+
+    let rig = Rig::oidc().await;
+    let mapping = format!(r#"groups = [{{ provider = "{PROVIDER}", id = "{STAFF_GROUP}" }}]"#);
+    let outcome = login_across_a_reload(&rig, |text| edit(text, &mapping, "groups = []")).await;
+    outcome.assert_signed_in();
     assert_eq!(teams_of(&rig.app, "u-1").await, ["everyone"]);
+}
+
+/// A reload that narrows the provider's email domains while a login is in flight refuses
+/// that login, with nothing written and no session.
+#[tokio::test]
+async fn a_login_in_flight_when_a_reload_narrows_the_email_domains_is_refused() {
+    use crate::oidc_common::{PROVIDER, Rig};
+
+    let rig = Rig::oidc().await;
+    let id_line = format!("id = \"{PROVIDER}\"\n");
+    let outcome = login_across_a_reload(&rig, |text| {
+        edit(
+            text,
+            &id_line,
+            &format!("{id_line}allowed_email_domains = [\"elsewhere.example\"]\n"),
+        )
+    })
+    .await;
+    outcome.assert_refused(403, "Email domain not allowed");
+    rig.assert_nobody_signed_in().await;
 }
