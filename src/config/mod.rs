@@ -459,6 +459,7 @@ impl Validator<'_> {
         if let (Some(Some(metrics)), Some(listen), Some(m)) =
             (metrics_listen, listen, s.metrics_listen.as_ref())
             && metrics == listen
+            && listen.port() != 0
         {
             self.err(
                 m,
