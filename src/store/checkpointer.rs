@@ -33,8 +33,8 @@ pub(super) struct Nudge(SyncSender<()>);
 
 impl Nudge {
     pub(super) fn after_commit(&self) {
-        // Full: a nudge is already pending. Disconnected: the thread could not start; SQLite's
-        // own checkpoint when the database is closed still bounds the WAL.
+        // Full: a nudge is already pending. Disconnected: the thread could not start; the
+        // writer's own checkpoint still bounds the WAL, only less cheaply.
         let _ = self.0.try_send(());
     }
 }
