@@ -70,7 +70,12 @@ pub enum ScimTokenCommand {
     /// List PROVIDER's tokens (ids, notes, expiry; never the tokens themselves).
     List { provider: String },
     /// Revoke token ID of PROVIDER.
-    Revoke { provider: String, id: String },
+    Revoke {
+        provider: String,
+        /// Token ids are random base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 impl From<ScimTokenCommand> for crate::scim::tokens::TokenCommand {
@@ -265,4 +270,45 @@ pub fn summary(config: &Config) -> String {
         let _ = writeln!(out, "locked users: {}", config.defaults.locked_users.len());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, ScimTokenCommand};
+    use crate::admin::cli::AdminCommand;
+
+    /// Public ids and token ids are random base64url, so one in 32 starts with `-`: it is
+    /// still the value, not an unknown flag (an intermittent test failure found this).
+    #[test]
+    fn ids_that_start_with_a_dash_are_values() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("teamgate").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        };
+        match parse(&["explain", "-Lx3_a"]).command {
+            Command::Admin(AdminCommand::Explain { user, .. }) => assert_eq!(user, "-Lx3_a"),
+            _ => panic!("not explain"),
+        }
+        match parse(&["scim-token", "revoke", "entra", "-Q9z"]).command {
+            Command::ScimToken {
+                action: ScimTokenCommand::Revoke { id, .. },
+            } => assert_eq!(id, "-Q9z"),
+            _ => panic!("not revoke"),
+        }
+        parse(&["audit", "--user", "-Lx3_a"]);
+        // Known flags are still flags, before or after the id.
+        for args in [
+            ["explain", "--json", "-Lx3_a"],
+            ["explain", "-Lx3_a", "--json"],
+        ] {
+            match parse(&args).command {
+                Command::Admin(AdminCommand::Explain { user, json }) => {
+                    assert_eq!((user.as_str(), json), ("-Lx3_a", true), "{args:?}");
+                }
+                _ => panic!("not explain"),
+            }
+        }
+    }
 }

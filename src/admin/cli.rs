@@ -36,7 +36,9 @@ pub enum AdminCommand {
     },
     /// Why a user holds each team and role: source, group, mapping, when last confirmed.
     Explain {
-        /// Email, public id, provider:subject, numeric id, or SCIM userName.
+        /// Email, public id, provider:subject, numeric id, or SCIM userName. Public ids are
+        /// random base64url and may start with `-`; they are still taken as the value.
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Print the explanation as JSON.
         #[arg(long)]
@@ -58,7 +60,7 @@ pub enum AdminCommand {
 #[derive(Args)]
 pub struct AuditArgs {
     /// Rows about this user (email, public id, provider:subject, numeric id or SCIM userName).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     user: Option<String>,
     /// Rows about this team id.
     #[arg(long)]
