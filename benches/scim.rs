@@ -341,20 +341,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u
         let Some(end) = support::find(buf, b"\r\n\r\n") else {
             continue;
         };
-        let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
+        let (status, length) = support::status_and_length(&buf[..end]);
         let total = end + 4 + length;
         while buf.len() < total {
             let n = stream.read(&mut chunk).await.expect("read");

@@ -1,5 +1,5 @@
 //! What the benchmark drivers share: a free loopback port, stopping a child server, reading a
-//! process's CPU time from /proc, percentiles, and a byte search for hand-parsed responses.
+//! process's CPU time from /proc, percentiles, and reading hand-parsed HTTP responses.
 //! Included by each bench with `#[path = "support/mod.rs"] mod support;`.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
@@ -10,6 +10,25 @@ use std::time::{Duration, Instant};
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The status code and `Content-Length` (0 when absent) of an HTTP/1.1 response head.
+pub fn status_and_length(head: &[u8]) -> (u16, usize) {
+    let head = std::str::from_utf8(head).expect("ASCII headers");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (status, length)
 }
 
 pub fn free_port() -> u16 {
