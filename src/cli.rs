@@ -78,9 +78,9 @@ pub enum ScimTokenCommand {
     },
 }
 
-impl From<ScimTokenCommand> for crate::scim::tokens::TokenCommand {
+impl From<ScimTokenCommand> for crate::admin::scim_tokens::TokenCommand {
     fn from(c: ScimTokenCommand) -> Self {
-        use crate::scim::tokens::TokenCommand as T;
+        use crate::admin::scim_tokens::TokenCommand as T;
         match c {
             ScimTokenCommand::Create {
                 provider,
@@ -165,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(config) = load_or_report(&cli.config) else {
                 return Ok(ExitCode::FAILURE);
             };
-            print!("{}", crate::scim::tokens::run_cli(&config, action.into())?);
+            print!("{}", crate::admin::scim_tokens::run_cli(&config, action.into())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {

@@ -1,20 +1,19 @@
 //! teamgate: a self-hosted login broker. Identity providers come in through OpenID Connect
 //! logins and SCIM pushes; applications get back who the user is and which teams and roles
-//! they hold.
+//! they hold. `ARCHITECTURE.md` is the map; the layers, from the bottom (each imports only
+//! those below it):
 //!
-//! The map of the crate (dependencies run one way: front ends -> `domain` and `store`):
+//! - [`domain`]: pure rules: ids, scopes, roles, reconcile, plan, explain, the SCIM model.
 //! - [`config`]: the admin config file, parsed and validated as a whole.
-//! - [`domain`]: pure rules: ids, scopes, roles, the mapping table and reconcile.
-//! - [`store`]: SQLite: migrations, the single writer, queries grouped by table, sessions.
-//! - [`oidc`]: providers: discovery and JWKS cache, login, callback, group resolution.
-//! - [`scim`]: SCIM 2.0 provisioning: filters, PATCH, resources, routes, bearer tokens.
-//! - [`demo_idp`]: a real OpenID provider served by teamgate itself for demos.
-//! - [`downstream`]: forward-auth (`/auth`), the signed assertion and its JWKS.
-//! - [`http`]: router assembly, middleware, HTML and JSON error surfaces, pages.
-//! - [`app`]: `Application::build(Config)`: the running server and its shared state.
-//! - [`cli`]: the `teamgate` command line.
-//! - [`admin`]: plan, explain, audit, live reload, the `/admin` pages, `/readyz`, `/metrics`.
-//! - [`metrics`]: the Prometheus registry and the counters other modules bump.
+//! - [`store`]: the storage port and its SQLite implementation; [`idp`]: the IdP client.
+//! - use cases: [`membership`] (reconcile, config sync, plan, explain), [`signin`] (complete a
+//!   login, settle groups, refresh), [`provisioning`] (the SCIM operations and tokens).
+//! - [`web`]: the toolkit the adapters share; [`state`]: the state they receive.
+//! - adapters: [`oidc`] (sign-in routes), [`scim`] (SCIM HTTP), [`downstream`] (forward-auth,
+//!   the assertion), [`home`] (the user's pages), [`admin`] (CLI tools, pages, reload),
+//!   [`demo_idp`] (a demo OpenID provider).
+//! - [`app`]: start-up and the router; [`cli`]: the `teamgate` command line.
+//! - [`metrics`]: the Prometheus registry, a leaf any layer may bump.
 
 pub mod admin;
 pub mod app;
@@ -23,12 +22,14 @@ pub mod config;
 pub mod demo_idp;
 pub mod domain;
 pub mod downstream;
-pub mod http;
-pub mod identity;
-pub mod login_flow;
+pub mod home;
+pub mod idp;
+pub mod membership;
 pub mod metrics;
 pub mod oidc;
+pub mod provisioning;
 pub mod scim;
-pub mod secret;
-pub mod session;
+pub mod signin;
+pub mod state;
 pub mod store;
+pub mod web;

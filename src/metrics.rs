@@ -256,7 +256,7 @@ pub fn config_reloads(result: &str) -> u64 {
 /// Record one SCIM response for `provider` (called by [`middleware`]).
 fn record_scim(provider: &str, status: u16) {
     REGISTRY.scim.add(&[provider, &status.to_string()], 1);
-    let now = crate::store::now();
+    let now = crate::domain::clock::timestamp(time::OffsetDateTime::now_utc());
     let mut activity = lock(&REGISTRY.scim_activity);
     if !activity.contains_key(provider) && activity.len() >= MAX_SCIM_PROVIDERS {
         return;

@@ -9,18 +9,20 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use rusqlite::Connection;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::{Config, ConfigErrors};
-use crate::domain::explain::{self, UserSummary};
-use crate::domain::plan::{self, ConfigView};
+use crate::domain::Clock;
+use crate::domain::explain;
+use crate::domain::plan;
 use crate::domain::reconcile::Source;
-use crate::store::StoreError;
-use crate::store::admin_queries::{self as q, AuditFilter};
-use crate::store::audit::AuditRow;
+use crate::membership::lookup::find_users;
+use crate::membership::plan::{Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty};
+use crate::store::audit::{AuditFilter, AuditRow};
+use crate::store::users::UserRecord;
+use crate::store::{ReadTx, Store, StoreError, applied};
 
 /// The admin subcommands, flattened into the top-level `teamgate` command.
 #[derive(Subcommand)]
@@ -68,7 +70,7 @@ pub struct AuditArgs {
     /// Rows of this membership source: claims, scim, config or default.
     #[arg(long)]
     source: Option<String>,
-    /// Rows of this trigger: login, scim, config, admin or cli.
+    /// Rows of this trigger: login, refresh, scim, config, admin or cli.
     #[arg(long)]
     trigger: Option<String>,
     /// From this time: RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or an age
@@ -138,14 +140,14 @@ fn load(path: &Path) -> Result<Config, CliError> {
     Config::load(path).map_err(CliError::Config)
 }
 
-fn open(database: &Path) -> Result<Connection, CliError> {
+fn open(database: &Path) -> Result<Store, CliError> {
     if !database.exists() {
         return Err(CliError::BadArgument(format!(
             "no database at {}: start `teamgate serve` with this config once, or check server.database",
             database.display()
         )));
     }
-    Ok(q::open_read_only(database)?)
+    Ok(Store::open_read_only(database)?)
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), CliError> {
@@ -153,54 +155,13 @@ fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// What the new file is compared with.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum Baseline {
-    /// The snapshot the last config sync recorded.
-    Applied { path: String, at: String },
-    /// Only the synced tables (a database from before snapshots): members, defaults and locks
-    /// are compared as if empty.
-    Tables,
-    /// No database yet: everything is new.
-    Empty,
-}
-
-/// The plan of `config` against what `database` holds.
-pub fn compute_plan(
-    conn: &Connection,
-    config: &Config,
-) -> Result<(Baseline, plan::Plan), StoreError> {
-    q::snapshot(conn, |conn| {
-        let (baseline, old) = match q::applied(conn)? {
-            Some(a) => (
-                Baseline::Applied {
-                    path: a.path,
-                    at: a.at,
-                },
-                a.view,
-            ),
-            None => (Baseline::Tables, q::view_from_tables(conn)?),
-        };
-        let users = q::plan_users(conn, config)?;
-        Ok((
-            baseline,
-            plan::plan(&old, &super::config_view(config), &users),
-        ))
-    })
-}
-
 fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
     let database = &config.server.database;
     let (baseline, plan) = if database.exists() {
-        let conn = open(database)?;
-        compute_plan(&conn, &config)?
+        open(database)?.read_blocking(|tx| compute_plan(tx, &config))?
     } else {
-        (
-            Baseline::Empty,
-            plan::plan(&ConfigView::default(), &super::config_view(&config), &[]),
-        )
+        plan_from_empty(&config)
     };
     if json {
         print_json(&serde_json::json!({
@@ -240,24 +201,13 @@ fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
 
 fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
-    let conn = open(&config.server.database)?;
-    let view = super::config_view(&config);
-    let (explanation, differs) = q::snapshot(&conn, |conn| {
-        let user = one_user(conn, key)?;
-        let (input, held) = q::explain_inputs(conn, &user, &config)?;
-        let summary = UserSummary {
-            label: user.label(),
-            public_id: user.public_id.clone(),
-            provider: user.provider.clone(),
-            subject: user.subject.clone(),
-            email: user.email.clone(),
-            name: user.name.clone(),
-            active: user.active,
-            last_login_at: user.last_login_at.clone(),
-            claims_groups_at: user.claims_groups_at.clone(),
-        };
-        let differs = q::applied(conn)?.is_some_and(|a| a.view != view);
-        Ok::<_, CliError>((explain::explain(summary, &input, &held, &view), differs))
+    let store = open(&config.server.database)?;
+    let (explanation, differs) = store.read_blocking(|tx| {
+        let user = one_user(tx, key)?;
+        Ok::<_, CliError>((
+            explain_user(tx, &user, &config)?,
+            differs_from_applied(tx, &config)?,
+        ))
     })?;
     if json {
         print_json(
@@ -276,8 +226,8 @@ fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode
 }
 
 /// The one user `key` names.
-fn one_user(conn: &Connection, key: &str) -> Result<crate::store::users::UserRecord, CliError> {
-    let mut found = q::find_users(conn, key)?;
+fn one_user(tx: &dyn ReadTx, key: &str) -> Result<UserRecord, CliError> {
+    let mut found = find_users(tx, key)?;
     match found.len() {
         0 => Err(CliError::NoSuchUser(key.to_owned())),
         1 => Ok(found.remove(0)),
@@ -330,8 +280,8 @@ fn bad_time(s: &str) -> String {
 }
 
 /// The audit filter the arguments describe.
-fn audit_filter(conn: &Connection, args: &AuditArgs) -> Result<AuditFilter, CliError> {
-    let now = OffsetDateTime::now_utc();
+fn audit_filter(tx: &dyn ReadTx, args: &AuditArgs) -> Result<AuditFilter, CliError> {
+    let now = Clock::system().now();
     let time = |s: &Option<String>| {
         s.as_deref()
             .map(|s| parse_time(s, now).map_err(CliError::BadArgument))
@@ -349,7 +299,7 @@ fn audit_filter(conn: &Connection, args: &AuditArgs) -> Result<AuditFilter, CliE
         })
         .transpose()?;
     let user_ids = match &args.user {
-        Some(u) => q::find_users(conn, u)?.into_iter().map(|u| u.id).collect(),
+        Some(u) => find_users(tx, u)?.into_iter().map(|u| u.id).collect(),
         None => Vec::new(),
     };
     Ok(AuditFilter {
@@ -366,9 +316,11 @@ fn audit_filter(conn: &Connection, args: &AuditArgs) -> Result<AuditFilter, CliE
 
 fn audit_command(config_path: &Path, args: &AuditArgs) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
-    let conn = open(&config.server.database)?;
-    let filter = audit_filter(&conn, args)?;
-    let mut rows = q::audit(&conn, &filter)?;
+    let store = open(&config.server.database)?;
+    let mut rows = store.read_blocking(|tx| {
+        let filter = audit_filter(tx, args)?;
+        Ok::<_, CliError>(tx.audit(&filter)?)
+    })?;
     rows.reverse();
     if args.json {
         print_json(&rows)?;
@@ -418,7 +370,7 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
     // Validate first: an invalid file is refused here and the server is not disturbed.
     let config = load(config_path)?;
     let database: PathBuf = config.server.database.clone();
-    let conn = open(&database)?;
+    let store = open(&database)?;
     // The server re-reads its own file: a reload "of" another file would apply something
     // other than what was just validated here.
     if let Some(theirs) = super::pidfile::server_config(&database)? {
@@ -433,7 +385,7 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
             )));
         }
     }
-    let before = q::last_reload(&conn)?.map_or(0, |s| s.seq);
+    let before = store.read_blocking(applied::last_reload)?.map_or(0, |s| s.seq);
     let pid = super::pidfile::signal_reload(&database)?;
     eprintln!(
         "SIGHUP sent to teamgate (process {pid}); waiting for it to apply {}",
@@ -441,7 +393,10 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
     );
     let deadline = Instant::now() + wait;
     loop {
-        if let Some(status) = q::last_reload(&conn)?.filter(|s| s.seq > before) {
+        if let Some(status) = store
+            .read_blocking(applied::last_reload)?
+            .filter(|s| s.seq > before)
+        {
             return if status.ok {
                 println!("{}", status.message);
                 Ok(ExitCode::SUCCESS)
@@ -455,8 +410,8 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
                 secs: wait.as_secs(),
             });
         }
-        // The server records its answer in the database; polling a read-only connection is
-        // the one channel both sides already share.
+        // The server records its answer in the database; polling a read-only store is the one
+        // channel both sides already share.
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -4,29 +4,107 @@
 //! one is set, else on any scope). Signed out: redirect to the login with a return to the page.
 //! Signed in without the role: a 403 page.
 //!
-//! State changes (SECURITY.md 54, OWASP CSRF cheat sheet): POST only; refused with 403 when the
+//! State changes (security case 54, OWASP CSRF cheat sheet): POST only; refused with 403 when the
 //! browser says the request is cross-site (`Sec-Fetch-Site`), when `Origin` is present and is
 //! not teamgate's own, or when the form's CSRF token is not the session's. GET never mutates.
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-use crate::app::AppState;
 use crate::config::Config;
-use crate::http::error::ErrorPage;
-use crate::http::request_id::RequestId;
-use crate::identity::Identity;
-use crate::session::SignedIn;
+use crate::membership::Identity;
+use crate::state::AppState;
+use crate::web::error::ErrorPage;
+use crate::web::headers::no_store_no_framing;
+use crate::web::request_id::RequestId;
+use crate::web::session::SignedIn;
 
-/// A request by an administrator.
+/// A request by an administrator. As an extractor it answers everyone else itself: a
+/// redirect to the login (returning to the page) for a signed-out browser, a 403 page for a
+/// user without the admin role.
 pub struct Admin {
     pub signed_in: SignedIn,
     pub identity: Identity,
     /// The config snapshot this request uses throughout.
     pub config: Arc<Config>,
+    /// The request's id, for its error pages.
+    pub request_id: RequestId,
+}
+
+/// The request id the middleware set (every request has one; a fresh one otherwise).
+fn request_id_of(parts: &Parts) -> RequestId {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(crate::domain::ids::random_id()))
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // The address the browser asked for, even under a nested router.
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map(|u| u.0.clone())
+            .unwrap_or_else(|| parts.uri.clone());
+        let return_to = uri.path_and_query().map_or("/admin", |p| p.as_str());
+        admin_of(parts, state, return_to).await
+    }
+}
+
+/// The administrator of a request, returning to `return_to` after a login.
+async fn admin_of(parts: &mut Parts, state: &AppState, return_to: &str) -> Result<Admin, Response> {
+    let rid = request_id_of(parts);
+    let session = Session::from_request_parts(parts, state)
+        .await
+        .map_err(|(status, why)| {
+            no_store(
+                ErrorPage::internal(&state.templates, &rid, format!("{status}: {why}"))
+                    .into_response(),
+            )
+        })?;
+    require_admin(state, &session, &rid, return_to).await
+}
+
+/// An administrator's state-changing form, after every check of security case 54: a
+/// cross-site POST is refused first (even one without a cookie), then access, then the
+/// form's CSRF token. The token is read from the urlencoded body by hand rather than with
+/// `Form`, so that a missing field or a wrong content type is the same 403 as a wrong token.
+pub struct AdminForm(pub Admin);
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let rid = request_id_of(&parts);
+        let config = state.config.get();
+        if let Err(why) = check_origin(&parts.headers, &config) {
+            return Err(refused(state, &rid, why));
+        }
+        // A form is never a page to come back to: after a login, the admin home.
+        let admin = admin_of(&mut parts, state, "/admin").await?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|_| refused(state, &rid, CsrfRefusal::BadToken))?;
+        let token = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
+        if let Err(why) = check_post(&headers, &admin, token.as_deref()) {
+            return Err(refused(state, &rid, why));
+        }
+        Ok(AdminForm(admin))
+    }
 }
 
 /// True when `identity` holds the admin role `config` names.
@@ -47,11 +125,13 @@ pub async fn require_admin(
     return_to: &str,
 ) -> Result<Admin, Response> {
     let config = state.config.get();
-    let internal =
-        |e: &dyn std::fmt::Display| ErrorPage::internal(&state.templates, rid, e).into_response();
-    let signed_in = crate::session::current(session, &state.store, &config.server)
-        .await
-        .map_err(|e| internal(&e))?;
+    let internal = |e: &dyn std::fmt::Display| {
+        no_store(ErrorPage::internal(&state.templates, rid, e).into_response())
+    };
+    let signed_in =
+        crate::web::session::current(session, &state.store, &state.clock, &config.server)
+            .await
+            .map_err(|e| internal(&e))?;
     let Some(signed_in) = signed_in else {
         let target = format!(
             "/login?{}",
@@ -69,20 +149,23 @@ pub async fn require_admin(
             Some(scope) => format!("the {} role on {scope}", config.admin.role),
             None => format!("the {} role", config.admin.role),
         };
-        return Err(ErrorPage::new(
-            &state.templates,
-            rid,
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            format!("These pages are for teamgate administrators, who hold {needed}. You are signed in, but none of your teams gives you that role."),
-            format!("admin page refused to {}", signed_in.user.label()),
-        )
-        .into_response());
+        return Err(no_store(
+            ErrorPage::new(
+                &state.templates,
+                rid,
+                StatusCode::FORBIDDEN,
+                "Administrators only",
+                format!("These pages are for teamgate administrators, who hold {needed}. You are signed in, but none of your teams gives you that role."),
+                format!("admin page refused to {}", signed_in.user.label()),
+            )
+            .into_response(),
+        ));
     }
     Ok(Admin {
         signed_in,
         identity,
         config,
+        request_id: rid.clone(),
     })
 }
 
@@ -143,14 +226,14 @@ pub fn check_post(
 ) -> Result<(), CsrfRefusal> {
     check_origin(headers, &admin.config)?;
     match token {
-        Some(t) if crate::session::csrf_matches(&admin.signed_in.auth, t) => Ok(()),
+        Some(t) if crate::web::session::csrf_matches(&admin.signed_in.auth, t) => Ok(()),
         _ => Err(CsrfRefusal::BadToken),
     }
 }
 
 /// The 403 page for a refused form.
 pub fn refused(state: &AppState, rid: &RequestId, why: CsrfRefusal) -> Response {
-    ErrorPage::new(
+    no_store(ErrorPage::new(
         &state.templates,
         rid,
         StatusCode::FORBIDDEN,
@@ -158,20 +241,13 @@ pub fn refused(state: &AppState, rid: &RequestId, why: CsrfRefusal) -> Response 
         "This form was not sent from teamgate's own admin pages, so it was refused. Open the admin page again and use its buttons.",
         why.log_reason(),
     )
-    .into_response()
+    .into_response())
 }
 
 /// Admin responses are never cached, and never framed (a framed admin button could be
 /// clicked by a user who cannot see it).
-pub fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
-    response
+pub fn no_store(response: Response) -> Response {
+    no_store_no_framing(response)
 }
 
 #[cfg(test)]

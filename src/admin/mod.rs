@@ -9,6 +9,8 @@
 //!   every state-changing form (SECURITY.md 54).
 //! - [`pages`]: the `/admin` HTML pages (users, teams, mappings, SCIM, audit, plan).
 //! - [`ops`]: `/readyz` and `/metrics`.
+//! - [`scim_tokens`]: `teamgate scim-token create|list|revoke`.
+//! - [`views`]: what the admin pages render, typed.
 
 pub mod cli;
 pub mod guard;
@@ -16,54 +18,21 @@ pub mod ops;
 pub mod pages;
 pub mod pidfile;
 pub mod reload;
+pub mod scim_tokens;
+pub mod views;
 
 use axum::Router;
-use rusqlite::Connection;
 
-use crate::app::AppState;
-use crate::config::Config;
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::state::AppState;
 
 /// The admin pages and `/readyz` (`/metrics`: [`ops::metrics_routes`]).
 pub fn routes() -> Router<AppState> {
     Router::new().merge(pages::routes()).merge(ops::routes())
 }
 
-/// The parts of `config` that plan and explain compare.
-pub fn config_view(config: &Config) -> ConfigView {
-    let mut view = ConfigView::default();
-    for team in &config.teams {
-        view.teams.insert(
-            team.id.clone(),
-            TeamDecl {
-                name: team.name.clone(),
-                roles: team.roles.iter().cloned().collect(),
-                members: team.members.iter().cloned().collect(),
-            },
-        );
-        for (provider, group) in &team.groups {
-            view.mappings
-                .insert(Mapping::new(provider.clone(), group, team.id.clone()));
-        }
-    }
-    view.teams_without_groups = config.defaults.teams_without_groups.clone();
-    view.locked_users = config.defaults.locked_users.clone();
-    view
-}
-
-/// Remember `config` as the applied one, inside the transaction that syncs it (so `plan`
-/// later compares a new file with exactly what was applied).
-pub fn record_applied(conn: &Connection, config: &Config) -> crate::store::Result<()> {
-    crate::store::admin_queries::save_applied(
-        conn,
-        &config.path.display().to_string(),
-        &config_view(config),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Config;
 
     const CONFIG: &str = r#"
 [server]
@@ -100,7 +69,7 @@ teams_without_groups = ["everyone"]
     #[test]
     fn the_view_of_a_config_gives_the_same_policy_as_the_config() {
         let config = Config::parse(CONFIG, std::path::Path::new("t.toml")).unwrap();
-        let view = config_view(&config);
+        let view = config.view();
         let (a, b) = (view.policy(), config.policy());
         assert_eq!(a.mappings, b.mappings);
         assert_eq!(a.known_teams, b.known_teams);

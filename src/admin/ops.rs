@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::config::ProviderKind;
+use crate::state::AppState;
+use crate::store::applied;
+use crate::web::headers::no_store;
 
 /// How long one readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -42,9 +44,10 @@ struct ProviderReadiness {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let config = state.config.get();
+    let now = state.clock.stamp();
     let database = match tokio::time::timeout(
         CHECK_TIMEOUT,
-        state.store.write(crate::store::admin_queries::touch_ready),
+        state.store.write(move |tx| applied::touch_ready(tx, &now)),
     )
     .await
     {
@@ -92,19 +95,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut response = (
-        status,
-        axum::Json(Readiness {
-            ready,
-            database,
-            providers,
-        }),
+    no_store(
+        (
+            status,
+            axum::Json(Readiness {
+                ready,
+                database,
+                providers,
+            }),
+        )
+            .into_response(),
     )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Run the checks concurrently (one slow IdP must not add to the others' time).

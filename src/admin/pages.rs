@@ -1,29 +1,32 @@
 //! The `/admin` pages: users with their memberships and sources, one user explained, teams
 //! with members and role bindings, mappings, SCIM status, the audit log with filters, and the
-//! plan of the file on disk against the loaded config. Handlers are thin: check access, read
-//! through the store, render an auto-escaped template. Every GET is read-only; the two forms
-//! (reload the config, sign a user out everywhere) are POSTs checked by [`super::guard`].
+//! plan of the file on disk against the loaded config. Handlers are thin: the [`Admin`]
+//! extractor checks access, one read through the store, one typed view rendered through an
+//! auto-escaped template. Every GET is read-only; the two forms (reload the config, sign a
+//! user out everywhere) are POSTs checked by [`AdminForm`].
 
-use axum::Extension;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
-use super::guard::{self, Admin};
-use crate::app::AppState;
-use crate::config::Config;
-use crate::domain::explain::{self, UserSummary};
+use super::guard::{self, Admin, AdminForm};
+use super::views::{
+    AuditQuery, AuditView, Frame, GroupRef, IndexView, MappingsView, PlanOutcome, PlanView,
+    ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView, TeamsView, UserView,
+    UsersView,
+};
+use crate::config::{Config, GroupKey};
 use crate::domain::plan;
 use crate::domain::reconcile::Source;
-use crate::http::error::ErrorPage;
-use crate::http::request_id::RequestId;
-use crate::store::admin_queries::{self as q, AuditFilter};
-use crate::store::audit::{self, Entry, Trigger};
+use crate::membership::lookup::{find_users, user_by_public_id, users_overview};
+use crate::membership::plan::{explain_user, plan_users};
+use crate::state::AppState;
+use crate::store::applied;
+use crate::store::audit::{AuditFilter, Entry, Trigger, TriggerKind};
+use crate::web::error::ErrorPage;
 
 /// Users per page of the users table.
 const USERS_PER_PAGE: usize = 100;
@@ -46,18 +49,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/reload", post(reload))
 }
 
-/// What every admin page receives besides its own data.
-#[derive(Serialize)]
-struct Frame<'a, T: Serialize> {
-    page: &'static str,
-    admin_label: String,
-    csrf: &'a str,
-    data: T,
-}
-
 fn render<T: Serialize>(
     state: &AppState,
-    rid: &RequestId,
     admin: &Admin,
     template: &str,
     page: &'static str,
@@ -71,27 +64,12 @@ fn render<T: Serialize>(
     };
     match state.templates.render(template, frame) {
         Ok(html) => guard::no_store(Html(html).into_response()),
-        Err(e) => guard::no_store(ErrorPage::internal(&state.templates, rid, e).into_response()),
+        Err(e) => internal(state, admin, e),
     }
 }
 
-fn internal(state: &AppState, rid: &RequestId, e: impl std::fmt::Display) -> Response {
-    guard::no_store(ErrorPage::internal(&state.templates, rid, e).into_response())
-}
-
-/// `require_admin` with the request's own path as the return address.
-async fn admin_for(
-    state: &AppState,
-    session: &Session,
-    rid: &RequestId,
-    uri: &OriginalUri,
-) -> Result<Admin, Response> {
-    let return_to = uri
-        .0
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/admin");
-    guard::require_admin(state, session, rid, return_to).await
+fn internal(state: &AppState, admin: &Admin, e: impl std::fmt::Display) -> Response {
+    guard::no_store(ErrorPage::internal(&state.templates, &admin.request_id, e).into_response())
 }
 
 #[derive(Deserialize)]
@@ -101,46 +79,47 @@ struct IndexQuery {
 
 async fn index(
     State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
+    admin: Admin,
     Query(query): Query<IndexQuery>,
 ) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let facts = state
         .store
-        .read(|conn| {
-            let (_, users) = q::users_page(conn, None, 0, 0)?;
-            Ok((
+        .read(|tx| {
+            let (_, users) = tx.users_page(None, 0, 0)?;
+            Ok::<_, crate::store::StoreError>((
                 users,
-                q::last_reload(conn)?,
-                q::applied(conn)?.map(|a| (a.path, a.at)),
+                applied::last_reload(tx)?,
+                applied::load(tx)?.map(|a| (a.path, a.at)),
             ))
         })
         .await;
-    let (user_count, last_reload, applied) = match facts {
+    let (users, last_reload, applied) = match facts {
         Ok(f) => f,
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
     let config = &admin.config;
-    let data = serde_json::json!({
-        "config_path": config.path.display().to_string(),
-        "applied": applied,
-        "users": user_count,
-        "teams": config.teams.len(),
-        "mappings": config.policy().mappings.iter().count(),
-        "providers": config.providers.iter().map(|p| serde_json::json!({
-            "id": p.id.as_str(), "kind": p.kind.as_str(), "name": p.display_name, "scim": p.scim_enabled,
-        })).collect::<Vec<_>>(),
-        "last_reload": last_reload,
-        "flash": query.reload,
-        "admin_role": config.admin.role.as_str(),
-        "admin_scope": config.admin.scope.as_ref().map(|s| s.to_string()),
-    });
-    render(&state, &rid, &admin, "admin_index.html", "index", data)
+    let data = IndexView {
+        config_path: config.path.display().to_string(),
+        applied,
+        users,
+        teams: config.teams.len(),
+        mappings: config.policy().mappings.iter().count(),
+        providers: config
+            .providers
+            .iter()
+            .map(|p| ProviderSummary {
+                id: p.id.to_string(),
+                kind: p.kind.as_str(),
+                name: p.display_name.clone(),
+                scim: p.scim_enabled,
+            })
+            .collect(),
+        last_reload,
+        flash: query.reload,
+        admin_role: config.admin.role.to_string(),
+        admin_scope: config.admin.scope.as_ref().map(ToString::to_string),
+    };
+    render(&state, &admin, "admin_index.html", "index", data)
 }
 
 #[derive(Deserialize)]
@@ -151,23 +130,17 @@ struct UsersQuery {
 
 async fn users(
     State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
+    admin: Admin,
     Query(query): Query<UsersQuery>,
 ) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let page = query.page.unwrap_or(1).max(1);
     let search = query.q.clone().filter(|s| !s.trim().is_empty());
     let term = search.clone();
     let result = state
         .store
-        .read(move |conn| {
-            q::users_page(
-                conn,
+        .read(move |tx| {
+            users_overview(
+                tx,
                 term.as_deref(),
                 USERS_PER_PAGE,
                 (page - 1) * USERS_PER_PAGE,
@@ -176,7 +149,7 @@ async fn users(
         .await;
     let (rows, total) = match result {
         Ok(r) => r,
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
     let pages = usize::try_from(total)
         .unwrap_or(0)
@@ -192,16 +165,16 @@ async fn users(
             query.append_pair("page", &page.to_string()).finish()
         )
     };
-    let data = serde_json::json!({
-        "prev_href": (page > 1).then(|| href(page - 1)),
-        "next_href": (page < pages).then(|| href(page + 1)),
-        "q": search.clone().unwrap_or_default(),
-        "users": rows,
-        "total": total,
-        "page": page,
-        "pages": pages,
-    });
-    render(&state, &rid, &admin, "admin_users.html", "users", data)
+    let data = UsersView {
+        prev_href: (page > 1).then(|| href(page - 1)),
+        next_href: (page < pages).then(|| href(page + 1)),
+        q: search.clone().unwrap_or_default(),
+        users: rows,
+        total,
+        page,
+        pages,
+    };
+    render(&state, &admin, "admin_users.html", "users", data)
 }
 
 #[derive(Deserialize)]
@@ -211,44 +184,35 @@ struct UserQuery {
 
 async fn user(
     State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
+    admin: Admin,
     Path(public_id): Path<String>,
     Query(query): Query<UserQuery>,
 ) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let config = admin.config.clone();
     let result = state
         .store
-        .read(move |conn| {
-            let Some(user) = q::user_by_public_id(conn, &public_id)? else {
+        .read(move |tx| {
+            let Some(user) = user_by_public_id(tx, &public_id)? else {
                 return Ok(None);
             };
-            let (input, held) = q::explain_inputs(conn, &user, &config)?;
-            let audit = q::audit(
-                conn,
-                &AuditFilter {
-                    user_ids: vec![user.id],
-                    limit: AUDIT_ROWS,
-                    ..AuditFilter::default()
-                },
-            )?;
-            let sessions = crate::store::sessions::count_for_user(conn, user.id)?;
-            Ok(Some((user, input, held, audit, sessions)))
+            let explanation = explain_user(tx, &user, &config)?;
+            let audit = tx.audit(&AuditFilter {
+                user_ids: vec![user.id],
+                limit: AUDIT_ROWS,
+                ..AuditFilter::default()
+            })?;
+            let sessions = tx.session_count(user.id)?;
+            Ok::<_, crate::store::StoreError>(Some((explanation, audit, sessions)))
         })
         .await;
-    let (user, input, held, audit, sessions) = match result {
+    let (explanation, audit, sessions) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
             return guard::no_store(
                 ErrorPage::new(
                     &state.templates,
-                    &rid,
-                    axum::http::StatusCode::NOT_FOUND,
+                    &admin.request_id,
+                    StatusCode::NOT_FOUND,
                     "No such user",
                     "No stored user has this id. Go back to the users list.",
                     "admin user page for an unknown id",
@@ -256,49 +220,28 @@ async fn user(
                 .into_response(),
             );
         }
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
-    let summary = UserSummary {
-        label: user.label(),
-        public_id: user.public_id.clone(),
-        provider: user.provider.clone(),
-        subject: user.subject.clone(),
-        email: user.email.clone(),
-        name: user.name.clone(),
-        active: user.active,
-        last_login_at: user.last_login_at.clone(),
-        claims_groups_at: user.claims_groups_at.clone(),
+    let data = UserView {
+        explanation,
+        audit,
+        sessions,
+        signed_out: query.signed_out.is_some(),
     };
-    let explanation = explain::explain(summary, &input, &held, &super::config_view(&admin.config));
-    let data = serde_json::json!({
-        "explanation": explanation,
-        "audit": audit,
-        "sessions": sessions,
-        "signed_out": query.signed_out.is_some(),
-    });
-    render(&state, &rid, &admin, "admin_user.html", "users", data)
+    render(&state, &admin, "admin_user.html", "users", data)
 }
 
-async fn teams(
-    State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
-) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn teams(State(state): State<AppState>, admin: Admin) -> Response {
     let members = match state
         .store
-        .read(|conn| q::team_members(conn, MEMBERS_PER_TEAM))
+        .read(|tx| tx.team_members(MEMBERS_PER_TEAM))
         .await
     {
         Ok(m) => m,
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
     let config: &Config = &admin.config;
-    let teams: Vec<serde_json::Value> = config
+    let teams = config
         .teams
         .iter()
         .map(|t| {
@@ -306,76 +249,65 @@ async fn teams(
                 .get(t.id.as_str())
                 .map(|(n, rows)| (*n, rows.clone()))
                 .unwrap_or_default();
-            serde_json::json!({
-                "id": t.id.as_str(),
-                "name": t.name,
-                "roles": t.roles,
-                "groups": t.groups.iter().map(|(p, g)| serde_json::json!({"provider": p.as_str(), "group": g})).collect::<Vec<_>>(),
-                "config_members": t.members,
-                "is_default": config.defaults.teams_without_groups.contains(&t.id),
-                "member_count": count,
-                "members": rows,
-                "more": usize::try_from(count).unwrap_or(0) > MEMBERS_PER_TEAM,
-            })
+            TeamView {
+                id: t.id.to_string(),
+                name: t.name.clone(),
+                roles: t.roles.clone(),
+                groups: t
+                    .groups
+                    .iter()
+                    .map(|(p, g)| GroupRef {
+                        provider: p.to_string(),
+                        group: g.clone(),
+                    })
+                    .collect(),
+                config_members: t.members.clone(),
+                is_default: config.defaults.teams_without_groups.contains(&t.id),
+                member_count: count,
+                members: rows,
+                more: usize::try_from(count).unwrap_or(0) > MEMBERS_PER_TEAM,
+            }
         })
         .collect();
     render(
         &state,
-        &rid,
         &admin,
         "admin_teams.html",
         "teams",
-        serde_json::json!({ "teams": teams }),
+        TeamsView { teams },
     )
 }
 
-async fn mappings(
-    State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
-) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn mappings(State(state): State<AppState>, admin: Admin) -> Response {
     let config: &Config = &admin.config;
-    let view = super::config_view(config);
-    let data = serde_json::json!({
-        "mappings": view.mappings,
-        "default_teams": view.teams_without_groups,
-        "locked_users": view.locked_users,
-        "providers": config.providers.iter().map(|p| serde_json::json!({
-            "id": p.id.as_str(),
-            "group_key": match p.group_key { crate::config::GroupKey::Id => "id", crate::config::GroupKey::Name => "name" },
-        })).collect::<Vec<_>>(),
-    });
-    render(
-        &state,
-        &rid,
-        &admin,
-        "admin_mappings.html",
-        "mappings",
-        data,
-    )
+    let view = config.view();
+    let data = MappingsView {
+        mappings: view.mappings.clone(),
+        default_teams: view.teams_without_groups.clone(),
+        locked_users: view.locked_users.clone(),
+        providers: config
+            .providers
+            .iter()
+            .map(|p| ProviderKey {
+                id: p.id.to_string(),
+                group_key: match p.group_key {
+                    GroupKey::Id => "id",
+                    GroupKey::Name => "name",
+                },
+            })
+            .collect(),
+    };
+    render(&state, &admin, "admin_mappings.html", "mappings", data)
 }
 
-async fn scim(
-    State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
-) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let stored = match state.store.read(q::scim_status).await {
+async fn scim(State(state): State<AppState>, admin: Admin) -> Response {
+    let now = state.clock.unix();
+    let stored = match state.store.read(move |tx| tx.scim_counts(now)).await {
         Ok(t) => t,
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
     let activity = crate::metrics::scim_activity();
-    let providers: Vec<serde_json::Value> = admin
+    let providers = admin
         .config
         .providers
         .iter()
@@ -384,27 +316,20 @@ async fn scim(
                 || activity.contains_key(p.id.as_str())
                 || stored.contains_key(p.id.as_str())
         })
-        .map(|p| {
-            serde_json::json!({
-                "id": p.id.as_str(),
-                "enabled": p.scim_enabled,
-                "activity": activity.get(p.id.as_str()),
-                "stored": stored.get(p.id.as_str()).cloned().unwrap_or_default(),
-            })
+        .map(|p| ScimProviderView {
+            id: p.id.to_string(),
+            enabled: p.scim_enabled,
+            activity: activity.get(p.id.as_str()).cloned(),
+            stored: stored.get(p.id.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
-    let data = serde_json::json!({ "providers": providers });
-    render(&state, &rid, &admin, "admin_scim.html", "scim", data)
-}
-
-#[derive(Deserialize, Serialize, Default)]
-struct AuditQuery {
-    user: Option<String>,
-    team: Option<String>,
-    source: Option<String>,
-    trigger: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
+    render(
+        &state,
+        &admin,
+        "admin_scim.html",
+        "scim",
+        ScimView { providers },
+    )
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -416,16 +341,10 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 
 async fn audit_log(
     State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
+    admin: Admin,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let now = time::OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut problems = Vec::new();
     let mut time_of = |s: &Option<String>, name: &str| match non_empty(s)
         .map(|s| super::cli::parse_time(&s, now))
@@ -465,114 +384,67 @@ async fn audit_log(
     let rows = if problems.is_empty() {
         let result = state
             .store
-            .read(move |conn| {
+            .read(move |tx| {
                 let mut filter = filter;
                 if let Some(u) = &user {
-                    filter.user_ids = q::find_users(conn, u)?.into_iter().map(|u| u.id).collect();
+                    filter.user_ids = find_users(tx, u)?.into_iter().map(|u| u.id).collect();
                 }
-                q::audit(conn, &filter)
+                tx.audit(&filter)
             })
             .await;
         match result {
             Ok(rows) => rows,
-            Err(e) => return internal(&state, &rid, e),
+            Err(e) => return internal(&state, &admin, e),
         }
     } else {
         Vec::new()
     };
-    let data = serde_json::json!({
-        "filters": query,
-        "problems": problems,
-        "rows": rows,
-        "limit": AUDIT_ROWS,
-    });
-    render(&state, &rid, &admin, "admin_audit.html", "audit", data)
+    let data = AuditView {
+        filters: query,
+        problems,
+        rows,
+        limit: AUDIT_ROWS,
+    };
+    render(&state, &admin, "admin_audit.html", "audit", data)
 }
 
-async fn plan_page(
-    State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    uri: OriginalUri,
-) -> Response {
-    let admin = match admin_for(&state, &session, &rid, &uri).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn plan_page(State(state): State<AppState>, admin: Admin) -> Response {
     let path = admin.config.path.clone();
     let loaded = match tokio::task::spawn_blocking(move || Config::load(&path)).await {
         Ok(loaded) => loaded,
-        Err(e) => return internal(&state, &rid, e),
+        Err(e) => return internal(&state, &admin, e),
     };
+    let path = admin.config.path.display().to_string();
     let data = match loaded {
-        Err(errors) => serde_json::json!({
-            "path": admin.config.path.display().to_string(),
-            "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        }),
+        Err(errors) => PlanView {
+            path,
+            errors: errors.0.iter().map(ToString::to_string).collect(),
+            outcome: None,
+        },
         Ok(new) => {
-            let new_view = super::config_view(&new);
-            let old_view = super::config_view(&admin.config);
-            let users = match state
-                .store
-                .read(move |conn| q::plan_users(conn, &new))
-                .await
-            {
+            let new = std::sync::Arc::new(new);
+            let reading = new.clone();
+            let users = match state.store.read(move |tx| plan_users(tx, &reading)).await {
                 Ok(u) => u,
-                Err(e) => return internal(&state, &rid, e),
+                Err(e) => return internal(&state, &admin, e),
             };
-            let plan = plan::plan(&old_view, &new_view, &users);
-            serde_json::json!({
-                "path": admin.config.path.display().to_string(),
-                "errors": [],
-                "changes": !plan.is_empty(),
-                "plan": plan,
-                "memberships_added": plan.memberships_added(),
-                "memberships_removed": plan.memberships_removed(),
-            })
+            let plan = plan::plan(admin.config.view(), new.view(), &users);
+            PlanView {
+                path,
+                errors: Vec::new(),
+                outcome: Some(PlanOutcome {
+                    changes: !plan.is_empty(),
+                    memberships_added: plan.memberships_added(),
+                    memberships_removed: plan.memberships_removed(),
+                    plan,
+                }),
+            }
         }
     };
-    render(&state, &rid, &admin, "admin_plan.html", "plan", data)
+    render(&state, &admin, "admin_plan.html", "plan", data)
 }
 
-/// The CSRF token of a urlencoded form body. Read by hand rather than with `Form`, so that a
-/// missing field or a wrong content type is the same 403 as a wrong token, not a 4xx of its own.
-fn form_token(body: &Bytes) -> Option<String> {
-    url::form_urlencoded::parse(body)
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.into_owned())
-}
-
-/// The admin a POST comes from, after every SECURITY.md 54 check.
-async fn admin_post(
-    state: &AppState,
-    session: &Session,
-    rid: &RequestId,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Admin, Response> {
-    // Before anything else: a cross-site POST is refused even when it carries no cookie.
-    let config = state.config.get();
-    if let Err(why) = guard::check_origin(headers, &config) {
-        return Err(guard::no_store(guard::refused(state, rid, why)));
-    }
-    let admin = guard::require_admin(state, session, rid, "/admin").await?;
-    if let Err(why) = guard::check_post(headers, &admin, form_token(body).as_deref()) {
-        return Err(guard::no_store(guard::refused(state, rid, why)));
-    }
-    Ok(admin)
-}
-
-async fn reload(
-    State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let admin = match admin_post(&state, &session, &rid, &headers, &body).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn reload(State(state): State<AppState>, AdminForm(admin): AdminForm) -> Response {
     let cause = format!("admin page ({})", admin.signed_in.user.label());
     let outcome = match super::reload::reload(&state, &cause).await {
         Ok(_) => "applied",
@@ -583,30 +455,27 @@ async fn reload(
 
 async fn sign_out_user(
     State(state): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    session: Session,
     Path(public_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    AdminForm(admin): AdminForm,
 ) -> Response {
-    let admin = match admin_post(&state, &session, &rid, &headers, &body).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let by = admin.signed_in.user.label();
     let id = public_id.clone();
-    let request_id = rid.0.clone();
+    let request_id = admin.request_id.0.clone();
+    let clock = state.clock.clone();
     let done = state
         .store
-        .write(move |conn| {
-            let Some(user) = q::user_by_public_id(conn, &id)? else {
+        .write(move |tx| {
+            let Some(user) = user_by_public_id(tx, &id)? else {
                 return Ok(false);
             };
-            crate::store::sessions::revoke_user(conn, user.id)?;
-            let trigger = Trigger::new("admin", Some(request_id), Some(format!("by {by}")));
-            audit::record(
-                conn,
-                &crate::store::now(),
+            tx.revoke_user_sessions(user.id)?;
+            let trigger = Trigger::new(
+                TriggerKind::Admin,
+                Some(request_id.clone()),
+                Some(format!("by {by}")),
+            );
+            tx.record_audit(
+                &clock.stamp(),
                 &trigger,
                 &Entry {
                     user_id: Some(user.id),
@@ -615,7 +484,7 @@ async fn sign_out_user(
                     ..Entry::default()
                 },
             )?;
-            Ok(true)
+            Ok::<_, crate::store::StoreError>(true)
         })
         .await;
     match done {
@@ -627,7 +496,7 @@ async fn sign_out_user(
             guard::no_store(Redirect::to(&target).into_response())
         }
         Ok(false) => guard::no_store(Redirect::to("/admin/users").into_response()),
-        Err(e) => internal(&state, &rid, e),
+        Err(e) => internal(&state, &admin, e),
     }
 }
 
@@ -636,16 +505,27 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::admin::views::ScimProviderView;
+    use crate::domain::explain::{self, UserSummary};
     use crate::domain::plan::{ConfigView, Mapping, PlanUser, TeamDecl};
     use crate::domain::reconcile::{MembershipRow, UserInput};
     use crate::domain::{ProviderId, TeamId};
-    use crate::http::templates::Templates;
+    use crate::membership::lookup::UserOverview;
+    use crate::store::applied::ReloadStatus;
     use crate::store::audit::AuditRow;
-    use crate::store::memberships::StoredMembership;
+    use crate::store::memberships::{StoredMembership, TeamMemberRow};
+    use crate::store::scim::ScimCounts;
     use crate::store::users::UserRecord;
+    use crate::web::templates::Templates;
 
-    fn frame(page: &'static str, data: serde_json::Value) -> serde_json::Value {
-        serde_json::json!({ "page": page, "admin_label": "root@example.com", "csrf": "tok<en>", "data": data })
+    fn frame<T: Serialize>(page: &'static str, data: T) -> serde_json::Value {
+        serde_json::to_value(Frame {
+            page,
+            admin_label: "root@example.com".into(),
+            csrf: "tok<en>",
+            data,
+        })
+        .unwrap()
     }
 
     fn user() -> UserRecord {
@@ -734,7 +614,7 @@ mod tests {
             current: BTreeSet::new(),
         }];
         let plan = plan::plan(&ConfigView::default(), &view(), &users);
-        let overview = q::UserOverview {
+        let overview = UserOverview {
             user: user(),
             memberships: vec![StoredMembership {
                 row: row(),
@@ -752,85 +632,154 @@ mod tests {
             last_error_status: Some(409),
             by_status: [(201, 2), (409, 1)].into(),
         };
-        let pages: Vec<(&str, &'static str, serde_json::Value)> = vec![
+        let team = TeamId::parse("team1").unwrap();
+        let pages: Vec<(&str, serde_json::Value)> = vec![
             (
                 "admin_index.html",
-                "index",
-                serde_json::json!({
-                    "config_path": "c.toml", "applied": ["c.toml", "2024"], "users": 1, "teams": 1, "mappings": 1,
-                    "providers": [{"id": "demo", "kind": "demo", "name": "Demo", "scim": true}],
-                    "last_reload": {"seq": 1, "at": "2024", "ok": false, "message": "bad <line>"},
-                    "flash": "refused", "admin_role": "owner", "admin_scope": null,
+                frame("index", IndexView {
+                    config_path: "c.toml".into(),
+                    applied: Some(("c.toml".into(), "2024".into())),
+                    users: 1,
+                    teams: 1,
+                    mappings: 1,
+                    providers: vec![ProviderSummary {
+                        id: "demo".into(),
+                        kind: "demo",
+                        name: "Demo".into(),
+                        scim: true,
+                    }],
+                    last_reload: Some(ReloadStatus {
+                        seq: 1,
+                        at: "2024".into(),
+                        ok: false,
+                        message: "bad <line>".into(),
+                    }),
+                    flash: Some("refused".into()),
+                    admin_role: "owner".into(),
+                    admin_scope: None,
                 }),
             ),
             (
                 "admin_users.html",
-                "users",
-                serde_json::json!({
-                    "q": "x", "users": [overview], "total": 201, "page": 2, "pages": 3,
-                    "prev_href": "/admin/users?q=x&page=1", "next_href": "/admin/users?q=x&page=3",
+                frame("users", UsersView {
+                    q: "x".into(),
+                    users: vec![overview],
+                    total: 201,
+                    page: 2,
+                    pages: 3,
+                    prev_href: Some("/admin/users?q=x&page=1".into()),
+                    next_href: Some("/admin/users?q=x&page=3".into()),
                 }),
             ),
             (
                 "admin_user.html",
-                "users",
-                serde_json::json!({
-                    "explanation": explanation, "audit": [audit_row()], "sessions": 1, "signed_out": true,
+                frame("users", UserView {
+                    explanation,
+                    audit: vec![audit_row()],
+                    sessions: 1,
+                    signed_out: true,
                 }),
             ),
             (
                 "admin_teams.html",
-                "teams",
-                serde_json::json!({"teams": [{
-                    "id": "team1", "name": "Team 1", "roles": [{"scope": "org/a", "role": "owner"}],
-                    "groups": [{"provider": "demo", "group": "g1"}], "config_members": ["c@example.com"],
-                    "is_default": true, "member_count": 60, "members": [{"public_id": "p", "label": "l", "source": "claims", "via": "g1"}],
-                    "more": true,
-                }]}),
+                frame("teams", TeamsView {
+                    teams: vec![TeamView {
+                        id: "team1".into(),
+                        name: "Team 1".into(),
+                        roles: vec![crate::domain::roles::RoleBinding {
+                            scope: crate::domain::Scope::parse("org/a").unwrap(),
+                            role: crate::domain::Role::parse("owner").unwrap(),
+                        }],
+                        groups: vec![GroupRef {
+                            provider: "demo".into(),
+                            group: "g1".into(),
+                        }],
+                        config_members: vec!["c@example.com".into()],
+                        is_default: true,
+                        member_count: 60,
+                        members: vec![TeamMemberRow {
+                            public_id: "p".into(),
+                            label: "l".into(),
+                            source: "claims".into(),
+                            via: "g1".into(),
+                        }],
+                        more: true,
+                    }],
+                }),
             ),
             (
                 "admin_mappings.html",
-                "mappings",
-                serde_json::json!({
-                    "mappings": view().mappings, "default_teams": ["team1"], "locked_users": ["ceo@example.com"],
-                    "providers": [{"id": "demo", "group_key": "id"}],
+                frame("mappings", MappingsView {
+                    mappings: view().mappings,
+                    default_teams: vec![team.clone()],
+                    locked_users: ["ceo@example.com".to_owned()].into(),
+                    providers: vec![ProviderKey {
+                        id: "demo".into(),
+                        group_key: "id",
+                    }],
                 }),
             ),
             (
                 "admin_scim.html",
-                "scim",
-                serde_json::json!({
-                    "providers": [
-                        {"id": "entra", "enabled": true, "activity": activity, "stored": q::ScimCounts { users: 3, ..Default::default() }},
-                        {"id": "okta", "enabled": true, "activity": null, "stored": q::ScimCounts::default()},
+                frame("scim", ScimView {
+                    providers: vec![
+                        ScimProviderView {
+                            id: "entra".into(),
+                            enabled: true,
+                            activity: Some(activity),
+                            stored: ScimCounts {
+                                users: 3,
+                                ..Default::default()
+                            },
+                        },
+                        ScimProviderView {
+                            id: "okta".into(),
+                            enabled: true,
+                            activity: None,
+                            stored: ScimCounts::default(),
+                        },
                     ],
                 }),
             ),
             (
                 "admin_audit.html",
-                "audit",
-                serde_json::json!({
-                    "filters": {"user": "x", "team": null, "source": "claims", "trigger": null, "since": "1h", "until": null},
-                    "problems": ["since: bad"], "rows": [audit_row()], "limit": 200,
+                frame("audit", AuditView {
+                    filters: AuditQuery {
+                        user: Some("x".into()),
+                        source: Some("claims".into()),
+                        since: Some("1h".into()),
+                        ..AuditQuery::default()
+                    },
+                    problems: vec!["since: bad".into()],
+                    rows: vec![audit_row()],
+                    limit: 200,
                 }),
             ),
             (
                 "admin_plan.html",
-                "plan",
-                serde_json::json!({
-                    "path": "c.toml", "errors": [], "changes": true, "plan": plan,
-                    "memberships_added": 1, "memberships_removed": 0,
+                frame("plan", PlanView {
+                    path: "c.toml".into(),
+                    errors: vec![],
+                    outcome: Some(PlanOutcome {
+                        changes: true,
+                        memberships_added: 1,
+                        memberships_removed: 0,
+                        plan,
+                    }),
                 }),
             ),
             (
                 "admin_plan.html",
-                "plan",
-                serde_json::json!({"path": "c.toml", "errors": ["c.toml:3: bad"]}),
+                frame("plan", PlanView {
+                    path: "c.toml".into(),
+                    errors: vec!["c.toml:3: bad".into()],
+                    outcome: None,
+                }),
             ),
         ];
-        for (name, page, data) in pages {
+        for (name, frame) in pages {
             let html = t
-                .render(name, frame(page, data))
+                .render(name, frame)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(!html.contains("<b>x@"), "{name} must escape data");
             assert!(html.contains("root@example.com"), "{name}");

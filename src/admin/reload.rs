@@ -7,12 +7,12 @@
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::app::AppState;
 use crate::config::{Config, ConfigErrors};
-use crate::store::StoreError;
-use crate::store::admin_queries::{self, ReloadStatus};
-use crate::store::audit::{self, Entry, Trigger};
-use crate::store::teams::SyncReport;
+use crate::membership::{SyncReport, sync_config};
+use crate::state::AppState;
+use crate::store::applied::{self, ReloadStatus};
+use crate::store::audit::{Entry, Trigger, TriggerKind};
+use crate::store::{StoreError, WriteTx};
 
 /// One reload at a time: two overlapping reloads could otherwise commit in one order and swap
 /// the live config in the other. Process-wide like the signal it serves; harmless when tests
@@ -103,7 +103,7 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
             "changed in the config file; takes effect at the next restart"
         );
     }
-    let report = match crate::app::sync_config(&state.store, new.clone(), Some(&state.config)).await
+    let report = match sync_config(&state.store, &state.clock, new.clone(), Some(&state.config)).await
     {
         Ok(report) => report,
         Err(e) => {
@@ -154,13 +154,13 @@ async fn refuse(state: &AppState, result: &str, message: &str) {
 
 /// Write the outcome for `teamgate reload` and one `config.reload` audit row naming it.
 async fn record(state: &AppState, ok: bool, message: String) -> Result<ReloadStatus, StoreError> {
+    let clock = state.clock.clone();
     state
         .store
-        .write(move |conn| {
-            let status = admin_queries::record_reload(conn, ok, &message)?;
-            let trigger = Trigger::new("config", None, Some(message.clone()));
-            audit::record(
-                conn,
+        .write(move |tx: &dyn WriteTx| {
+            let status = applied::record_reload(tx, ok, &message, &clock.stamp())?;
+            let trigger = Trigger::new(TriggerKind::Config, None, Some(message.clone()));
+            tx.record_audit(
                 &status.at,
                 &trigger,
                 &Entry {

@@ -17,10 +17,11 @@ use std::time::Duration;
 use url::Url;
 
 use crate::domain::ids::BUILTIN_ROLES;
-use crate::domain::reconcile::{MappingTable, Policy};
+use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::domain::reconcile::Policy;
 use crate::domain::roles::RoleBinding;
 use crate::domain::{ProviderId, Role, Scope, TeamId};
-use crate::secret::Secret;
+use crate::domain::secret::Secret;
 use raw::{RawConfig, RawProvider, S};
 
 /// One problem in the config file, with where it is and how to fix it.
@@ -224,6 +225,10 @@ pub struct Config {
     pub known_roles: BTreeSet<Role>,
     pub forward_auth: ForwardAuthConfig,
     pub admin: AdminConfig,
+    /// What plan and explain compare: built once, when the file is read.
+    view: ConfigView,
+    /// The reconcile inputs of [`Config::view`], built once from it.
+    policy: Policy,
 }
 
 impl Config {
@@ -287,18 +292,39 @@ impl Config {
     }
 
     /// The inputs reconcile needs from the config.
-    pub fn policy(&self) -> Policy {
-        let mut mappings = MappingTable::default();
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The parts of the config that decide memberships and roles, as plan and explain
+    /// compare them.
+    pub fn view(&self) -> &ConfigView {
+        &self.view
+    }
+
+    /// Build the view of the declarations (and, from it, the policy): the one place either
+    /// is derived from a config.
+    fn with_view(mut self) -> Config {
+        let mut view = ConfigView::default();
         for team in &self.teams {
+            view.teams.insert(
+                team.id.clone(),
+                TeamDecl {
+                    name: team.name.clone(),
+                    roles: team.roles.iter().cloned().collect(),
+                    members: team.members.iter().cloned().collect(),
+                },
+            );
             for (provider, group) in &team.groups {
-                mappings.insert(provider.clone(), group, team.id.clone());
+                view.mappings
+                    .insert(Mapping::new(provider.clone(), group, team.id.clone()));
             }
         }
-        Policy {
-            mappings,
-            known_teams: self.teams.iter().map(|t| t.id.clone()).collect(),
-            teams_without_groups: self.defaults.teams_without_groups.clone(),
-        }
+        view.teams_without_groups = self.defaults.teams_without_groups.clone();
+        view.locked_users = self.defaults.locked_users.clone();
+        self.policy = view.policy();
+        self.view = view;
+        self
     }
 
     /// Teams whose `members` list names `email`.
@@ -422,7 +448,10 @@ impl Validator<'_> {
             known_roles,
             forward_auth,
             admin: admin?,
-        })
+            view: ConfigView::default(),
+            policy: Policy::default(),
+        }
+        .with_view())
     }
 
     fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {
@@ -826,7 +855,7 @@ impl Validator<'_> {
             self.push(line, format!("provider \"{id}\": with tenant = \"organizations\" or \"common\" the issuer must be the matching endpoint, e.g. https://login.microsoftonline.com/organizations/v2.0"));
         }
         for t in &p.allowed_tenants {
-            if !crate::oidc::verify::is_guid(t.get_ref()) {
+            if !crate::domain::ids::is_guid(t.get_ref()) {
                 self.err(t, format!("provider \"{id}\": allowed_tenants: \"{}\" is not a tenant id (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47)", t.get_ref()));
             } else if !multi_tenant {
                 self.err(t, format!("provider \"{id}\": allowed_tenants applies only to kind = \"entra\" with tenant = \"organizations\" or \"common\""));

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::DemoIdp;
+use crate::web::headers::no_store;
 use super::authorize::{Params, Refusal};
 
 /// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`. The
@@ -115,7 +116,7 @@ impl DemoIdp {
 
     /// The shared error page; the precise reason is logged once with the id shown to the user.
     fn error_page(&self, status: StatusCode, reason: &str, log_reason: &str) -> Response {
-        let request_id = crate::store::random_id();
+        let request_id = crate::domain::ids::random_id();
         if status.is_server_error() {
             tracing::error!(%request_id, reason = log_reason, "demo IdP request failed");
         } else {
@@ -145,14 +146,6 @@ fn found(location: &str) -> Response {
         // Url serialisation yields ASCII without control characters, so this cannot happen.
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-}
-
-/// Codes and tokens travel in redirects and pages: never cache them.
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Discovery and keys change only on restart; a short cache saves relying parties round trips.

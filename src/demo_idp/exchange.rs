@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -153,17 +153,18 @@ impl DemoIdp {
     }
 }
 
-/// RFC 6749 §5.1: token responses must not be cached.
-pub(super) fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+/// RFC 6749 §5.1: token responses must not be cached (`Pragma` for HTTP/1.0 caches).
+pub(super) fn token_no_store(response: Response) -> Response {
+    let mut response = crate::web::headers::no_store(response);
+    response
+        .headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
 impl IntoResponse for TokenResponse {
     fn into_response(self) -> Response {
-        no_store(Json(self).into_response())
+        token_no_store(Json(self).into_response())
     }
 }
 
@@ -183,7 +184,7 @@ impl IntoResponse for TokenError {
         } else {
             tracing::warn!(error = %self, "demo IdP token request refused");
         }
-        let mut response = no_store(
+        let mut response = token_no_store(
             (
                 status,
                 Json(ErrorBody {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::DemoIdpError;
-use crate::store::{Store, settings};
+use crate::store::Store;
 
 /// The `settings` row holding the PKCS#8 PEM private key.
 const SETTING_KEY: &str = "demo_idp.rsa_private_pem";
@@ -94,14 +94,14 @@ pub async fn load_or_create_key(store: &Store) -> Result<RsaPrivateKey, DemoIdpE
     };
     store
         // A racing start that stored its key first wins; the re-read below makes both use it.
-        .write(move |conn| settings::insert_if_absent(conn, SETTING_KEY, &pem))
+        .write(move |tx| tx.insert_setting_if_absent(SETTING_KEY, &pem))
         .await?;
     let pem = read_pem(store).await?.ok_or(DemoIdpError::KeyNotStored)?;
     parse_pem(&pem)
 }
 
 async fn read_pem(store: &Store) -> Result<Option<String>, DemoIdpError> {
-    let pem = store.read(|conn| settings::get(conn, SETTING_KEY)).await?;
+    let pem = store.read(|tx| tx.setting(SETTING_KEY)).await?;
     Ok(pem)
 }
 
@@ -147,13 +147,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = open(&dir);
         store
-            .write(|conn| {
-                conn.execute(
-                    "INSERT INTO settings (key, value) VALUES (?1, 'not a key')",
-                    [SETTING_KEY],
-                )?;
-                Ok(())
-            })
+            .write(|tx| tx.set_setting(SETTING_KEY, "not a key"))
             .await
             .expect("written");
         let out = load_or_create_key(&store).await;

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::DemoIdp;
-use super::exchange::no_store;
+use super::exchange::token_no_store;
 use super::tokens::UserClaims;
 
 /// Why userinfo refused (RFC 6750 §3.1).
@@ -53,7 +53,7 @@ impl DemoIdp {
 
 impl IntoResponse for UserClaims {
     fn into_response(self) -> Response {
-        no_store(Json(self).into_response())
+        token_no_store(Json(self).into_response())
     }
 }
 
@@ -71,7 +71,7 @@ impl IntoResponse for BearerError {
             ),
         };
         tracing::warn!(error = %self, "demo IdP userinfo refused");
-        let mut response = no_store(status.into_response());
+        let mut response = token_no_store(status.into_response());
         response
             .headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));

@@ -184,6 +184,24 @@ macro_rules! string_newtype_impls {
 }
 string_newtype_impls!(TeamId, ProviderId, Role, Scope);
 
+/// `8-4-4-4-12` hexadecimal digits, the only form Entra tenant ids take.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A random opaque id: 128 bits, URL-safe base64 (session CSRF tokens, public ids, request
+/// ids).
+pub fn random_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use super::DownstreamError;
 use super::keys::KeySet;
 use crate::config::Config;
 use crate::domain::roles::EffectiveRoles;
-use crate::identity::Identity;
+use crate::membership::Identity;
 
 /// The JOSE `typ` of the assertion. RFC 8725 §3.11 (explicit typing): a verifier that checks it
 /// cannot mistake the assertion for another kind of JWT signed by the same key, or vice versa.
@@ -47,7 +47,7 @@ pub struct Claims {
 }
 
 /// What a cache hit hands to `/auth`: the headers to send and what the route rules need.
-pub struct Grant {
+pub struct Handover {
     /// Team ids, sorted.
     pub teams: BTreeSet<String>,
     pub roles: EffectiveRoles,
@@ -78,7 +78,7 @@ pub fn build(
     keys: &KeySet,
     aud: &str,
     now: i64,
-) -> Result<Grant, DownstreamError> {
+) -> Result<Handover, DownstreamError> {
     let ttl = config.forward_auth.assertion_ttl;
     let teams: BTreeSet<String> = identity.teams.iter().map(|t| t.id.clone()).collect();
     let roles = identity.effective.pairs();
@@ -97,7 +97,7 @@ pub fn build(
         roles: roles.clone(),
         iat: now,
         exp: now + i64::try_from(ttl.as_secs()).unwrap_or(300),
-        jti: crate::store::random_id(),
+        jti: crate::domain::ids::random_id(),
     };
     let mut header = Header::new(ALG);
     header.typ = Some(TYP.to_owned());
@@ -121,7 +121,7 @@ pub fn build(
             .map_err(|e| DownstreamError::Header(format!("forward_auth.headers.{key}: {e}")))?;
         headers.push((name, header_value(&value_of(key))?));
     }
-    Ok(Grant {
+    Ok(Handover {
         teams,
         roles: identity.effective.clone(),
         headers,
@@ -162,12 +162,12 @@ const MAX_ENTRIES: usize = 20_000;
 /// Grants by [`CacheKey`]. Reads share a lock; a miss signs outside it.
 #[derive(Default)]
 pub struct Cache {
-    entries: RwLock<HashMap<CacheKey, Arc<Grant>>>,
+    entries: RwLock<HashMap<CacheKey, Arc<Handover>>>,
 }
 
 impl Cache {
     /// The entry for `key`, when it was built under `config` and is not due for a refresh.
-    pub fn get(&self, key: &CacheKey, config: &Arc<Config>, now: i64) -> Option<Arc<Grant>> {
+    pub fn get(&self, key: &CacheKey, config: &Arc<Config>, now: i64) -> Option<Arc<Handover>> {
         let entries = match self.entries.read() {
             Ok(e) => e,
             Err(poisoned) => poisoned.into_inner(),
@@ -180,7 +180,7 @@ impl Cache {
 
     /// Keep `grant` for `key`. When the cache is full, stale entries go first, and if every
     /// entry is fresh the cache starts over (each user then costs one more signature).
-    pub fn insert(&self, key: CacheKey, grant: Grant, now: i64) -> Arc<Grant> {
+    pub fn insert(&self, key: CacheKey, grant: Handover, now: i64) -> Arc<Handover> {
         let grant = Arc::new(grant);
         let mut entries = match self.entries.write() {
             Ok(e) => e,

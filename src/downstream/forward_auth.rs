@@ -2,12 +2,12 @@
 //! 200 with the identity headers; 401 without a valid session (nginx `auth_request` turns it
 //! into a redirect to `/login`), or 302 to `/login` in redirect mode (`?redirect=1`, for
 //! Traefik and Caddy, which pass the auth response to the browser); 403 when the route's rules
-//! are not met; 5xx for anything else, never 2xx (SECURITY.md 55: fail closed).
+//! are not met; 5xx for anything else, never 2xx (security case 55: fail closed).
 //!
 //! Route rules come only from `/auth`'s own query, which the proxy's config fixes per route:
 //! `team=a,b` (any of), `role=editor[,owner]` with optional `scope=org/acme/space/infra` (held
 //! there or above), `aud=` (the assertion's audience), `redirect=1`. The original request's
-//! URL never feeds a rule, so its query or fragment cannot widen one (SECURITY.md 57).
+//! URL never feeds a rule, so its query or fragment cannot widen one (security case 57).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -19,16 +19,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
-use super::assertion::{self, CacheKey, Grant};
+use super::assertion::{self, CacheKey, Handover};
 use super::{Downstream, DownstreamError};
-use crate::app::AppState;
 use crate::config::{Config, ServerConfig};
 use crate::domain::{Role, Scope, TeamId};
-use crate::http::error::ErrorPage;
-use crate::http::redirect::safe_return_to;
-use crate::http::request_id::RequestId;
-use crate::identity::Identity;
+use crate::membership::Identity;
+use crate::state::AppState;
 use crate::store::users::UserRecord;
+use crate::web::error::ErrorPage;
+use crate::web::headers::no_store;
+use crate::web::redirect::safe_return_to;
+use crate::web::request_id::RequestId;
 
 /// The `/auth` query: what this route requires and how to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +128,7 @@ impl Rules {
     }
 
     /// `Ok` when `grant` meets every rule.
-    pub fn check(&self, grant: &Grant) -> Result<(), Refusal> {
+    pub fn check(&self, grant: &Handover) -> Result<(), Refusal> {
         if !self.teams.is_empty() && !self.teams.iter().any(|t| grant.teams.contains(t.as_str())) {
             return Err(Refusal::Teams(
                 self.teams.iter().map(ToString::to_string).collect(),
@@ -235,7 +236,7 @@ fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Where to send the browser back after login: the original URL as a trusted proxy reports it
 /// (`X-Forwarded-Proto`, `-Host`, `-Uri`, or nginx's `X-Original-URI`), if `safe_return_to`
-/// accepts it. From any other peer these headers are ignored (SECURITY.md 56): a client could
+/// accepts it. From any other peer these headers are ignored (security case 56): a client could
 /// send them itself.
 pub fn return_url(
     headers: &HeaderMap,
@@ -266,18 +267,6 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
-}
-
-/// Nothing about a forward-auth answer may be cached: it depends on the cookie (SECURITY.md 53).
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// `/auth`. Thin: gather the inputs, [`decide`], answer.
@@ -374,7 +363,7 @@ fn internal(state: &AppState, rid: &RequestId, browser: bool, reason: &str) -> R
 
 /// The outcome of one `/auth` request.
 pub enum Answer {
-    Allow(Arc<Grant>),
+    Allow(Arc<Handover>),
     /// Not signed in; `redirect` is the login URL for redirect mode.
     SignIn {
         redirect: Option<String>,
@@ -389,7 +378,7 @@ pub enum Answer {
 
 /// The decision. Order matters: the session (and with it the user's generation and active
 /// flag) is checked before any cached grant is used, so a revoked user is refused on the very
-/// next request (SECURITY.md 51).
+/// next request (security case 51).
 pub async fn decide(
     state: &AppState,
     downstream: &Downstream,
@@ -406,7 +395,7 @@ pub async fn decide(
     let Some(session) = session else {
         return Answer::Failed(DownstreamError::NoSessionLayer);
     };
-    let signed_in = match crate::session::current(session, &state.store, &config.server).await {
+    let signed_in = match crate::web::session::current(session, &state.store, &state.clock, &config.server).await {
         Ok(s) => s,
         Err(e) => return Answer::Failed(e.into()),
     };
@@ -422,7 +411,7 @@ pub async fn decide(
         generation: user.session_generation,
         aud: rules.aud.clone(),
     };
-    let now = now_unix();
+    let now = state.clock.unix();
     let grant = match downstream.cache.get(&key, config, now) {
         Some(grant) => grant,
         None => match fresh_grant(state, downstream, config, &user, &rules.aud, now).await {
@@ -448,9 +437,9 @@ async fn fresh_grant(
     user: &UserRecord,
     aud: &str,
     now: i64,
-) -> Result<Grant, DownstreamError> {
+) -> Result<Handover, DownstreamError> {
     let identity = Identity::load(&state.store, config, user).await?;
-    let keys = downstream.keys.get(&state.store).await?;
+    let keys = downstream.keys.get(&state.store, &state.clock).await?;
     assertion::build(config, &identity, &keys, aud, now)
 }
 

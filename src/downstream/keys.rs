@@ -16,8 +16,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::DownstreamError;
+use crate::domain::Clock;
 use crate::store::Store;
-use crate::store::signing_keys::{self, StoredKey};
+use crate::store::keys::StoredKey;
 
 /// How often a running server re-reads the keys (to follow a rotation made elsewhere). A server
 /// may keep signing with a retired key for this long, so the retired key's publication window
@@ -35,10 +36,6 @@ const PUBLISH_SLACK: Duration = Duration::from_secs(60);
 /// How long a key stays in the JWKS after it stopped being the signing key.
 pub fn retired_publication() -> Duration {
     KEY_REFRESH + MAX_ASSERTION_TTL + PUBLISH_SLACK
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn secs(d: Duration) -> i64 {
@@ -125,11 +122,9 @@ impl Jwks {
 /// (verifiers fetch it rarely), so a rotation is published at once, while servers start
 /// signing with the new key only at their next refresh: verifiers see a key before any
 /// assertion needs it.
-pub async fn published_now(store: &Store) -> Result<String, DownstreamError> {
-    let now = now_unix();
-    let keys = store
-        .read(move |conn| signing_keys::published(conn, now))
-        .await?;
+pub async fn published_now(store: &Store, clock: &Clock) -> Result<String, DownstreamError> {
+    let now = clock.unix();
+    let keys = store.read(move |tx| tx.published_keys(now)).await?;
     Jwks::of(&keys).to_json()
 }
 
@@ -171,24 +166,20 @@ impl KeySet {
 
 /// Read the published keys, creating the first signing key when there is none (first start).
 /// Only that first time writes.
-pub async fn load(store: &Store) -> Result<KeySet, DownstreamError> {
-    let now = now_unix();
-    let keys = store
-        .read(move |conn| signing_keys::published(conn, now))
-        .await?;
+pub async fn load(store: &Store, clock: &Clock) -> Result<KeySet, DownstreamError> {
+    let now = clock.unix();
+    let keys = store.read(move |tx| tx.published_keys(now)).await?;
     if keys.iter().any(|k| k.retired_at.is_none()) {
         return KeySet::from_stored(keys);
     }
     let fresh = generate(now)?;
     let created = store
-        .write(move |conn| signing_keys::insert_if_none(conn, &fresh))
+        .write(move |tx| tx.insert_key_if_none(&fresh))
         .await?;
     if created {
         tracing::info!("created teamgate's first assertion signing key");
     }
-    let keys = store
-        .read(move |conn| signing_keys::published(conn, now))
-        .await?;
+    let keys = store.read(move |tx| tx.published_keys(now)).await?;
     KeySet::from_stored(keys)
 }
 
@@ -203,13 +194,13 @@ pub struct Rotation {
 
 /// Make a new signing key now; the previous one stays published long enough for every
 /// assertion it may still sign (until running servers notice, [`KEY_REFRESH`]) to expire.
-pub async fn rotate(store: &Store) -> Result<Rotation, DownstreamError> {
-    let now = now_unix();
+pub async fn rotate(store: &Store, clock: &Clock) -> Result<Rotation, DownstreamError> {
+    let now = clock.unix();
     let key = generate(now)?;
     let new_kid = key.kid.clone();
     let until = now + secs(retired_publication());
     let previous_kid = store
-        .write(move |conn| signing_keys::rotate(conn, &key, now, until))
+        .write(move |tx| tx.rotate_key(&key, now, until))
         .await?;
     Ok(Rotation {
         new_kid,
@@ -221,7 +212,7 @@ pub async fn rotate(store: &Store) -> Result<Rotation, DownstreamError> {
 /// `teamgate keys rotate`: rotate in the configured database and say what happened.
 pub async fn rotate_command(config: &crate::config::Config) -> Result<String, DownstreamError> {
     let store = Store::open(&config.server.database)?;
-    let r = rotate(&store).await?;
+    let r = rotate(&store, &Clock::system()).await?;
     let until = time::OffsetDateTime::from_unix_timestamp(r.previous_published_until)
         .ok()
         .and_then(|t| {
@@ -267,7 +258,7 @@ impl Keys {
 
     /// The keys to sign and publish with. When the set is due for a refresh, one caller reloads
     /// while the others keep using the set they have; a failed refresh keeps the old set.
-    pub async fn get(&self, store: &Store) -> Result<Arc<KeySet>, DownstreamError> {
+    pub async fn get(&self, store: &Store, clock: &Clock) -> Result<Arc<KeySet>, DownstreamError> {
         if let Some(set) = self.snapshot() {
             if set.loaded.elapsed() < KEY_REFRESH {
                 return Ok(set);
@@ -278,7 +269,7 @@ impl Keys {
             if let Some(newer) = self.snapshot().filter(|s| s.loaded.elapsed() < KEY_REFRESH) {
                 return Ok(newer);
             }
-            return Ok(match load(store).await {
+            return Ok(match load(store, clock).await {
                 Ok(fresh) => self.put(fresh),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot refresh the signing keys; keeping the loaded ones");
@@ -290,7 +281,7 @@ impl Keys {
         if let Some(set) = self.snapshot() {
             return Ok(set);
         }
-        Ok(self.put(load(store).await?))
+        Ok(self.put(load(store, clock).await?))
     }
 }
 

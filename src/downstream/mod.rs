@@ -19,14 +19,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Extension, Router};
 
-use crate::app::AppState;
-use crate::session::SessionError;
+use crate::state::AppState;
 use crate::store::StoreError;
+use crate::web::session::SessionError;
 
 pub use keys::{Rotation, rotate};
 
 /// Why a downstream request could not be answered. Every variant is answered with a 5xx:
-/// forward-auth fails closed (SECURITY.md 55).
+/// forward-auth fails closed (security case 55).
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
     #[error(transparent)]
@@ -71,8 +71,8 @@ async fn jwks(
     Extension(downstream): Extension<Arc<Downstream>>,
 ) -> Response {
     // The first request of a new installation creates the key; later ones only read.
-    let published = match downstream.keys.get(&state.store).await {
-        Ok(set) => match keys::published_now(&state.store).await {
+    let published = match downstream.keys.get(&state.store, &state.clock).await {
+        Ok(set) => match keys::published_now(&state.store, &state.clock).await {
             Ok(json) => Ok(json),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the signing keys; serving the loaded set");

@@ -1,22 +1,13 @@
-//! The OpenID Connect relying party: provider runtimes (discovery and JWKS caches), the
-//! login flow (start and callback), ID-token verification, claim reading, and group
-//! resolution beyond the token (Microsoft Graph, the Okta Groups API, refresh re-evaluation).
-//! Built on the `openidconnect` crate; this module adds what it leaves to the application.
+//! The OpenID Connect relying party's HTTP adapter: `/login` (start the authorization code
+//! flow with PKCE, state and nonce), `/callback/{provider}` (check the answer and hand the
+//! verified login to [`crate::signin`]), and `POST /logout`. The flow itself is built on the
+//! `openidconnect` crate and the IdP client of [`crate::idp`].
+//!
+//! - [`routes`]: the handlers; [`flow`]: start and finish of the code flow.
+//! - [`pending`]: logins in flight, kept server-side in the pre-login session.
+//! - [`refusal`]: how a refused sign-in is answered.
 
-pub mod claims;
-pub mod error;
-pub mod graph;
-pub mod groups_cache;
-pub mod http_client;
-pub mod jwk;
-pub mod login;
-pub mod metadata;
-pub mod okta;
+pub mod flow;
 pub mod pending;
-pub mod provider;
-pub mod refresh;
-pub mod userinfo;
-pub mod verify;
-
-pub use error::LoginError;
-pub use provider::{ProviderRuntime, Providers};
+pub mod refusal;
+pub mod routes;

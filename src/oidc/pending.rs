@@ -1,12 +1,13 @@
 //! Logins in flight: what `/login` must remember until `/callback` (state, nonce, PKCE
 //! verifier, issuer, return URL), kept server-side in the pre-login session. Several tabs may
-//! log in at once; the list is capped (oldest evicted) and entries expire (SECURITY.md 32-33).
+//! log in at once; the list is capped (oldest evicted) and entries expire (security cases 32-33).
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::session::SessionError;
+use crate::domain::Clock;
+use crate::web::session::SessionError;
 
 const KEY: &str = "pending_logins";
 /// Most logins one browser may have in flight.
@@ -26,14 +27,14 @@ pub struct PendingLogin {
     pub created: i64,
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Remember a started login, evicting expired entries and the oldest beyond the cap.
-pub async fn push(session: &Session, login: PendingLogin) -> Result<(), SessionError> {
+pub async fn push(
+    session: &Session,
+    login: PendingLogin,
+    clock: &Clock,
+) -> Result<(), SessionError> {
     let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
-    let now = now();
+    let now = clock.unix();
     list.retain(|p| now - p.created <= PENDING_TTL);
     list.push(login);
     if list.len() > MAX_PENDING {
@@ -46,7 +47,11 @@ pub async fn push(session: &Session, login: PendingLogin) -> Result<(), SessionE
 
 /// Take (and so consume: state is single-use) the pending login with `state`, if it is there
 /// and not expired.
-pub async fn take(session: &Session, state: &str) -> Result<Option<PendingLogin>, SessionError> {
+pub async fn take(
+    session: &Session,
+    state: &str,
+    clock: &Clock,
+) -> Result<Option<PendingLogin>, SessionError> {
     let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
     let pos = list
         .iter()
@@ -62,5 +67,5 @@ pub async fn take(session: &Session, state: &str) -> Result<Option<PendingLogin>
     }
     // Saved now, so a replay of this callback finds nothing even if the rest fails.
     session.save().await?;
-    Ok((now() - login.created <= PENDING_TTL).then_some(login))
+    Ok((clock.unix() - login.created <= PENDING_TTL).then_some(login))
 }

@@ -1,4 +1,4 @@
-//! Who may call `/scim/v2/{provider}/...` (SECURITY.md G): a bearer token of that provider,
+//! Who may call `/scim/v2/{provider}/...` (security cases G): a bearer token of that provider,
 //! in the `Authorization` header only. Checked by an extractor, so a handler that forgets it
 //! does not compile into the router.
 
@@ -6,10 +6,10 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::error::ScimError;
-use super::service::Ctx;
-use crate::app::AppState;
-use crate::http::request_id::RequestId;
+use crate::domain::scim::ScimError;
+use crate::provisioning::{Ctx, tokens};
+use crate::state::AppState;
+use crate::web::request_id::RequestId;
 
 /// An authenticated SCIM caller.
 pub struct ScimAuth {
@@ -25,7 +25,7 @@ fn provider_segment(path: &str) -> Option<&str> {
 }
 
 /// True when the query carries `access_token`, which RFC 6750 §2.3 allows and RFC 9700 §4.3.2
-/// tells servers to refuse: URLs end up in logs and Referer headers (SECURITY.md 76).
+/// tells servers to refuse: URLs end up in logs and Referer headers (security case 76).
 fn token_in_query(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for ScimAuth {
             invalid_token: true,
         })?;
         // RFC 6750 §2.1: the scheme is case-insensitive; a cookie or Basic credential is not a
-        // SCIM credential (SECURITY.md 78).
+        // SCIM credential (security case 78).
         let token = match value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(missing),
@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for ScimAuth {
         if token.is_empty() {
             return Err(missing);
         }
-        if !super::tokens::verify(&state.store, &id, token).await? {
+        if !tokens::verify(&state.store, &state.clock, &id, token).await? {
             return Err(ScimError::Unauthorized {
                 detail: "the token is not valid for this provider (unknown, expired or revoked)",
                 invalid_token: true,
@@ -89,9 +89,8 @@ impl FromRequestParts<AppState> for ScimAuth {
         }
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         Ok(ScimAuth {
-            ctx: Ctx::new(
+            ctx: state.provisioning.context(
                 &id,
-                &state.config,
                 request_id,
                 parts.method.as_str(),
                 parts.uri.path(),

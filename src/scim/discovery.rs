@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::schema::{self, Schema};
-use super::{LIST_RESPONSE, MAX_PAYLOAD, MAX_RESULTS, ResourceType};
+use crate::domain::scim::schema::{self, Schema};
+use crate::domain::scim::{LIST_RESPONSE, MAX_PAYLOAD, MAX_RESULTS, ResourceType};
 
 pub fn service_provider_config(base: &str) -> Value {
     json!({

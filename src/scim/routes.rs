@@ -1,6 +1,6 @@
 //! The `/scim/v2/{provider}/...` router. Handlers are thin: extract (the bearer token through
-//! [`ScimAuth`], the body through [`ScimBody`] with its size limit), call one
-//! [`super::service`] function, and shape the response as `application/scim+json` with `ETag`
+//! [`ScimAuth`], the body through [`ScimBody`] with its size limit), call one operation of
+//! [`crate::provisioning`], and shape the response as `application/scim+json` with `ETag`
 //! and `Location`. Every error leaves as an RFC 7644 §3.12 body.
 
 use axum::Router;
@@ -13,12 +13,13 @@ use axum::routing::{MethodRouter, any, get, post};
 use serde_json::Value;
 
 use super::auth::ScimAuth;
-use super::error::{SCIM_CONTENT_TYPE, ScimError};
-use super::service::{self, ListQuery, Resource};
-use super::{MAX_PAYLOAD, ResourceType, discovery};
-use crate::app::AppState;
+use super::discovery;
+use super::response::SCIM_CONTENT_TYPE;
+use crate::domain::scim::{MAX_PAYLOAD, ResourceType, ScimError};
+use crate::provisioning::{ListQuery, Resource, if_match_ok};
+use crate::state::AppState;
 
-/// Every SCIM route. The lead merges this into `crate::http::router`.
+/// Every SCIM route; merged into the application router by `crate::app::router`.
 pub fn routes() -> Router<AppState> {
     let mut router = Router::new();
     for rt in [ResourceType::User, ResourceType::Group] {
@@ -56,7 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route(b, any(unknown))
         .route(&format!("{b}/{{*rest}}"), any(unknown))
         .route("/scim/{*rest}", any(no_such_endpoint))
-        // Read by `ScimBytes`: a larger body is a 413 before any parsing (SECURITY.md 72).
+        // Read by `ScimBytes`: a larger body is a 413 before any parsing (security case 72).
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
 }
 
@@ -183,7 +184,7 @@ async fn list(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ScimError> {
-    let body = service::list(&s.store, &auth.ctx, rt, &query(q.as_deref())).await?;
+    let body = s.provisioning.list(&auth.ctx, rt, &query(q.as_deref())).await?;
     Ok(respond(StatusCode::OK, &body, None, None))
 }
 
@@ -193,7 +194,7 @@ async fn search(
     State(s): State<AppState>,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = service::list(&s.store, &auth.ctx, rt, &ListQuery::from_search(&body)?).await?;
+    let body = s.provisioning.list(&auth.ctx, rt, &ListQuery::from_search(&body)?).await?;
     Ok(respond(StatusCode::OK, &body, None, None))
 }
 
@@ -206,8 +207,8 @@ async fn create(
 ) -> Result<Response, ScimError> {
     let q = query(q.as_deref());
     let r = match rt {
-        ResourceType::User => service::create_user(&s.store, &auth.ctx, &body, &q).await?,
-        ResourceType::Group => service::create_group(&s.store, &auth.ctx, &body, &q).await?,
+        ResourceType::User => s.provisioning.create_user(&auth.ctx, &body, &q).await?,
+        ResourceType::Group => s.provisioning.create_group(&auth.ctx, &body, &q).await?,
     };
     Ok(resource(StatusCode::CREATED, &r, true))
 }
@@ -220,7 +221,7 @@ async fn fetch(
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let r = service::get(&s.store, &auth.ctx, rt, &id_of(p)?, &query(q.as_deref())).await?;
+    let r = s.provisioning.get(&auth.ctx, rt, &id_of(p)?, &query(q.as_deref())).await?;
     // RFC 7644 §3.14: a client holding the current version gets 304.
     if header_str(&h, header::IF_NONE_MATCH).is_some_and(|inm| {
         let version = r
@@ -229,7 +230,7 @@ async fn fetch(
             .trim_matches('"')
             .parse()
             .unwrap_or(-1);
-        service::if_match_ok(Some(&inm), version)
+        if_match_ok(Some(&inm), version)
     }) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&r.etag) {
@@ -256,10 +257,10 @@ async fn replace(
     );
     let r = match rt {
         ResourceType::User => {
-            service::replace_user(&s.store, &auth.ctx, &id, &body, if_match, &q).await?
+            s.provisioning.replace_user(&auth.ctx, &id, &body, if_match, &q).await?
         }
         ResourceType::Group => {
-            service::replace_group(&s.store, &auth.ctx, &id, &body, if_match, &q).await?
+            s.provisioning.replace_group(&auth.ctx, &id, &body, if_match, &q).await?
         }
     };
     Ok(resource(StatusCode::OK, &r, false))
@@ -281,11 +282,11 @@ async fn patch(
     );
     match rt {
         ResourceType::User => {
-            let r = service::patch_user(&s.store, &auth.ctx, &id, &body, if_match, &q).await?;
+            let r = s.provisioning.patch_user(&auth.ctx, &id, &body, if_match, &q).await?;
             Ok(resource(StatusCode::OK, &r, false))
         }
         ResourceType::Group => {
-            let etag = service::patch_group(&s.store, &auth.ctx, &id, &body, if_match).await?;
+            let etag = s.provisioning.patch_group(&auth.ctx, &id, &body, if_match).await?;
             let mut response = StatusCode::NO_CONTENT.into_response();
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 response.headers_mut().insert(header::ETAG, v);
@@ -304,8 +305,8 @@ async fn remove(
 ) -> Result<Response, ScimError> {
     let (id, if_match) = (id_of(p)?, header_str(&h, header::IF_MATCH));
     match rt {
-        ResourceType::User => service::delete_user(&s.store, &auth.ctx, &id, if_match).await?,
-        ResourceType::Group => service::delete_group(&s.store, &auth.ctx, &id, if_match).await?,
+        ResourceType::User => s.provisioning.delete_user(&auth.ctx, &id, if_match).await?,
+        ResourceType::Group => s.provisioning.delete_group(&auth.ctx, &id, if_match).await?,
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,16 +1,61 @@
-//! The append-only audit log: one row per membership added or removed and per notable event,
-//! naming what triggered it (a login, a SCIM request, a config reload...).
+//! Records of the append-only audit log: one row per membership added or removed and per
+//! notable event, naming what triggered it.
 
-use rusqlite::{Connection, params};
 use serde::Serialize;
+use time::OffsetDateTime;
 
-use super::error::Result;
+use crate::domain::reconcile::Source;
+
+/// What kind of event caused a change. The audit log's `trigger` column holds [`as_str`].
+///
+/// [`as_str`]: TriggerKind::as_str
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerKind {
+    /// A browser sign-in.
+    Login,
+    /// A refresh-token re-evaluation of a signed-in user's groups.
+    Refresh,
+    /// A SCIM request.
+    Scim,
+    /// A config sync (start or reload).
+    Config,
+    /// An action on the admin pages.
+    Admin,
+    /// A command-line tool.
+    Cli,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 6] = [
+        TriggerKind::Login,
+        TriggerKind::Refresh,
+        TriggerKind::Scim,
+        TriggerKind::Config,
+        TriggerKind::Admin,
+        TriggerKind::Cli,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Login => "login",
+            TriggerKind::Refresh => "refresh",
+            TriggerKind::Scim => "scim",
+            TriggerKind::Config => "config",
+            TriggerKind::Admin => "admin",
+            TriggerKind::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
 
 /// What caused a change, carried down to every audit row it writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trigger {
-    /// `login`, `scim`, `config`, `admin` or `cli`.
-    pub kind: &'static str,
+    pub kind: TriggerKind,
     /// The HTTP request id, when there is one.
     pub request_id: Option<String>,
     /// A short human description (the SCIM method and path, the config file...).
@@ -18,7 +63,7 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    pub fn new(kind: &'static str, request_id: Option<String>, detail: Option<String>) -> Self {
+    pub fn new(kind: TriggerKind, request_id: Option<String>, detail: Option<String>) -> Self {
         Self {
             kind,
             request_id,
@@ -39,31 +84,6 @@ pub struct Entry<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub fn record(conn: &Connection, at: &str, trigger: &Trigger, e: &Entry<'_>) -> Result<()> {
-    let detail = match (e.detail, &trigger.detail) {
-        (Some(d), _) => Some(d.to_owned()),
-        (None, Some(t)) => Some(t.clone()),
-        (None, None) => None,
-    };
-    conn.prepare_cached(
-        "INSERT INTO audit (at, trigger, request_id, user_id, user_label, action, team_id, source, via, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        at,
-        trigger.kind,
-        trigger.request_id,
-        e.user_id,
-        e.user_label,
-        e.action,
-        e.team,
-        e.source,
-        e.via,
-        detail
-    ])?;
-    Ok(())
-}
-
 /// An audit row as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
@@ -80,28 +100,19 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
-/// The audit rows about one user, oldest first.
-pub fn for_user(conn: &Connection, user_id: i64) -> Result<Vec<AuditRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, at, trigger, request_id, user_id, user_label, action, team_id, source, via, detail
-         FROM audit WHERE user_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt.query_map([user_id], row_to_audit)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-pub fn row_to_audit(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok(AuditRow {
-        id: r.get(0)?,
-        at: r.get(1)?,
-        trigger: r.get(2)?,
-        request_id: r.get(3)?,
-        user_id: r.get(4)?,
-        user_label: r.get(5)?,
-        action: r.get(6)?,
-        team: r.get(7)?,
-        source: r.get(8)?,
-        via: r.get(9)?,
-        detail: r.get(10)?,
-    })
+/// Filters of an audit-log query; every `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Rows about these user ids, or whose stored label equals `user_label` (deleted users
+    /// keep their label).
+    pub user_ids: Vec<i64>,
+    pub user_label: Option<String>,
+    pub team: Option<String>,
+    pub source: Option<Source>,
+    /// A trigger name as stored ([`TriggerKind::as_str`]).
+    pub trigger: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// At most this many rows, the newest.
+    pub limit: usize,
 }

@@ -1,10 +1,15 @@
-//! Errors of the storage layer, classified by what the caller should do about them.
+//! Errors of the storage layer, classified by what the caller should do about them. No
+//! database type appears here: each backend turns its own errors into these.
 
 use thiserror::Error;
 
+/// A backend's own error, kept as the source of [`StoreError::Database`] and friends.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The database stayed locked past the busy timeout; the caller may retry later (503).
+    /// The database stayed locked past the busy timeout (or a serialization conflict outlived
+    /// its retries); the caller may retry later (503).
     #[error("the database is busy")]
     Busy,
     /// A uniqueness rule refused the write (SCIM 409).
@@ -12,33 +17,28 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
-    /// The write was refused on purpose by the job (e.g. a user found inactive); nothing changed.
-    #[error("refused: {0}")]
-    Refused(String),
+    /// A query the backend cannot express (a SCIM filter it has no translation for).
+    #[error("unsupported query: {0}")]
+    Unsupported(String),
     /// A stored value could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The commit of a write failed after the job itself succeeded; nothing was written.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: String,
         #[source]
-        source: rusqlite::Error,
+        source: Cause,
     },
-    #[error("the writer thread has stopped")]
+    /// The database is not reachable right now (the server is down, the connection broke).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the writer has stopped")]
     WriterGone,
-    #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy
-            }
-            _ => StoreError::Sqlite(e),
-        }
-    }
+    #[error("database: {0}")]
+    Database(#[source] Cause),
 }
 
 impl From<serde_json::Error> for StoreError {

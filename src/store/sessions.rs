@@ -1,21 +1,24 @@
-//! The `sessions` table behind tower-sessions: our own [`SessionStore`] so that sessions live
-//! in the same SQLite file and are indexed by user (revocation needs that). Session ids are
-//! stored as SHA-256 hashes, so a copy of the database holds no live cookie.
+//! Browser sessions in the database, behind tower-sessions: our own [`SessionStore`] over the
+//! session operations of the port, so sessions live beside everything else and are indexed by
+//! user (revocation needs that). Session ids are stored as SHA-256 hashes, so a copy of the
+//! database holds no live cookie.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
-use std::sync::Arc;
-
 use super::Store;
 use super::cache::CommitCache;
-use super::error::{Result, StoreError};
+use super::error::StoreError;
 
-/// The key in session data under which the signed-in user is kept (see `crate::session`).
+/// The key in session data under which the signed-in user is kept (see `crate::web::session`).
 pub const AUTH_KEY: &str = "auth";
+
+/// Session rows kept in the per-request cache.
+const ROW_CACHE_CAPACITY: usize = 50_000;
 
 fn hash_id(id: &Id) -> String {
     let digest = Sha256::digest(id.to_string().as_bytes());
@@ -27,50 +30,21 @@ fn user_of(record: &Record) -> Option<i64> {
     record.data.get(AUTH_KEY)?.get("user_id")?.as_i64()
 }
 
-/// Revoke every session of a user: bump the generation (so a session minted before stops
-/// working even if its row survived somewhere) and delete the rows.
-pub fn revoke_user(conn: &Connection, user_id: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
-    )?
-    .execute([user_id])?;
-    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
-        .execute([user_id])?;
-    Ok(())
-}
-
-/// Delete expired session rows; returns how many.
-pub fn delete_expired(conn: &Connection, now_unix: i64) -> Result<usize> {
-    Ok(conn
-        .prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")?
-        .execute([now_unix])?)
-}
-
-/// Number of live session rows of a user.
-pub fn count_for_user(conn: &Connection, user_id: i64) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM sessions WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))?)
-}
-
 #[derive(Clone)]
-pub struct SqliteSessionStore {
+pub struct DbSessionStore {
     store: Store,
     /// Session rows by hashed id (data, expiry), coherent with commits (see [`super::cache`]):
     /// a signed-in request reads nothing from the database until something is written.
     rows: Arc<CommitCache<String, Option<(String, i64)>>>,
 }
 
-/// Session rows kept in the per-request cache.
-const ROW_CACHE_CAPACITY: usize = 50_000;
-
-impl std::fmt::Debug for SqliteSessionStore {
+impl std::fmt::Debug for DbSessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SqliteSessionStore")
+        f.write_str("DbSessionStore")
     }
 }
 
-impl SqliteSessionStore {
+impl DbSessionStore {
     pub fn new(store: Store) -> Self {
         Self {
             store,
@@ -88,27 +62,21 @@ fn encode(record: &Record) -> session_store::Result<String> {
 }
 
 #[async_trait]
-impl SessionStore for SqliteSessionStore {
+impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let data = encode(record)?;
         let user = user_of(record);
         let expires = record.expiry_date.unix_timestamp();
-        let mut id = record.id;
+        let first = record.id;
         // Ids are 128 random bits, but a collision must still never join two sessions.
         let id = self
             .store
-            .write(move |conn| {
-                loop {
-                    let inserted = conn
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                        )?
-                        .execute(params![hash_id(&id), user, data, expires])?;
-                    if inserted == 1 {
-                        return Ok(id);
-                    }
+            .write(move |tx| {
+                let mut id = first;
+                while !tx.insert_session(&hash_id(&id), user, &data, expires)? {
                     id = Id::default();
                 }
+                Ok::<_, StoreError>(id)
             })
             .await
             .map_err(backend)?;
@@ -122,15 +90,7 @@ impl SessionStore for SqliteSessionStore {
         let expires = record.expiry_date.unix_timestamp();
         let id = hash_id(&record.id);
         self.store
-            .write(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
-                     expires_at = excluded.expires_at",
-                )?
-                .execute(params![id, user, data, expires])?;
-                Ok(())
-            })
+            .write(move |tx| tx.save_session(&id, user, &data, expires))
             .await
             .map_err(backend)
     }
@@ -144,14 +104,9 @@ impl SessionStore for SqliteSessionStore {
             Some(row) => row,
             None => {
                 let key = hashed.clone();
-                let row: Option<(String, i64)> = self
+                let row = self
                     .store
-                    .read(move |conn| {
-                        Ok(conn
-                            .prepare_cached("SELECT data, expires_at FROM sessions WHERE id = ?1")?
-                            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()?)
-                    })
+                    .read(move |tx| tx.session(&key))
                     .await
                     .map_err(backend)?;
                 self.rows.put(hashed, epoch, row.clone());
@@ -173,11 +128,7 @@ impl SessionStore for SqliteSessionStore {
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
         let id = hash_id(session_id);
         self.store
-            .write(move |conn| {
-                conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
-                    .execute([id])?;
-                Ok(())
-            })
+            .write(move |tx| tx.delete_session(&id))
             .await
             .map_err(backend)
     }

@@ -1,10 +1,9 @@
-//! The `users` table: people seen through a login or a SCIM push, keyed by (provider,
-//! subject), with the groups their last login carried.
+//! Records of people: the login identity (`users`), keyed by (provider, subject), with the
+//! groups their last login carried and their session generation.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::error::{Result, StoreError};
+use crate::domain::explain::UserSummary;
 
 /// A stored user.
 #[derive(Debug, Clone, Serialize)]
@@ -32,76 +31,24 @@ impl UserRecord {
             .clone()
             .unwrap_or_else(|| format!("{}:{}", self.provider, self.subject))
     }
+
+    /// The user as `explain` presents them.
+    pub fn summary(&self) -> UserSummary {
+        UserSummary {
+            label: self.label(),
+            public_id: self.public_id.clone(),
+            provider: self.provider.clone(),
+            subject: self.subject.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            active: self.active,
+            last_login_at: self.last_login_at.clone(),
+            claims_groups_at: self.claims_groups_at.clone(),
+        }
+    }
 }
 
-const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
-    session_generation, claims_groups, claims_groups_at, last_login_at";
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(UserRecord, Option<String>)> {
-    Ok((
-        UserRecord {
-            id: r.get(0)?,
-            public_id: r.get(1)?,
-            provider: r.get(2)?,
-            subject: r.get(3)?,
-            email: r.get(4)?,
-            email_verified: r.get(5)?,
-            name: r.get(6)?,
-            active: r.get(7)?,
-            session_generation: r.get(8)?,
-            claims_groups: None,
-            claims_groups_at: r.get(10)?,
-            last_login_at: r.get(11)?,
-        },
-        r.get(9)?,
-    ))
-}
-
-fn decode_one((mut user, groups): (UserRecord, Option<String>)) -> Result<UserRecord> {
-    user.claims_groups = groups.map(|g| serde_json::from_str(&g)).transpose()?;
-    Ok(user)
-}
-
-fn decode(row: Option<(UserRecord, Option<String>)>) -> Result<Option<UserRecord>> {
-    row.map(decode_one).transpose()
-}
-
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<UserRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
-    decode(
-        conn.prepare_cached(&sql)?
-            .query_row([id], from_row)
-            .optional()?,
-    )
-}
-
-pub fn by_subject(conn: &Connection, provider: &str, subject: &str) -> Result<Option<UserRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE provider = ?1 AND subject = ?2");
-    decode(
-        conn.prepare_cached(&sql)?
-            .query_row(params![provider, subject], from_row)
-            .optional()?,
-    )
-}
-
-/// Users whose email, public id or `provider:subject` equals `key` (case-insensitive email).
-pub fn find(conn: &Connection, key: &str) -> Result<Vec<UserRecord>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users WHERE email = ?1 COLLATE NOCASE OR public_id = ?1
-         OR provider || ':' || subject = ?1 ORDER BY id"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([key], from_row)?;
-    rows.map(|r| decode_one(r?)).collect()
-}
-
-pub fn all_ids(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM users ORDER BY id")?;
-    let ids = stmt.query_map([], |r| r.get(0))?;
-    Ok(ids.collect::<rusqlite::Result<_>>()?)
-}
-
-/// What a successful login tells us about the user.
+/// What a successful login (or a refresh re-evaluation) tells us about the user.
 #[derive(Debug, Clone)]
 pub struct LoginProfile {
     pub provider: String,
@@ -113,36 +60,12 @@ pub struct LoginProfile {
     pub claims_groups: Option<Vec<String>>,
 }
 
-/// Create or update the user a login describes; returns the stored user.
-pub fn upsert_from_login(conn: &Connection, p: &LoginProfile, now: &str) -> Result<UserRecord> {
-    let groups = p
-        .claims_groups
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()?;
-    let public_id = super::random_id();
-    conn.prepare_cached(
-        "INSERT INTO users (public_id, provider, subject, email, email_verified, name,
-                            claims_groups, claims_groups_at, created_at, updated_at, last_login_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?7 IS NULL THEN NULL ELSE ?8 END, ?8, ?8, ?8)
-         ON CONFLICT (provider, subject) DO UPDATE SET
-            email = excluded.email,
-            email_verified = excluded.email_verified,
-            name = excluded.name,
-            claims_groups = COALESCE(excluded.claims_groups, users.claims_groups),
-            claims_groups_at = COALESCE(excluded.claims_groups_at, users.claims_groups_at),
-            updated_at = excluded.updated_at,
-            last_login_at = excluded.last_login_at",
-    )?
-    .execute(params![
-        public_id,
-        p.provider,
-        p.subject,
-        p.email,
-        p.email_verified,
-        p.name,
-        groups,
-        now
-    ])?;
-    by_subject(conn, &p.provider, &p.subject)?.ok_or(StoreError::NotFound)
+/// A new login identity a SCIM push creates (or finds) for a provisioned user.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIdentity<'a> {
+    pub provider: &'a str,
+    pub subject: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub active: bool,
 }

@@ -1,0 +1,220 @@
+//! The running application: [`Application::build`] opens the store, syncs the config into it,
+//! prepares the providers and the use cases, and binds the listener; [`router`] assembles
+//! every adapter's routes; the background tasks (session pruning) start here.
+
+pub mod router;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, LiveConfig, ProviderKind};
+use crate::demo_idp::{DemoIdp, DemoIdpError};
+use crate::domain::Clock;
+use crate::domain::secret::Secret;
+use crate::downstream::DownstreamError;
+use crate::idp::Providers;
+use crate::idp::http_client::{IdpHttp, IdpHttpError};
+use crate::membership::sync_config;
+use crate::provisioning::Provisioning;
+use crate::signin::{RefreshGrants, SignIn};
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+use crate::web::templates::{TemplateError, Templates};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot build the HTTP client")]
+    Http(#[source] IdpHttpError),
+    #[error("demo identity provider")]
+    Demo(#[source] DemoIdpError),
+    #[error("assertion signing keys")]
+    Keys(#[source] DownstreamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    /// `server.metrics_listen`, bound at build so a busy port fails the start.
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    /// The built-in demo OpenID provider, when the config has one.
+    demo_idp: Option<Arc<DemoIdp>>,
+}
+
+impl Application {
+    /// Build the application from a validated config, listening on `config.server.listen`
+    /// (port 0 picks a free port; see [`Application::port`]).
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Build on an already bound listener (tests bind first to learn the port for `public_url`).
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
+        let metrics_listener = match config.server.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let clock = Clock::system();
+        let store = Store::open(&config.server.database)?;
+        let templates = Arc::new(Templates::new()?);
+        let report = sync_config(&store, &clock, config.clone(), None).await?;
+        tracing::info!(
+            teams_added = report.teams_added.len(),
+            teams_removed = report.teams_removed.len(),
+            users_changed = report.users_changed,
+            "config synced into the database"
+        );
+        // The assertion signing key exists from the first start, before any request needs it.
+        crate::downstream::keys::load(&store, &clock)
+            .await
+            .map_err(StartError::Keys)?;
+        let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
+        let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
+            .map_err(StartError::Http)?;
+        let config = Arc::new(LiveConfig::new(config));
+        let providers = Arc::new(Providers::new(http));
+        let state = AppState {
+            signin: SignIn {
+                store: store.clone(),
+                config: config.clone(),
+                providers: providers.clone(),
+                grants: Arc::new(RefreshGrants::default()),
+                demo_client_secret,
+                clock: clock.clone(),
+            },
+            provisioning: Provisioning {
+                store: store.clone(),
+                config: config.clone(),
+                clock: clock.clone(),
+            },
+            config,
+            store,
+            templates,
+            clock,
+            providers,
+        };
+        tokio::spawn(prune_expired_sessions(
+            state.store.clone(),
+            state.clock.clone(),
+        ));
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+            demo_idp,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests. The metrics listener,
+    /// if any, serves until then too (a scrape needs no draining).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let metrics = self.metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving /metrics on its own listener");
+            }
+            tokio::spawn(async move {
+                let router: axum::Router = crate::admin::ops::metrics_routes();
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
+        let router = router::router(self.state, self.demo_idp);
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        served
+    }
+}
+
+/// Start the demo IdP when the config has a demo provider: its key comes from the store, its
+/// client secret is made now and shared with the relying party in memory.
+async fn demo_provider(
+    config: &Config,
+    store: &Store,
+    templates: &Arc<Templates>,
+) -> Result<(Option<Arc<DemoIdp>>, Option<Secret>), StartError> {
+    let Some(provider) = config
+        .providers
+        .iter()
+        .find(|p| p.kind == ProviderKind::Demo)
+    else {
+        return Ok((None, None));
+    };
+    tracing::warn!(
+        "the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production."
+    );
+    let key = crate::demo_idp::load_or_create_key(store)
+        .await
+        .map_err(StartError::Demo)?;
+    let secret = Secret::new(crate::domain::ids::random_id());
+    let idp = DemoIdp::new(
+        provider.issuer.clone(),
+        provider.client_id.clone(),
+        secret.clone(),
+        crate::oidc::flow::redirect_uri(config, provider),
+        config.demo_users.clone(),
+        key,
+        templates.clone(),
+    )
+    .map_err(StartError::Demo)?;
+    Ok((Some(Arc::new(idp)), Some(secret)))
+}
+
+/// Delete expired session rows every ten minutes.
+async fn prune_expired_sessions(store: Store, clock: Clock) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = clock.unix();
+        match store
+            .write(move |tx| tx.delete_expired_sessions(now))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The `sessions` table: tower-sessions records by the SHA-256 of their id, indexed by user.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::SqliteTx;
+use crate::store::error::Result;
+use crate::store::port::{SessionReads, SessionWrites};
+
+/// Revoke every session of a user: bump the generation (so a session minted before stops
+/// working even if its row survived somewhere) and delete the rows.
+pub fn revoke_user(conn: &Connection, user_id: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
+    )?
+    .execute([user_id])?;
+    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+        .execute([user_id])?;
+    Ok(())
+}
+
+/// Delete expired session rows; returns how many.
+pub fn delete_expired(conn: &Connection, now_unix: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")?
+        .execute([now_unix])?)
+}
+
+/// Number of live session rows of a user.
+pub fn count_for_user(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM sessions WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+impl SessionReads for SqliteTx<'_> {
+    fn session(&self, id_hash: &str) -> Result<Option<(String, i64)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data, expires_at FROM sessions WHERE id = ?1")?
+            .query_row([id_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn session_count(&self, user_id: i64) -> Result<i64> {
+        count_for_user(self.conn, user_id)
+    }
+}
+
+impl SessionWrites for SqliteTx<'_> {
+    fn insert_session(
+        &self,
+        id_hash: &str,
+        user_id: Option<i64>,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id_hash, user_id, data, expires_at])?
+            == 1)
+    }
+
+    fn save_session(
+        &self,
+        id_hash: &str,
+        user_id: Option<i64>,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
+                 expires_at = excluded.expires_at",
+            )?
+            .execute(params![id_hash, user_id, data, expires_at])?;
+        Ok(())
+    }
+
+    fn delete_session(&self, id_hash: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+            .execute([id_hash])?;
+        Ok(())
+    }
+
+    fn delete_expired_sessions(&self, now: i64) -> Result<usize> {
+        delete_expired(self.conn, now)
+    }
+
+    fn revoke_user_sessions(&self, user_id: i64) -> Result<()> {
+        revoke_user(self.conn, user_id)
+    }
+}

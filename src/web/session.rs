@@ -1,0 +1,129 @@
+//! Browser sessions: the tower-sessions layer (cookie attributes per security case 47), what a
+//! signed-in session holds, and the checks every request makes on it: idle and absolute
+//! lifetimes, and per-user revocation through the user's session generation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::config::ServerConfig;
+use crate::domain::Clock;
+use crate::store::sessions::{AUTH_KEY, DbSessionStore};
+use crate::store::users::UserRecord;
+use crate::store::{Store, StoreError};
+
+/// How often `last_seen` is written back; between writes a request costs no session write.
+const LAST_SEEN_GRANULARITY: i64 = 60;
+
+/// Build the session layer for `server`.
+pub fn layer(store: Store, server: &ServerConfig) -> SessionManagerLayer<DbSessionStore> {
+    let https = server.is_https();
+    SessionManagerLayer::new(DbSessionStore::new(store))
+        .with_name(cookie_name(https))
+        .with_secure(https)
+        .with_http_only(true)
+        // Strict would drop the cookie on the IdP -> callback redirect (security case 46).
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        // No Max-Age: a browser-session cookie; lifetimes are enforced server-side.
+        .with_expiry(Expiry::OnSessionEnd)
+}
+
+/// `__Host-` requires Secure, Path=/ and no Domain, so it is used exactly when https.
+pub fn cookie_name(https: bool) -> &'static str {
+    if https { "__Host-teamgate" } else { "teamgate" }
+}
+
+/// What a signed-in session holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSession {
+    pub user_id: i64,
+    /// The user's session generation at login; a bump revokes this session.
+    pub generation: i64,
+    pub provider: String,
+    /// Unix seconds.
+    pub login_at: i64,
+    pub last_seen: i64,
+    /// CSRF token for state-changing forms (logout, admin).
+    pub csrf: String,
+}
+
+/// Why a session does not count as signed in.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub auth: AuthSession,
+    pub user: UserRecord,
+}
+
+/// Start the signed-in state: new session id (security case 48), then the auth record.
+pub async fn sign_in(
+    session: &Session,
+    clock: &Clock,
+    user: &UserRecord,
+    provider: &str,
+) -> Result<AuthSession, SessionError> {
+    session.cycle_id().await?;
+    let now = clock.unix();
+    let auth = AuthSession {
+        user_id: user.id,
+        generation: user.session_generation,
+        provider: provider.to_owned(),
+        login_at: now,
+        last_seen: now,
+        csrf: crate::domain::ids::random_id(),
+    };
+    session.insert(AUTH_KEY, &auth).await?;
+    Ok(auth)
+}
+
+/// The signed-in user, or `None` when the session is absent, expired (idle or absolute),
+/// revoked, or its user deactivated. An invalid session is flushed.
+pub async fn current(
+    session: &Session,
+    store: &Store,
+    clock: &Clock,
+    server: &ServerConfig,
+) -> Result<Option<SignedIn>, SessionError> {
+    let Some(mut auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
+        return Ok(None);
+    };
+    let now = clock.unix();
+    let expired = now - auth.last_seen > secs(server.session_idle)
+        || now - auth.login_at > secs(server.session_absolute);
+    let user_id = auth.user_id;
+    let user = if expired {
+        None
+    } else {
+        store.user(user_id).await?
+    };
+    let Some(user) = user.filter(|u| u.active && u.session_generation == auth.generation) else {
+        session.flush().await?;
+        return Ok(None);
+    };
+    if now - auth.last_seen >= LAST_SEEN_GRANULARITY {
+        auth.last_seen = now;
+        session.insert(AUTH_KEY, &auth).await?;
+    }
+    Ok(Some(SignedIn { auth, user }))
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Constant-time comparison of a submitted CSRF token with the session's.
+pub fn csrf_matches(auth: &AuthSession, submitted: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !submitted.is_empty() && bool::from(auth.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+}
