@@ -80,9 +80,9 @@ fn main() {
 /// A token made through the library, as `teamgate scim-token create entra` would.
 fn create_token(config_path: &Path) -> String {
     let config = teamgate::config::Config::load(config_path).expect("the bench config is valid");
-    let out = teamgate::scim::tokens::run_cli(
+    let out = teamgate::admin::scim_tokens::run_cli(
         &config,
-        teamgate::scim::tokens::TokenCommand::Create {
+        teamgate::admin::scim_tokens::TokenCommand::Create {
             provider: "entra".into(),
             valid_days: Some(1),
             note: Some("bench".into()),

@@ -165,7 +165,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(config) = load_or_report(&cli.config) else {
                 return Ok(ExitCode::FAILURE);
             };
-            print!("{}", crate::admin::scim_tokens::run_cli(&config, action.into())?);
+            print!(
+                "{}",
+                crate::admin::scim_tokens::run_cli(&config, action.into())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {

@@ -28,9 +28,10 @@ async fn home(
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
     let internal = |e: &dyn std::fmt::Display| ErrorPage::internal(&state.templates, &rid, e);
-    let signed_in = crate::web::session::current(&session, &state.store, &state.clock, &config.server)
-        .await
-        .map_err(|e| internal(&e))?;
+    let signed_in =
+        crate::web::session::current(&session, &state.store, &state.clock, &config.server)
+            .await
+            .map_err(|e| internal(&e))?;
     let ctx = match &signed_in {
         None => serde_json::json!({ "signed_in": false }),
         Some(s) => {
@@ -52,19 +53,22 @@ async fn me(State(state): State<AppState>, session: Session) -> Response {
     let json_error = |status: StatusCode, error: &str| {
         (status, Json(serde_json::json!({ "error": error }))).into_response()
     };
-    let response = match crate::web::session::current(&session, &state.store, &state.clock, &config.server).await {
-        Ok(None) => json_error(StatusCode::UNAUTHORIZED, "not signed in"),
-        Ok(Some(s)) => match Identity::load(&state.store, &config, &s.user).await {
-            Ok(identity) => Json(identity).into_response(),
+    let response =
+        match crate::web::session::current(&session, &state.store, &state.clock, &config.server)
+            .await
+        {
+            Ok(None) => json_error(StatusCode::UNAUTHORIZED, "not signed in"),
+            Ok(Some(s)) => match Identity::load(&state.store, &config, &s.user).await {
+                Ok(identity) => Json(identity).into_response(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the identity");
+                    json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            },
             Err(e) => {
-                tracing::error!(error = %e, "cannot load the identity");
+                tracing::error!(error = %e, "cannot read the session");
                 json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the session");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    };
+        };
     no_store(response)
 }

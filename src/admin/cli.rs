@@ -19,7 +19,9 @@ use crate::domain::explain;
 use crate::domain::plan;
 use crate::domain::reconcile::Source;
 use crate::membership::lookup::find_users;
-use crate::membership::plan::{Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty};
+use crate::membership::plan::{
+    Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty,
+};
 use crate::store::audit::{AuditFilter, AuditRow};
 use crate::store::users::UserRecord;
 use crate::store::{ReadTx, Store, StoreError, applied};
@@ -385,7 +387,9 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
             )));
         }
     }
-    let before = store.read_blocking(applied::last_reload)?.map_or(0, |s| s.seq);
+    let before = store
+        .read_blocking(applied::last_reload)?
+        .map_or(0, |s| s.seq);
     let pid = super::pidfile::signal_reload(&database)?;
     eprintln!(
         "SIGHUP sent to teamgate (process {pid}); waiting for it to apply {}",

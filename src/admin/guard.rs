@@ -253,6 +253,7 @@ pub fn no_store(response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn config() -> Config {
         let text = r#"

@@ -636,145 +636,172 @@ mod tests {
         let pages: Vec<(&str, serde_json::Value)> = vec![
             (
                 "admin_index.html",
-                frame("index", IndexView {
-                    config_path: "c.toml".into(),
-                    applied: Some(("c.toml".into(), "2024".into())),
-                    users: 1,
-                    teams: 1,
-                    mappings: 1,
-                    providers: vec![ProviderSummary {
-                        id: "demo".into(),
-                        kind: "demo",
-                        name: "Demo".into(),
-                        scim: true,
-                    }],
-                    last_reload: Some(ReloadStatus {
-                        seq: 1,
-                        at: "2024".into(),
-                        ok: false,
-                        message: "bad <line>".into(),
-                    }),
-                    flash: Some("refused".into()),
-                    admin_role: "owner".into(),
-                    admin_scope: None,
-                }),
+                frame(
+                    "index",
+                    IndexView {
+                        config_path: "c.toml".into(),
+                        applied: Some(("c.toml".into(), "2024".into())),
+                        users: 1,
+                        teams: 1,
+                        mappings: 1,
+                        providers: vec![ProviderSummary {
+                            id: "demo".into(),
+                            kind: "demo",
+                            name: "Demo".into(),
+                            scim: true,
+                        }],
+                        last_reload: Some(ReloadStatus {
+                            seq: 1,
+                            at: "2024".into(),
+                            ok: false,
+                            message: "bad <line>".into(),
+                        }),
+                        flash: Some("refused".into()),
+                        admin_role: "owner".into(),
+                        admin_scope: None,
+                    },
+                ),
             ),
             (
                 "admin_users.html",
-                frame("users", UsersView {
-                    q: "x".into(),
-                    users: vec![overview],
-                    total: 201,
-                    page: 2,
-                    pages: 3,
-                    prev_href: Some("/admin/users?q=x&page=1".into()),
-                    next_href: Some("/admin/users?q=x&page=3".into()),
-                }),
+                frame(
+                    "users",
+                    UsersView {
+                        q: "x".into(),
+                        users: vec![overview],
+                        total: 201,
+                        page: 2,
+                        pages: 3,
+                        prev_href: Some("/admin/users?q=x&page=1".into()),
+                        next_href: Some("/admin/users?q=x&page=3".into()),
+                    },
+                ),
             ),
             (
                 "admin_user.html",
-                frame("users", UserView {
-                    explanation,
-                    audit: vec![audit_row()],
-                    sessions: 1,
-                    signed_out: true,
-                }),
+                frame(
+                    "users",
+                    UserView {
+                        explanation,
+                        audit: vec![audit_row()],
+                        sessions: 1,
+                        signed_out: true,
+                    },
+                ),
             ),
             (
                 "admin_teams.html",
-                frame("teams", TeamsView {
-                    teams: vec![TeamView {
-                        id: "team1".into(),
-                        name: "Team 1".into(),
-                        roles: vec![crate::domain::roles::RoleBinding {
-                            scope: crate::domain::Scope::parse("org/a").unwrap(),
-                            role: crate::domain::Role::parse("owner").unwrap(),
+                frame(
+                    "teams",
+                    TeamsView {
+                        teams: vec![TeamView {
+                            id: "team1".into(),
+                            name: "Team 1".into(),
+                            roles: vec![crate::domain::roles::RoleBinding {
+                                scope: crate::domain::Scope::parse("org/a").unwrap(),
+                                role: crate::domain::Role::parse("owner").unwrap(),
+                            }],
+                            groups: vec![GroupRef {
+                                provider: "demo".into(),
+                                group: "g1".into(),
+                            }],
+                            config_members: vec!["c@example.com".into()],
+                            is_default: true,
+                            member_count: 60,
+                            members: vec![TeamMemberRow {
+                                public_id: "p".into(),
+                                label: "l".into(),
+                                source: "claims".into(),
+                                via: "g1".into(),
+                            }],
+                            more: true,
                         }],
-                        groups: vec![GroupRef {
-                            provider: "demo".into(),
-                            group: "g1".into(),
-                        }],
-                        config_members: vec!["c@example.com".into()],
-                        is_default: true,
-                        member_count: 60,
-                        members: vec![TeamMemberRow {
-                            public_id: "p".into(),
-                            label: "l".into(),
-                            source: "claims".into(),
-                            via: "g1".into(),
-                        }],
-                        more: true,
-                    }],
-                }),
+                    },
+                ),
             ),
             (
                 "admin_mappings.html",
-                frame("mappings", MappingsView {
-                    mappings: view().mappings,
-                    default_teams: vec![team.clone()],
-                    locked_users: ["ceo@example.com".to_owned()].into(),
-                    providers: vec![ProviderKey {
-                        id: "demo".into(),
-                        group_key: "id",
-                    }],
-                }),
+                frame(
+                    "mappings",
+                    MappingsView {
+                        mappings: view().mappings,
+                        default_teams: vec![team.clone()],
+                        locked_users: ["ceo@example.com".to_owned()].into(),
+                        providers: vec![ProviderKey {
+                            id: "demo".into(),
+                            group_key: "id",
+                        }],
+                    },
+                ),
             ),
             (
                 "admin_scim.html",
-                frame("scim", ScimView {
-                    providers: vec![
-                        ScimProviderView {
-                            id: "entra".into(),
-                            enabled: true,
-                            activity: Some(activity),
-                            stored: ScimCounts {
-                                users: 3,
-                                ..Default::default()
+                frame(
+                    "scim",
+                    ScimView {
+                        providers: vec![
+                            ScimProviderView {
+                                id: "entra".into(),
+                                enabled: true,
+                                activity: Some(activity),
+                                stored: ScimCounts {
+                                    users: 3,
+                                    ..Default::default()
+                                },
                             },
-                        },
-                        ScimProviderView {
-                            id: "okta".into(),
-                            enabled: true,
-                            activity: None,
-                            stored: ScimCounts::default(),
-                        },
-                    ],
-                }),
+                            ScimProviderView {
+                                id: "okta".into(),
+                                enabled: true,
+                                activity: None,
+                                stored: ScimCounts::default(),
+                            },
+                        ],
+                    },
+                ),
             ),
             (
                 "admin_audit.html",
-                frame("audit", AuditView {
-                    filters: AuditQuery {
-                        user: Some("x".into()),
-                        source: Some("claims".into()),
-                        since: Some("1h".into()),
-                        ..AuditQuery::default()
+                frame(
+                    "audit",
+                    AuditView {
+                        filters: AuditQuery {
+                            user: Some("x".into()),
+                            source: Some("claims".into()),
+                            since: Some("1h".into()),
+                            ..AuditQuery::default()
+                        },
+                        problems: vec!["since: bad".into()],
+                        rows: vec![audit_row()],
+                        limit: 200,
                     },
-                    problems: vec!["since: bad".into()],
-                    rows: vec![audit_row()],
-                    limit: 200,
-                }),
+                ),
             ),
             (
                 "admin_plan.html",
-                frame("plan", PlanView {
-                    path: "c.toml".into(),
-                    errors: vec![],
-                    outcome: Some(PlanOutcome {
-                        changes: true,
-                        memberships_added: 1,
-                        memberships_removed: 0,
-                        plan,
-                    }),
-                }),
+                frame(
+                    "plan",
+                    PlanView {
+                        path: "c.toml".into(),
+                        errors: vec![],
+                        outcome: Some(PlanOutcome {
+                            changes: true,
+                            memberships_added: 1,
+                            memberships_removed: 0,
+                            plan,
+                        }),
+                    },
+                ),
             ),
             (
                 "admin_plan.html",
-                frame("plan", PlanView {
-                    path: "c.toml".into(),
-                    errors: vec!["c.toml:3: bad".into()],
-                    outcome: None,
-                }),
+                frame(
+                    "plan",
+                    PlanView {
+                        path: "c.toml".into(),
+                        errors: vec!["c.toml:3: bad".into()],
+                        outcome: None,
+                    },
+                ),
             ),
         ];
         for (name, frame) in pages {

@@ -103,15 +103,15 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
             "changed in the config file; takes effect at the next restart"
         );
     }
-    let report = match sync_config(&state.store, &state.clock, new.clone(), Some(&state.config)).await
-    {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!(error = %e, "config reload failed; the old config stays");
-            refuse(state, "failed", &format!("cannot apply the config: {e}")).await;
-            return Err(ReloadError::Store(e));
-        }
-    };
+    let report =
+        match sync_config(&state.store, &state.clock, new.clone(), Some(&state.config)).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload failed; the old config stays");
+                refuse(state, "failed", &format!("cannot apply the config: {e}")).await;
+                return Err(ReloadError::Store(e));
+            }
+        };
     let summary = format!(
         "applied {} (sha256 {}): {} team(s) added, {} removed, {} renamed; {} user(s) changed{}",
         new.path.display(),

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::TeamId;
 use crate::domain::explain::Explanation;
 use crate::domain::plan::{Mapping, Plan};
 use crate::domain::roles::RoleBinding;
-use crate::domain::TeamId;
 use crate::membership::lookup::UserOverview;
 use crate::metrics::ScimActivity;
 use crate::store::applied::ReloadStatus;

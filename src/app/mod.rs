@@ -208,10 +208,7 @@ async fn prune_expired_sessions(store: Store, clock: Clock) {
     loop {
         tick.tick().await;
         let now = clock.unix();
-        match store
-            .write(move |tx| tx.delete_expired_sessions(now))
-            .await
-        {
+        match store.write(move |tx| tx.delete_expired_sessions(now)).await {
             Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),

@@ -20,8 +20,8 @@ use crate::domain::ids::BUILTIN_ROLES;
 use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
 use crate::domain::reconcile::Policy;
 use crate::domain::roles::RoleBinding;
-use crate::domain::{ProviderId, Role, Scope, TeamId};
 use crate::domain::secret::Secret;
+use crate::domain::{ProviderId, Role, Scope, TeamId};
 use raw::{RawConfig, RawProvider, S};
 
 /// One problem in the config file, with where it is and how to fix it.
@@ -438,20 +438,22 @@ impl Validator<'_> {
         let demo_users = self.demo_users(&raw.demo_users, &providers);
         let forward_auth = self.forward_auth(&raw.forward_auth, public_url.as_ref());
         let admin = self.admin(&raw.admin, &known_roles);
-        Some(Config {
-            path: self.file.clone(),
-            server: server?,
-            providers,
-            teams,
-            defaults,
-            demo_users,
-            known_roles,
-            forward_auth,
-            admin: admin?,
-            view: ConfigView::default(),
-            policy: Policy::default(),
-        }
-        .with_view())
+        Some(
+            Config {
+                path: self.file.clone(),
+                server: server?,
+                providers,
+                teams,
+                defaults,
+                demo_users,
+                known_roles,
+                forward_auth,
+                admin: admin?,
+                view: ConfigView::default(),
+                policy: Policy::default(),
+            }
+            .with_view(),
+        )
     }
 
     fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {

@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::DemoIdp;
-use crate::web::headers::no_store;
 use super::authorize::{Params, Refusal};
+use crate::web::headers::no_store;
 
 /// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`. The
 /// mount path must be the issuer's path: discovery and the pick form name URLs under it.

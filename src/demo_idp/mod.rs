@@ -32,8 +32,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::DemoUser;
-use crate::web::templates::Templates;
 use crate::domain::secret::Secret;
+use crate::web::templates::Templates;
 
 pub use endpoints::router;
 pub use keys::load_or_create_key;

@@ -18,8 +18,8 @@ use url::Url;
 
 use super::{DemoIdp, router};
 use crate::config::DemoUser;
-use crate::web::templates::Templates;
 use crate::domain::secret::Secret;
+use crate::web::templates::Templates;
 
 pub(super) const CLIENT_ID: &str = "teamgate-demo";
 /// Characters that RFC 6749 §2.3.1 makes clients form-url-encode inside Basic credentials.

@@ -395,10 +395,13 @@ pub async fn decide(
     let Some(session) = session else {
         return Answer::Failed(DownstreamError::NoSessionLayer);
     };
-    let signed_in = match crate::web::session::current(session, &state.store, &state.clock, &config.server).await {
-        Ok(s) => s,
-        Err(e) => return Answer::Failed(e.into()),
-    };
+    let signed_in =
+        match crate::web::session::current(session, &state.store, &state.clock, &config.server)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return Answer::Failed(e.into()),
+        };
     let Some(signed_in) = signed_in else {
         let redirect = rules
             .redirect

@@ -173,9 +173,7 @@ pub async fn load(store: &Store, clock: &Clock) -> Result<KeySet, DownstreamErro
         return KeySet::from_stored(keys);
     }
     let fresh = generate(now)?;
-    let created = store
-        .write(move |tx| tx.insert_key_if_none(&fresh))
-        .await?;
+    let created = store.write(move |tx| tx.insert_key_if_none(&fresh)).await?;
     if created {
         tracing::info!("created teamgate's first assertion signing key");
     }

@@ -196,9 +196,8 @@ impl ProviderRuntime {
     /// document's `issuer` must equal the configured one exactly (§4.3, SECURITY.md 16), or be
     /// the multi-tenant template; endpoints are always taken from the document (15).
     async fn discover(&self) -> Result<(Metadata, KeySet), IdpError> {
-        let unavailable = |what: String| {
-            IdpError::Unavailable(format!("discovery of {}: {what}", self.issuer))
-        };
+        let unavailable =
+            |what: String| IdpError::Unavailable(format!("discovery of {}: {what}", self.issuer));
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')

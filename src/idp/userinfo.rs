@@ -28,10 +28,7 @@ pub async fn fetch(
         .await
         .map_err(|e| IdpError::Unavailable(format!("userinfo: {e}")))?;
     if !response.status().is_success() {
-        return Err(IdpError::Userinfo(format!(
-            "status {}",
-            response.status()
-        )));
+        return Err(IdpError::Userinfo(format!("status {}", response.status())));
     }
     let body = read_capped(response)
         .await

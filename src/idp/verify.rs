@@ -13,12 +13,12 @@ use openidconnect::{
 };
 use serde_json::{Map, Value};
 
-pub use crate::domain::ids::is_guid;
 use super::error::IdpError;
 use super::jwk::{IdpJsonWebKey, IdpJsonWebKeySet};
 use super::metadata::Metadata;
 use super::provider::{KeySet, ProviderRuntime, TENANT_TEMPLATE};
 use crate::config::{Config, ProviderConfig, ProviderKind};
+pub use crate::domain::ids::is_guid;
 
 /// Oldest acceptable `iat`: the token was just issued for this code exchange. Entra back-dates
 /// `iat` by five minutes, so the window is ten (plus the configured skew).
@@ -95,9 +95,7 @@ pub async fn id_token(
         .refresh_keys_after_miss(generation, metadata.jwks_uri())
         .await
     {
-        return Err(IdpError::InvalidIdToken(
-            "signed by an unknown key".into(),
-        ));
+        return Err(IdpError::InvalidIdToken("signed by an unknown key".into()));
     }
     let (keys, _) = runtime.keys().await;
     unverified.check(&keys, &expected)?.ok_or_else(|| {
@@ -241,7 +239,6 @@ fn expected_issuer(
     }
     Ok(document_issuer.replace(TENANT_TEMPLATE, &tid))
 }
-
 
 /// The keys that may verify a token of `issuer`: a JWKS entry naming an `issuer` (Entra, E9)
 /// only verifies that issuer's tokens; `{tenantid}` in it stands for the token's `tid`.

@@ -95,7 +95,12 @@ pub fn explain_user(
     config: &Config,
 ) -> Result<Explanation, StoreError> {
     let (input, held) = explain_inputs(tx, user, config)?;
-    Ok(explain::explain(user.summary(), &input, &held, config.view()))
+    Ok(explain::explain(
+        user.summary(),
+        &input,
+        &held,
+        config.view(),
+    ))
 }
 
 /// Whether `config` differs from the config last applied to the database.

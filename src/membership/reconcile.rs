@@ -12,7 +12,11 @@ use crate::store::users::UserRecord;
 use crate::store::{ReadTx, StoreError, WriteTx};
 
 /// Everything reconcile needs to know about `user`, read from the store and the config.
-pub fn user_input(tx: &dyn ReadTx, user: &UserRecord, config: &Config) -> Result<UserInput, StoreError> {
+pub fn user_input(
+    tx: &dyn ReadTx,
+    user: &UserRecord,
+    config: &Config,
+) -> Result<UserInput, StoreError> {
     let provider =
         ProviderId::parse(&user.provider).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let key = config
@@ -105,11 +109,7 @@ fn reconcile_with_policy(
     apply(tx, user, &plan, &confirmed, trigger, now)?;
     // Counted when applied; a transaction rolled back afterwards (a refused login) still
     // counts, which the metric's help text states.
-    crate::metrics::add_reconcile_changes(
-        trigger.kind.as_str(),
-        plan.add.len(),
-        plan.remove.len(),
-    );
+    crate::metrics::add_reconcile_changes(trigger.kind.as_str(), plan.add.len(), plan.remove.len());
     Ok(plan)
 }
 

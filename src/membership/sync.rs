@@ -80,11 +80,9 @@ pub fn sync_tables(
         }
         tx.upsert_team(team.id.as_str(), &team.name, now)?;
         for b in &team.roles {
-            tables.bindings.push((
-                team.id.to_string(),
-                b.scope.to_string(),
-                b.role.to_string(),
-            ));
+            tables
+                .bindings
+                .push((team.id.to_string(), b.scope.to_string(), b.role.to_string()));
         }
         for (provider, group) in &team.groups {
             tables.mappings.push((

@@ -176,9 +176,10 @@ async fn logout(
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
-    let signed_in = crate::web::session::current(&session, &state.store, &state.clock, &config.server)
-        .await
-        .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    let signed_in =
+        crate::web::session::current(&session, &state.store, &state.clock, &config.server)
+            .await
+            .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
     let Some(signed_in) = signed_in else {
         return Ok(Redirect::to("/").into_response());
     };

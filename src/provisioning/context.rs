@@ -9,9 +9,7 @@ use serde_json::Value;
 use crate::config::{Config, LiveConfig};
 use crate::domain::Clock;
 use crate::domain::scim::resource::Selection;
-use crate::domain::scim::{
-    DEFAULT_COUNT, MAX_RESULTS, ResourceType, SEARCH_REQUEST, ScimError,
-};
+use crate::domain::scim::{DEFAULT_COUNT, MAX_RESULTS, ResourceType, SEARCH_REQUEST, ScimError};
 use crate::store::audit::{Trigger, TriggerKind};
 
 /// The caller of one SCIM request: the provider its token belongs to, the config in force,

@@ -81,17 +81,26 @@ impl Provisioning {
         let sel = q.selection(ResourceType::Group);
         let want = sel.wants("members");
         let (c, id) = (ctx.clone(), id.to_owned());
-        let view = self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_group(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::Group, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            let changes: Vec<MemberChange> = n.members.clone().into_iter().map(MemberChange::Replace).collect();
-            update_group(tx, &c, &row, n.doc.clone(), &changes, "replace")?;
-            let row = tx.scim_group(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::Group, &id))?;
-            Ok::<_, ScimError>(group_view(tx, row, want)?)
-        })
-        .await?;
+        let view = self
+            .store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_group(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::Group, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                let changes: Vec<MemberChange> = n
+                    .members
+                    .clone()
+                    .into_iter()
+                    .map(MemberChange::Replace)
+                    .collect();
+                update_group(tx, &c, &row, n.doc.clone(), &changes, "replace")?;
+                let row = tx
+                    .scim_group(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::Group, &id))?;
+                Ok::<_, ScimError>(group_view(tx, row, want)?)
+            })
+            .await?;
         let r = render_group(ctx, &view);
         Ok(Resource {
             body: sel.apply(r.body),
@@ -110,17 +119,20 @@ impl Provisioning {
     ) -> Result<String, ScimError> {
         let ops = patch::parse_request(body)?;
         let (c, id) = (ctx.clone(), id.to_owned());
-        self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_group(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::Group, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            let patched = patch::apply(ResourceType::Group, &row.doc, &ops)?;
-            update_group(tx, &c, &row, patched.doc, &patched.members, "patch")?;
-            let row = tx.scim_group(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::Group, &id))?;
-            Ok(resource::etag(row.version))
-        })
-        .await
+        self.store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_group(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::Group, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                let patched = patch::apply(ResourceType::Group, &row.doc, &ops)?;
+                update_group(tx, &c, &row, patched.doc, &patched.members, "patch")?;
+                let row = tx
+                    .scim_group(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::Group, &id))?;
+                Ok(resource::etag(row.version))
+            })
+            .await
     }
 
     /// DELETE `/Groups/{id}`: members of a mapped group lose the teams it granted.
@@ -131,35 +143,37 @@ impl Provisioning {
         if_match: Option<String>,
     ) -> Result<(), ScimError> {
         let (c, id) = (ctx.clone(), id.to_owned());
-        self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_group(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::Group, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            let (_, is_mapped) = mapped(
-                &c,
-                &row.scim_id,
-                &row.display_name,
-                row.external_id.as_deref(),
-            );
-            let affected = if is_mapped {
-                tx.scim_member_refs(row.pk)?
-            } else {
-                Vec::new()
-            };
-            tx.delete_scim_group(row.pk)?;
-            for m in &affected {
-                reconcile(tx, &c, m.user_id)?;
-            }
-            record(
-                tx,
-                &c,
-                "scim.group.delete",
-                None,
-                None,
-                &format!("group {} \"{}\"", row.scim_id, row.display_name),
-            )
-        })
-        .await
+        self.store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_group(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::Group, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                let (_, is_mapped) = mapped(
+                    &c,
+                    &row.scim_id,
+                    &row.display_name,
+                    row.external_id.as_deref(),
+                );
+                let affected = if is_mapped {
+                    tx.scim_member_refs(row.pk)?
+                } else {
+                    Vec::new()
+                };
+                tx.delete_scim_group(row.pk)?;
+                for m in &affected {
+                    reconcile(tx, &c, m.user_id)?;
+                }
+                record(
+                    tx,
+                    &c,
+                    "scim.group.delete",
+                    None,
+                    None,
+                    &format!("group {} \"{}\"", row.scim_id, row.display_name),
+                )
+            })
+            .await
     }
 }
 

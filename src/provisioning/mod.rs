@@ -44,7 +44,14 @@ impl Provisioning {
         method: &str,
         path: &str,
     ) -> Ctx {
-        Ctx::new(provider, &self.config, &self.clock, request_id, method, path)
+        Ctx::new(
+            provider,
+            &self.config,
+            &self.clock,
+            request_id,
+            method,
+            path,
+        )
     }
 }
 

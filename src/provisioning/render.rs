@@ -115,4 +115,3 @@ pub(super) fn group_view(
     };
     Ok(GroupView { row, members })
 }
-

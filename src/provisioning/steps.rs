@@ -78,4 +78,3 @@ pub(super) fn ensure_user_name_free(
         _ => Ok(()),
     }
 }
-

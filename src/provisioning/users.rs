@@ -115,14 +115,17 @@ impl Provisioning {
         let sel = q.selection(ResourceType::User);
         let want = sel.wants("groups");
         let (c, id) = (ctx.clone(), id.to_owned());
-        let view = self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_user(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::User, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            let row = update_user(tx, &c, row, n.doc.clone(), &c.clock.stamp(), "replace")?;
-            Ok::<_, ScimError>(user_view(tx, row, want)?)
-        })
-        .await?;
+        let view = self
+            .store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_user(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::User, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                let row = update_user(tx, &c, row, n.doc.clone(), &c.clock.stamp(), "replace")?;
+                Ok::<_, ScimError>(user_view(tx, row, want)?)
+            })
+            .await?;
         let r = render_user(ctx, &view);
         Ok(Resource {
             body: sel.apply(r.body),
@@ -143,21 +146,24 @@ impl Provisioning {
         let sel = q.selection(ResourceType::User);
         let want = sel.wants("groups");
         let (c, id) = (ctx.clone(), id.to_owned());
-        let view = self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_user(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::User, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            let mut base = row.doc.clone();
-            base.entry("active").or_insert(Value::Bool(row.active));
-            let patched = patch::apply(ResourceType::User, &base, &ops)?;
-            let row = if patched.doc == base {
-                row
-            } else {
-                update_user(tx, &c, row, patched.doc, &c.clock.stamp(), "patch")?
-            };
-            Ok::<_, ScimError>(user_view(tx, row, want)?)
-        })
-        .await?;
+        let view = self
+            .store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_user(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::User, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                let mut base = row.doc.clone();
+                base.entry("active").or_insert(Value::Bool(row.active));
+                let patched = patch::apply(ResourceType::User, &base, &ops)?;
+                let row = if patched.doc == base {
+                    row
+                } else {
+                    update_user(tx, &c, row, patched.doc, &c.clock.stamp(), "patch")?
+                };
+                Ok::<_, ScimError>(user_view(tx, row, want)?)
+            })
+            .await?;
         let r = render_user(ctx, &view);
         Ok(Resource {
             body: sel.apply(r.body),
@@ -173,13 +179,15 @@ impl Provisioning {
         if_match: Option<String>,
     ) -> Result<(), ScimError> {
         let (c, id) = (ctx.clone(), id.to_owned());
-        self.store.write(move |tx: &dyn WriteTx| {
-            let row = tx.scim_user(&c.provider, &id)?
-                .ok_or_else(|| not_found(ResourceType::User, &id))?;
-            check_version(if_match.as_deref(), row.version)?;
-            delete_user_row(tx, &c, &row, &c.clock.stamp(), "delete")
-        })
-        .await
+        self.store
+            .write(move |tx: &dyn WriteTx| {
+                let row = tx
+                    .scim_user(&c.provider, &id)?
+                    .ok_or_else(|| not_found(ResourceType::User, &id))?;
+                check_version(if_match.as_deref(), row.version)?;
+                delete_user_row(tx, &c, &row, &c.clock.stamp(), "delete")
+            })
+            .await
     }
 }
 
@@ -228,7 +236,10 @@ pub(super) fn update_user(
             active,
         };
         let linked = tx.link_identity(&identity, now)?;
-        if tx.scim_user_of_identity(linked)?.is_some_and(|other| other.pk != row.pk) {
+        if tx
+            .scim_user_of_identity(linked)?
+            .is_some_and(|other| other.pk != row.pk)
+        {
             return Err(ScimError::Uniqueness(
                 "externalId is already provisioned for another user".into(),
             ));

@@ -121,7 +121,7 @@ mod tests {
         let u = resource_type("b", "user").unwrap_or_default();
         assert_eq!(
             u["schemaExtensions"][0]["schema"],
-            crate::scim::ENTERPRISE_USER_SCHEMA
+            crate::domain::scim::ENTERPRISE_USER_SCHEMA
         );
         let g = resource_type("b", "Group").unwrap_or_default();
         assert!(g.get("schemaExtensions").is_none());

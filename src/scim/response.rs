@@ -152,5 +152,4 @@ mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers[header::ALLOW], "GET");
     }
-
 }

@@ -184,7 +184,10 @@ async fn list(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ScimError> {
-    let body = s.provisioning.list(&auth.ctx, rt, &query(q.as_deref())).await?;
+    let body = s
+        .provisioning
+        .list(&auth.ctx, rt, &query(q.as_deref()))
+        .await?;
     Ok(respond(StatusCode::OK, &body, None, None))
 }
 
@@ -194,7 +197,10 @@ async fn search(
     State(s): State<AppState>,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = s.provisioning.list(&auth.ctx, rt, &ListQuery::from_search(&body)?).await?;
+    let body = s
+        .provisioning
+        .list(&auth.ctx, rt, &ListQuery::from_search(&body)?)
+        .await?;
     Ok(respond(StatusCode::OK, &body, None, None))
 }
 
@@ -221,7 +227,10 @@ async fn fetch(
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let r = s.provisioning.get(&auth.ctx, rt, &id_of(p)?, &query(q.as_deref())).await?;
+    let r = s
+        .provisioning
+        .get(&auth.ctx, rt, &id_of(p)?, &query(q.as_deref()))
+        .await?;
     // RFC 7644 §3.14: a client holding the current version gets 304.
     if header_str(&h, header::IF_NONE_MATCH).is_some_and(|inm| {
         let version = r
@@ -257,10 +266,14 @@ async fn replace(
     );
     let r = match rt {
         ResourceType::User => {
-            s.provisioning.replace_user(&auth.ctx, &id, &body, if_match, &q).await?
+            s.provisioning
+                .replace_user(&auth.ctx, &id, &body, if_match, &q)
+                .await?
         }
         ResourceType::Group => {
-            s.provisioning.replace_group(&auth.ctx, &id, &body, if_match, &q).await?
+            s.provisioning
+                .replace_group(&auth.ctx, &id, &body, if_match, &q)
+                .await?
         }
     };
     Ok(resource(StatusCode::OK, &r, false))
@@ -282,11 +295,17 @@ async fn patch(
     );
     match rt {
         ResourceType::User => {
-            let r = s.provisioning.patch_user(&auth.ctx, &id, &body, if_match, &q).await?;
+            let r = s
+                .provisioning
+                .patch_user(&auth.ctx, &id, &body, if_match, &q)
+                .await?;
             Ok(resource(StatusCode::OK, &r, false))
         }
         ResourceType::Group => {
-            let etag = s.provisioning.patch_group(&auth.ctx, &id, &body, if_match).await?;
+            let etag = s
+                .provisioning
+                .patch_group(&auth.ctx, &id, &body, if_match)
+                .await?;
             let mut response = StatusCode::NO_CONTENT.into_response();
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 response.headers_mut().insert(header::ETAG, v);
@@ -306,7 +325,11 @@ async fn remove(
     let (id, if_match) = (id_of(p)?, header_str(&h, header::IF_MATCH));
     match rt {
         ResourceType::User => s.provisioning.delete_user(&auth.ctx, &id, if_match).await?,
-        ResourceType::Group => s.provisioning.delete_group(&auth.ctx, &id, if_match).await?,
+        ResourceType::Group => {
+            s.provisioning
+                .delete_group(&auth.ctx, &id, if_match)
+                .await?
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

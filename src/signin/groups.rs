@@ -145,4 +145,3 @@ fn filter_prefix(provider: &ProviderConfig, groups: Vec<String>) -> Vec<String> 
         Some(p) => groups.into_iter().filter(|g| g.starts_with(p)).collect(),
     }
 }
-

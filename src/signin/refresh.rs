@@ -167,134 +167,141 @@ impl SignIn {
 struct GiveUp(String);
 
 impl SignIn {
-/// Redeem the grant, re-read the groups and reconcile. `Ok(Some(token))`: the IdP rotated the
-/// refresh token. Transient failures keep the grant (retried next interval) and the teams.
-async fn reevaluate(&self, grant: &RefreshGrant) -> Result<Option<Secret>, GiveUp> {
-    let state = self;
-    let config = state.config.get();
-    let Some(provider) = config.provider(&grant.provider) else {
-        return Err(GiveUp("the provider is no longer configured".into()));
-    };
-    let runtime = state.providers.runtime(provider);
-    let transient = |e: LoginError| {
-        tracing::warn!(user_id = grant.user_id, provider = %provider.id, error = %e, "group re-evaluation failed; will retry");
-        Ok(None)
-    };
-    let metadata = match runtime.metadata().await {
-        Ok(m) => m,
-        Err(e) => return transient(e.into()),
-    };
-    let client = CoreClient::from_provider_metadata(
-        (*metadata).clone(),
-        ClientId::new(provider.client_id.clone()),
-        self.client_secret(provider),
-    );
-    let refresh_token = RefreshToken::new(grant.refresh_token.expose().to_owned());
-    let request = match client.exchange_refresh_token(&refresh_token) {
-        Ok(r) => r,
-        Err(e) => return Err(GiveUp(format!("no token endpoint: {e}"))),
-    };
-    let http = |req| runtime.http().call(req);
-    let token = match request.request_async(&http).await {
-        Ok(t) => t,
-        Err(openidconnect::RequestTokenError::ServerResponse(e)) => {
-            return Err(GiveUp(format!(
-                "the IdP refused the refresh token: {}",
-                e.error()
-            )));
-        }
-        Err(e) => return transient(LoginError::IdpUnavailable(error_chain(&e))),
-    };
-    let access_token = Secret::new(token.access_token().secret().clone());
-    let groups_claim = match token.extra_fields().id_token() {
-        Some(id_token) => {
-            let verified = verify::id_token(
-                &config,
-                &runtime,
-                &metadata,
-                provider,
-                id_token,
-                NonceCheck::Refresh,
-                Some(token.access_token()),
-            )
-            .await
-            .map_err(|e| GiveUp(format!("refreshed ID token rejected: {}", LoginError::from(e))))?;
-            let sub = verified
-                .claims
-                .get("sub")
-                .and_then(serde_json::Value::as_str);
-            if verified.issuer != grant.issuer || sub != Some(grant.sub.as_str()) {
-                return Err(GiveUp(
-                    "the refreshed ID token names another iss or sub".into(),
-                ));
-            }
-            claims::groups(&verified.claims, provider).map_err(|e| GiveUp(e.to_string()))?
-        }
-        // No new ID token: Entra's groups come from Graph, others' from userinfo.
-        None if provider.kind == crate::config::ProviderKind::Entra => GroupsClaim::Overage,
-        None => GroupsClaim::Absent,
-    };
-    let who = GroupsSubject {
-        subject: &grant.subject,
-        sub: &grant.sub,
-        access_token: &access_token,
-    };
-    let groups = match settle_groups(
-        &state.providers,
-        &config,
-        &runtime,
-        provider,
-        groups_claim,
-        &who,
-        false,
-    )
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => return transient(e),
-    };
-    if let Some(groups) = groups {
-        let user_id = grant.user_id;
-        let live = state.config.clone();
-        let clock = self.clock.clone();
-        let trigger = Trigger::new(
-            TriggerKind::Refresh,
-            None,
-            Some(format!("group re-evaluation via {}", provider.id)),
+    /// Redeem the grant, re-read the groups and reconcile. `Ok(Some(token))`: the IdP rotated the
+    /// refresh token. Transient failures keep the grant (retried next interval) and the teams.
+    async fn reevaluate(&self, grant: &RefreshGrant) -> Result<Option<Secret>, GiveUp> {
+        let state = self;
+        let config = state.config.get();
+        let Some(provider) = config.provider(&grant.provider) else {
+            return Err(GiveUp("the provider is no longer configured".into()));
+        };
+        let runtime = state.providers.runtime(provider);
+        let transient = |e: LoginError| {
+            tracing::warn!(user_id = grant.user_id, provider = %provider.id, error = %e, "group re-evaluation failed; will retry");
+            Ok(None)
+        };
+        let metadata = match runtime.metadata().await {
+            Ok(m) => m,
+            Err(e) => return transient(e.into()),
+        };
+        let client = CoreClient::from_provider_metadata(
+            (*metadata).clone(),
+            ClientId::new(provider.client_id.clone()),
+            self.client_secret(provider),
         );
-        let result = state
-            .store
-            .write(move |tx| {
-                let user = tx.user(user_id)?.ok_or(StoreError::NotFound)?;
-                let profile = LoginProfile {
-                    provider: user.provider.clone(),
-                    subject: user.subject.clone(),
-                    email: user.email.clone(),
-                    email_verified: user.email_verified,
-                    name: user.name.clone(),
-                    claims_groups: Some(groups.clone()),
-                };
-                let now = clock.stamp();
-                let user = tx.upsert_login_user(&profile, &now)?;
-                // The config in force now, not when the refresh began (LiveConfig).
-                reconcile_record(tx, &user, &live.get(), &trigger, &now)
-            })
-            .await;
-        match result {
-            Ok(plan) if !plan.is_empty() => tracing::info!(
-                user_id,
-                provider = %provider.id,
-                added = plan.add.len(),
-                removed = plan.remove.len(),
-                "groups re-evaluated with the refresh token"
-            ),
-            Ok(_) => {}
-            Err(StoreError::NotFound) => return Err(GiveUp("the user no longer exists".into())),
-            Err(e) => return transient(LoginError::Internal(e.to_string())),
+        let refresh_token = RefreshToken::new(grant.refresh_token.expose().to_owned());
+        let request = match client.exchange_refresh_token(&refresh_token) {
+            Ok(r) => r,
+            Err(e) => return Err(GiveUp(format!("no token endpoint: {e}"))),
+        };
+        let http = |req| runtime.http().call(req);
+        let token = match request.request_async(&http).await {
+            Ok(t) => t,
+            Err(openidconnect::RequestTokenError::ServerResponse(e)) => {
+                return Err(GiveUp(format!(
+                    "the IdP refused the refresh token: {}",
+                    e.error()
+                )));
+            }
+            Err(e) => return transient(LoginError::IdpUnavailable(error_chain(&e))),
+        };
+        let access_token = Secret::new(token.access_token().secret().clone());
+        let groups_claim = match token.extra_fields().id_token() {
+            Some(id_token) => {
+                let verified = verify::id_token(
+                    &config,
+                    &runtime,
+                    &metadata,
+                    provider,
+                    id_token,
+                    NonceCheck::Refresh,
+                    Some(token.access_token()),
+                )
+                .await
+                .map_err(|e| {
+                    GiveUp(format!(
+                        "refreshed ID token rejected: {}",
+                        LoginError::from(e)
+                    ))
+                })?;
+                let sub = verified
+                    .claims
+                    .get("sub")
+                    .and_then(serde_json::Value::as_str);
+                if verified.issuer != grant.issuer || sub != Some(grant.sub.as_str()) {
+                    return Err(GiveUp(
+                        "the refreshed ID token names another iss or sub".into(),
+                    ));
+                }
+                claims::groups(&verified.claims, provider).map_err(|e| GiveUp(e.to_string()))?
+            }
+            // No new ID token: Entra's groups come from Graph, others' from userinfo.
+            None if provider.kind == crate::config::ProviderKind::Entra => GroupsClaim::Overage,
+            None => GroupsClaim::Absent,
+        };
+        let who = GroupsSubject {
+            subject: &grant.subject,
+            sub: &grant.sub,
+            access_token: &access_token,
+        };
+        let groups = match settle_groups(
+            &state.providers,
+            &config,
+            &runtime,
+            provider,
+            groups_claim,
+            &who,
+            false,
+        )
+        .await
+        {
+            Ok(g) => g,
+            Err(e) => return transient(e),
+        };
+        if let Some(groups) = groups {
+            let user_id = grant.user_id;
+            let live = state.config.clone();
+            let clock = self.clock.clone();
+            let trigger = Trigger::new(
+                TriggerKind::Refresh,
+                None,
+                Some(format!("group re-evaluation via {}", provider.id)),
+            );
+            let result = state
+                .store
+                .write(move |tx| {
+                    let user = tx.user(user_id)?.ok_or(StoreError::NotFound)?;
+                    let profile = LoginProfile {
+                        provider: user.provider.clone(),
+                        subject: user.subject.clone(),
+                        email: user.email.clone(),
+                        email_verified: user.email_verified,
+                        name: user.name.clone(),
+                        claims_groups: Some(groups.clone()),
+                    };
+                    let now = clock.stamp();
+                    let user = tx.upsert_login_user(&profile, &now)?;
+                    // The config in force now, not when the refresh began (LiveConfig).
+                    reconcile_record(tx, &user, &live.get(), &trigger, &now)
+                })
+                .await;
+            match result {
+                Ok(plan) if !plan.is_empty() => tracing::info!(
+                    user_id,
+                    provider = %provider.id,
+                    added = plan.add.len(),
+                    removed = plan.remove.len(),
+                    "groups re-evaluated with the refresh token"
+                ),
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(GiveUp("the user no longer exists".into()));
+                }
+                Err(e) => return transient(LoginError::Internal(e.to_string())),
+            }
         }
+        Ok(token
+            .refresh_token()
+            .map(|r| Secret::new(r.secret().clone())))
     }
-    Ok(token
-        .refresh_token()
-        .map(|r| Secret::new(r.secret().clone())))
-}
 }

@@ -26,14 +26,21 @@ fn scim_config(config: &str) -> String {
 /// only member of a group whose externalId is `group`.
 async fn scim_push(app: &crate::helpers::TestApp, email: &'static str, group: &str) {
     let config = app.state.config.get();
-    let token = teamgate::scim::tokens::create(&app.state.store, &config, "demo", 30, None)
-        .await
-        .unwrap();
+    let token = teamgate::provisioning::tokens::create(
+        &app.state.store,
+        &app.state.clock,
+        &config,
+        "demo",
+        30,
+        None,
+    )
+    .await
+    .unwrap();
     let token = token.token.expose().to_owned();
     let subject = app
         .state
         .store
-        .read(move |c| Ok(teamgate::store::users::find(c, email)?.remove(0).subject))
+        .read(move |c| Ok::<_, teamgate::store::StoreError>(c.find_users(email)?.remove(0).subject))
         .await
         .unwrap();
     let client = reqwest::Client::new();

@@ -136,9 +136,9 @@ async fn an_admin_sees_users_with_sources_teams_mappings_audit_and_plan() {
         .state
         .store
         .read(|conn| {
-            Ok(teamgate::store::users::find(conn, "bob@example.com")?
-                .remove(0)
-                .public_id)
+            Ok::<_, teamgate::store::StoreError>(
+                conn.find_users("bob@example.com")?.remove(0).public_id,
+            )
         })
         .await
         .unwrap();
@@ -248,9 +248,9 @@ async fn an_admin_can_sign_a_user_out_everywhere_and_it_is_audited() {
         .state
         .store
         .read(|conn| {
-            Ok(teamgate::store::users::find(conn, "bob@example.com")?
-                .remove(0)
-                .public_id)
+            Ok::<_, teamgate::store::StoreError>(
+                conn.find_users("bob@example.com")?.remove(0).public_id,
+            )
         })
         .await
         .unwrap();
@@ -303,20 +303,17 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     assert_eq!(body["database"], "ok");
     assert_eq!(body["providers"][0]["id"], "demo");
     assert_eq!(body["providers"][0]["discovery"], "ok");
-    let written: Option<String> = app
-        .state
-        .store
-        .read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT value FROM settings WHERE key = 'admin.readyz'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ok())
-        })
-        .await
-        .unwrap();
+    let written: Option<String> = crate::helpers::db_read(&app.state, |conn| {
+        Ok(conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'admin.readyz'",
+                [],
+                |r| r.get(0),
+            )
+            .ok())
+    })
+    .await
+    .unwrap();
     assert!(written.is_some(), "readyz writes through the writer");
 
     let response = app.get("/metrics").await;

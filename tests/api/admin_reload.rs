@@ -7,7 +7,8 @@ use std::time::Duration;
 use rustix::process::Signal;
 use teamgate::admin::reload::{ReloadError, reload};
 use teamgate::domain::TeamId;
-use teamgate::store::admin_queries;
+use teamgate::store::audit::AuditFilter;
+use teamgate::store::{Store, applied};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admin_support::{
@@ -31,11 +32,13 @@ async fn teams_of(app: &crate::helpers::TestApp, email: &'static str) -> Vec<(St
     app.state
         .store
         .read(move |conn| {
-            let user = teamgate::store::users::find(conn, email)?.remove(0);
-            Ok(teamgate::store::memberships::current(conn, user.id)?
-                .into_iter()
-                .map(|r| (r.team.to_string(), r.source.as_str().to_owned()))
-                .collect())
+            let user = conn.find_users(email)?.remove(0);
+            Ok::<_, teamgate::store::StoreError>(
+                conn.memberships(user.id)?
+                    .into_iter()
+                    .map(|m| (m.row.team.to_string(), m.row.source.as_str().to_owned()))
+                    .collect(),
+            )
         })
         .await
         .unwrap()
@@ -77,15 +80,12 @@ async fn a_valid_config_change_is_applied_to_every_user_at_once_and_audited() {
     let rows = app
         .state
         .store
-        .read(|conn| {
-            admin_queries::audit(
-                conn,
-                &admin_queries::AuditFilter {
-                    trigger: Some("config".into()),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
+        .read(|tx| {
+            tx.audit(&AuditFilter {
+                trigger: Some("config".into()),
+                limit: 100,
+                ..Default::default()
+            })
         })
         .await
         .unwrap();
@@ -173,7 +173,7 @@ async fn an_invalid_config_file_is_refused_and_the_old_config_stays_active() {
     let status = app
         .state
         .store
-        .read(admin_queries::last_reload)
+        .read(applied::last_reload)
         .await
         .unwrap()
         .unwrap();
@@ -206,8 +206,9 @@ fn server_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 }
 
 fn last_reload_seq(database: &std::path::Path) -> i64 {
-    let conn = admin_queries::open_read_only(database).unwrap();
-    admin_queries::last_reload(&conn)
+    Store::open_read_only(database)
+        .unwrap()
+        .read_blocking(applied::last_reload)
         .unwrap()
         .map_or(0, |s| s.seq)
 }
@@ -269,8 +270,11 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
     // SIGHUP with the invalid file on disk: the server refuses it, logs why, keeps running.
     server.signal(Signal::HUP);
     wait_until(Duration::from_secs(10), || last_reload_seq(&database) > seq);
-    let conn = admin_queries::open_read_only(&database).unwrap();
-    let status = admin_queries::last_reload(&conn).unwrap().unwrap();
+    let status = Store::open_read_only(&database)
+        .unwrap()
+        .read_blocking(applied::last_reload)
+        .unwrap()
+        .unwrap();
     assert!(
         !status.ok && status.message.contains("overlord"),
         "{status:?}"

@@ -69,9 +69,7 @@ pub fn stderr(out: &Output) -> String {
 /// Everything in the database that a command could change, as comparable text. The audit log,
 /// memberships, users, teams, bindings, mappings and settings, in a fixed order.
 pub async fn dump(app: &TestApp) -> Vec<String> {
-    app.state
-        .store
-        .read(|conn| {
+    crate::helpers::db_read(&app.state, |conn| {
             let mut out = Vec::new();
             for sql in [
                 "SELECT id || '|' || at || '|' || action || '|' || COALESCE(team_id, '') FROM audit ORDER BY id",

@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{Value, json};
 use teamgate::downstream::assertion::TYP;
-use teamgate::store::sessions::SqliteSessionStore;
-use teamgate::store::signing_keys;
+use teamgate::store::StoreError;
+use teamgate::store::sessions::DbSessionStore;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
@@ -233,17 +233,15 @@ async fn case_55_an_internal_error_gives_500_never_2xx() {
     let gate = spawn("", "").await;
     let agent = signed_in(&gate, alice()).await;
     // The signing key made at start, corrupted in the database (a hand-edited or broken row).
-    gate.state
-        .store
-        .write(|conn| {
-            conn.execute(
-                "UPDATE signing_keys SET private_der = ?1 WHERE retired_at IS NULL",
-                [vec![0x30u8, 0x03, 0x02, 0x01, 0x00]],
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    crate::helpers::db_write(&gate.state, |conn| {
+        conn.execute(
+            "UPDATE signing_keys SET private_der = ?1 WHERE retired_at IS NULL",
+            [vec![0x30u8, 0x03, 0x02, 0x01, 0x00]],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
     let r = auth(&agent, &gate, "").await;
     assert_eq!(r.status(), 500);
     assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
@@ -660,7 +658,7 @@ async fn case_59_after_a_rotation_the_jwks_publishes_the_old_and_the_new_key() {
     let token = header(&auth(&agent, &gate, "").await, "x-teamgate-assertion").unwrap();
     let old_kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
 
-    let rotation = teamgate::downstream::rotate(&gate.state.store)
+    let rotation = teamgate::downstream::rotate(&gate.state.store, &gate.state.clock)
         .await
         .unwrap();
     assert_eq!(rotation.previous_kid.as_deref(), Some(old_kid.as_str()));
@@ -747,7 +745,10 @@ async fn sign_with_teamgate_key(gate: &Gate, header: Header, claims: &Value) -> 
     let key = gate
         .state
         .store
-        .read(signing_keys::current)
+        .read(|tx| {
+            let keys = tx.published_keys(now())?;
+            Ok::<_, StoreError>(keys.into_iter().find(|k| k.retired_at.is_none()))
+        })
         .await
         .unwrap()
         .unwrap();
@@ -805,7 +806,10 @@ async fn case_60_missing_or_wrong_iss_or_aud_fail_once_the_validation_asks_for_t
     let key = gate
         .state
         .store
-        .read(signing_keys::current)
+        .read(|tx| {
+            let keys = tx.published_keys(now())?;
+            Ok::<_, StoreError>(keys.into_iter().find(|k| k.retired_at.is_none()))
+        })
         .await
         .unwrap()
         .unwrap();
@@ -943,7 +947,7 @@ async fn edit_session(
     cookie: &str,
     change: impl FnOnce(&mut serde_json::Map<String, Value>),
 ) {
-    let sessions = SqliteSessionStore::new(gate.state.store.clone());
+    let sessions = DbSessionStore::new(gate.state.store.clone());
     let id = Id::from_str(cookie).unwrap();
     let mut record = sessions
         .load(&id)
@@ -1030,7 +1034,7 @@ async fn case_50_logout_needs_the_csrf_token_and_then_the_replayed_cookie_gets_4
         auth_with_cookie(&gate, "teamgate", &cookie).await.status(),
         401
     );
-    let sessions = SqliteSessionStore::new(gate.state.store.clone());
+    let sessions = DbSessionStore::new(gate.state.store.clone());
     assert!(
         sessions
             .load(&Id::from_str(&cookie).unwrap())

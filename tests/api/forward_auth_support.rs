@@ -14,8 +14,9 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::cookie::CookieStore;
 use serde_json::Value;
-use teamgate::app::{AppState, Application};
+use teamgate::app::Application;
 use teamgate::config::Config;
+use teamgate::state::AppState;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -47,7 +48,7 @@ impl Gate {
         let sub = sub.to_owned();
         self.state
             .store
-            .read(move |conn| teamgate::store::users::by_subject(conn, PROVIDER, &sub))
+            .read(move |conn| conn.user_by_subject(PROVIDER, &sub))
             .await
             .unwrap()
             .expect("the user has signed in")
@@ -59,7 +60,7 @@ impl Gate {
         let id = self.user(sub).await.id;
         self.state
             .store
-            .write(move |conn| teamgate::store::sessions::revoke_user(conn, id))
+            .write(move |conn| conn.revoke_user_sessions(id))
             .await
             .unwrap();
     }
@@ -143,9 +144,16 @@ pub async fn spawn_scim() -> (Gate, String) {
     let direct = format!("http://{}", listener.local_addr().unwrap());
     let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", "").await;
     let config = gate.state.config.get();
-    let token = teamgate::scim::tokens::create(&gate.state.store, &config, PROVIDER, 1, None)
-        .await
-        .unwrap();
+    let token = teamgate::provisioning::tokens::create(
+        &gate.state.store,
+        &gate.state.clock,
+        &config,
+        PROVIDER,
+        1,
+        None,
+    )
+    .await
+    .unwrap();
     (gate, token.token.expose().to_owned())
 }
 

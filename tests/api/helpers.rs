@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use reqwest::{Response, StatusCode, Url};
-use teamgate::app::{AppState, Application};
+use teamgate::app::Application;
 use teamgate::config::Config;
+use teamgate::state::AppState;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -142,4 +143,43 @@ pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) 
         StatusCode::SEE_OTHER,
         "callback for {email}: {hops:?}"
     );
+}
+
+/// Raw SQL on the app's SQLite file, read-only, for tests that inspect what the storage port
+/// does not expose (row counts, audit columns, stored bytes). Runs off the async runtime.
+pub async fn db_read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let path = state.config.get().server.database.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        f(&conn)
+    })
+    .await?
+}
+
+/// Raw SQL that changes the app's SQLite file behind its back (a corrupted key, an aged
+/// session), then one write through the store, so the server's commit-coherent caches see
+/// that something was written.
+pub async fn db_write<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let path = state.config.get().server.database.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        f(&conn)
+    })
+    .await??;
+    state
+        .store
+        .write(|tx| tx.set_setting("test.db_write", "bumped"))
+        .await?;
+    Ok(out)
 }

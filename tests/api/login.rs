@@ -41,19 +41,16 @@ fn team_ids(me: &Value) -> Vec<String> {
 }
 
 async fn audit_actions(rig: &Rig) -> Vec<(String, String, String, String)> {
-    rig.app
-        .state
-        .store
-        .read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT action, COALESCE(team_id, ''), COALESCE(source, ''), trigger FROM audit
+    crate::helpers::db_read(&rig.app.state, |conn| {
+        let mut stmt = conn.prepare(
+            "SELECT action, COALESCE(team_id, ''), COALESCE(source, ''), trigger FROM audit
                  WHERE action LIKE 'membership.%' ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-        .unwrap()
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

@@ -87,26 +87,23 @@ async fn case_32_a_pending_login_older_than_its_ttl_is_rejected() {
     let rig = Rig::oidc().await;
     let callback = rig.callback_url(&rig.app.browser).await;
     // Age the stored pending login past the TTL (PENDING_TTL = 600 s) in the session row.
-    rig.app
-        .state
-        .store
-        .write(|conn| {
-            let (id, data): (String, String) =
-                conn.query_row("SELECT id, data FROM sessions", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
-            for p in data["pending_logins"].as_array_mut().unwrap() {
-                p["created"] = json!(p["created"].as_i64().unwrap() - 601);
-            }
-            conn.execute(
-                "UPDATE sessions SET data = ?1 WHERE id = ?2",
-                rusqlite::params![data.to_string(), id],
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    crate::helpers::db_write(&rig.app.state, |conn| {
+        let (id, data): (String, String) =
+            conn.query_row("SELECT id, data FROM sessions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
+        for p in data["pending_logins"].as_array_mut().unwrap() {
+            p["created"] = json!(p["created"].as_i64().unwrap() - 601);
+        }
+        conn.execute(
+            "UPDATE sessions SET data = ?1 WHERE id = ?2",
+            rusqlite::params![data.to_string(), id],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
     let out = rig.hit(&callback).await;
     out.assert_refused(400, EXPIRED);
     out.assert_logged(&logs, "matches no pending login");
@@ -137,19 +134,15 @@ async fn case_33_fifty_starts_keep_only_the_newest_pending_logins() {
     out.assert_logged(&logs, "matches no pending login");
     let newest = rig.idp.authorize_redirect(&authorize[49]).await;
     rig.hit(&newest).await.assert_signed_in();
-    let data: String = rig
-        .app
-        .state
-        .store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT data FROM sessions WHERE user_id IS NOT NULL",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap();
+    let data: String = crate::helpers::db_read(&rig.app.state, |c| {
+        Ok(c.query_row(
+            "SELECT data FROM sessions WHERE user_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    })
+    .await
+    .unwrap();
     let data: serde_json::Value = serde_json::from_str(&data).unwrap();
     assert!(
         data["pending_logins"].as_array().map_or(0, Vec::len) <= 8,

@@ -161,9 +161,9 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
     // What `teamgate scim-token create entra` does, through the same library function.
     let cli_config = config.clone();
     let out = tokio::task::spawn_blocking(move || {
-        teamgate::scim::tokens::run_cli(
+        teamgate::admin::scim_tokens::run_cli(
             &cli_config,
-            teamgate::scim::tokens::TokenCommand::Create {
+            teamgate::admin::scim_tokens::TokenCommand::Create {
                 provider: "entra".into(),
                 valid_days: Some(1),
                 note: None,
@@ -366,17 +366,21 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
     let store = teamgate::store::Store::open(&db).unwrap();
     let config = Arc::new(config);
     let plans = store
-        .write(move |conn| {
-            let trigger = teamgate::store::audit::Trigger::new("cli", None, None);
+        .write(move |tx| {
+            let trigger = teamgate::store::audit::Trigger::new(
+                teamgate::store::audit::TriggerKind::Cli,
+                None,
+                None,
+            );
             let mut changed = 0;
-            for id in teamgate::store::users::all_ids(conn)? {
-                if !teamgate::store::memberships::reconcile_user(conn, id, &config, &trigger)?
+            for id in tx.user_ids()? {
+                if !teamgate::membership::reconcile::reconcile_user(tx, id, &config, &trigger, "t")?
                     .is_empty()
                 {
                     changed += 1;
                 }
             }
-            Ok(changed)
+            Ok::<_, teamgate::store::StoreError>(changed)
         })
         .await
         .unwrap();

@@ -60,13 +60,7 @@ async fn case_84_fifty_concurrent_writers_never_see_a_busy_database() {
                     claims_groups: Some(vec!["Engineering".into()]),
                 };
                 store
-                    .write(move |conn| {
-                        teamgate::store::users::upsert_from_login(
-                            conn,
-                            &profile,
-                            "2024-01-01T00:00:00Z",
-                        )
-                    })
+                    .write(move |tx| tx.upsert_login_user(&profile, "2024-01-01T00:00:00Z"))
                     .await
                     .expect("a login write failed");
             }
@@ -142,7 +136,7 @@ fn case_84_a_deferred_read_then_write_fails_with_busy_where_begin_immediate_wait
 #[tokio::test]
 async fn case_85_a_lock_held_past_the_busy_timeout_is_a_503_with_retry_after() {
     let rig = ScimRig::start().await;
-    let hog = rusqlite::Connection::open(rig.app.state.store.path()).unwrap();
+    let hog = rusqlite::Connection::open(rig.app.state.store.location()).unwrap();
     hog.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = Instant::now();
     let r = rig
@@ -154,7 +148,9 @@ async fn case_85_a_lock_held_past_the_busy_timeout_is_a_503_with_retry_after() {
         .await;
     r.assert_error(503, None);
     assert_eq!(r.headers["retry-after"], "1");
-    assert!(started.elapsed() >= teamgate::store::BUSY_TIMEOUT - Duration::from_millis(100));
+    assert!(
+        started.elapsed() >= teamgate::store::sqlite::BUSY_TIMEOUT - Duration::from_millis(100)
+    );
     // Reads keep working meanwhile (WAL), and nothing was half-written.
     let list = rig
         .filter("entra", "Users", "userName eq \"blocked@x\"")
@@ -420,29 +416,29 @@ async fn case_89_scim_group_changes_racing_logins_lose_no_update_and_each_source
         .app
         .state
         .store
-        .write(move |conn| {
-            let user = teamgate::store::users::by_subject(conn, "idp", "oid-finn")?.unwrap();
-            let trigger = teamgate::store::audit::Trigger::new("cli", None, None);
-            teamgate::store::memberships::reconcile_user(conn, user.id, &config, &trigger)
+        .write(move |tx| {
+            let user = tx.user_by_subject("idp", "oid-finn")?.unwrap();
+            let trigger = teamgate::store::audit::Trigger::new(
+                teamgate::store::audit::TriggerKind::Cli,
+                None,
+                None,
+            );
+            teamgate::membership::reconcile::reconcile_user(tx, user.id, &config, &trigger, "t")
         })
         .await
         .unwrap();
     assert!(plan.is_empty(), "a lost update: {plan:?}");
     // The last SCIM change removed the member; the SCIM row is gone whatever logins did.
-    let rows: Vec<(String, String)> = rig
-        .app
-        .state
-        .store
-        .read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT m.team_id, m.source FROM memberships m JOIN users u ON u.id = m.user_id
+    let rows: Vec<(String, String)> = crate::helpers::db_read(&rig.app.state, |conn| {
+        let mut stmt = conn.prepare(
+            "SELECT m.team_id, m.source FROM memberships m JOIN users u ON u.id = m.user_id
                  WHERE u.subject = 'oid-finn' ORDER BY 1, 2",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-        .unwrap();
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+    .unwrap();
     assert!(!rows.iter().any(|(_, s)| s == "scim"), "{rows:?}");
 }
 

@@ -1016,9 +1016,7 @@ async fn case_74_a_scim_user_with_a_login_accounts_email_is_not_adopted() {
         .app
         .state
         .store
-        .write(move |conn| {
-            teamgate::store::users::upsert_from_login(conn, &login, "2024-01-01T00:00:00Z")
-        })
+        .write(move |tx| tx.upsert_login_user(&login, "2024-01-01T00:00:00Z"))
         .await
         .unwrap()
         .id;
@@ -1029,19 +1027,15 @@ async fn case_74_a_scim_user_with_a_login_accounts_email_is_not_adopted() {
     r.assert_status(201);
     let scim_uid = rig.user_id("entra", &r.id()).await;
     assert_ne!(scim_uid, login_id, "no adoption by email");
-    let (email, name): (String, String) = rig
-        .app
-        .state
-        .store
-        .read(move |conn| {
-            Ok(conn.query_row(
-                "SELECT email, name FROM users WHERE id = ?1",
-                [login_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
-        })
-        .await
-        .unwrap();
+    let (email, name): (String, String) = crate::helpers::db_read(&rig.app.state, move |conn| {
+        Ok(conn.query_row(
+            "SELECT email, name FROM users WHERE id = ?1",
+            [login_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    })
+    .await
+    .unwrap();
     assert_eq!(
         (email.as_str(), name.as_str()),
         ("shared@example.com", "Login Person")
@@ -1052,19 +1046,15 @@ async fn case_74_a_scim_user_with_a_login_accounts_email_is_not_adopted() {
     let r = rig.post("entra", "/Users", &body).await;
     r.assert_status(201);
     assert_eq!(rig.user_id("entra", &r.id()).await, login_id);
-    let email: String = rig
-        .app
-        .state
-        .store
-        .read(move |conn| {
-            Ok(
-                conn.query_row("SELECT email FROM users WHERE id = ?1", [login_id], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .await
-        .unwrap();
+    let email: String = crate::helpers::db_read(&rig.app.state, move |conn| {
+        Ok(
+            conn.query_row("SELECT email FROM users WHERE id = ?1", [login_id], |r| {
+                r.get(0)
+            })?,
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!(email, "shared@example.com");
 }
 
@@ -1078,23 +1068,26 @@ async fn case_75_missing_malformed_unknown_expired_and_revoked_tokens_are_401_wi
     let url = rig.app.url("/scim/v2/entra/Users");
     let expired = crate::scim_support::token(&rig.app, "entra").await;
     let revoked = crate::scim_support::token(&rig.app, "entra").await;
-    rig.app
-        .state
-        .store
-        .write(|conn| {
+    crate::helpers::db_write(&rig.app.state, |conn| {
             conn.execute("UPDATE scim_tokens SET expires_at = 1 WHERE id = (SELECT MAX(id) - 1 FROM scim_tokens)", [])?;
             Ok(())
         })
         .await
         .unwrap();
     let config = rig.app.state.config.get();
-    let list = teamgate::scim::tokens::list(&rig.app.state.store, &config, "entra")
+    let list = teamgate::provisioning::tokens::list(&rig.app.state.store, &config, "entra")
         .await
         .unwrap();
     let last = list.last().unwrap().public_id.clone();
-    teamgate::scim::tokens::revoke(&rig.app.state.store, &config, "entra", &last)
-        .await
-        .unwrap();
+    teamgate::provisioning::tokens::revoke(
+        &rig.app.state.store,
+        &rig.app.state.clock,
+        &config,
+        "entra",
+        &last,
+    )
+    .await
+    .unwrap();
     let cases: Vec<(&str, Option<String>, bool)> = vec![
         ("no header", None, false),
         ("basic scheme", Some("Basic dXNlcjpwYXNz".into()), false),
@@ -1169,21 +1162,16 @@ async fn case_76_an_access_token_in_the_query_is_401() {
 #[tokio::test]
 async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
     let rig = ScimRig::start().await;
-    let stored: Vec<Vec<u8>> = rig
-        .app
-        .state
-        .store
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT hash FROM scim_tokens")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-        .unwrap();
+    let stored: Vec<Vec<u8>> = crate::helpers::db_read(&rig.app.state, |conn| {
+        let mut stmt = conn.prepare("SELECT hash FROM scim_tokens")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+    .unwrap();
     assert_eq!(stored.len(), 2);
-    let dump = std::fs::read(rig.app.state.store.path()).unwrap();
-    let wal =
-        std::fs::read(format!("{}-wal", rig.app.state.store.path().display())).unwrap_or_default();
+    let dump = std::fs::read(rig.app.state.store.location()).unwrap();
+    let wal = std::fs::read(format!("{}-wal", rig.app.state.store.location())).unwrap_or_default();
     for t in [&rig.entra_token, &rig.okta_token] {
         assert!(stored.iter().all(|h| h.len() == 32), "SHA-256 digests only");
         let needle = t.as_bytes();
@@ -1205,14 +1193,20 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
             .await
             .assert_status(200);
     }
-    let first_id = teamgate::scim::tokens::list(&rig.app.state.store, &config, "entra")
+    let first_id = teamgate::provisioning::tokens::list(&rig.app.state.store, &config, "entra")
         .await
         .unwrap()[0]
         .public_id
         .clone();
-    teamgate::scim::tokens::revoke(&rig.app.state.store, &config, "entra", &first_id)
-        .await
-        .unwrap();
+    teamgate::provisioning::tokens::revoke(
+        &rig.app.state.store,
+        &rig.app.state.clock,
+        &config,
+        "entra",
+        &first_id,
+    )
+    .await
+    .unwrap();
     rig.send(rig.client.get(&url).bearer_auth(&rig.entra_token))
         .await
         .assert_error(401, None);
@@ -1221,18 +1215,39 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
         .assert_status(200);
     // A lifetime is mandatory and bounded.
     assert!(
-        teamgate::scim::tokens::create(&rig.app.state.store, &config, "entra", 0, None)
-            .await
-            .is_err()
+        teamgate::provisioning::tokens::create(
+            &rig.app.state.store,
+            &rig.app.state.clock,
+            &config,
+            "entra",
+            0,
+            None
+        )
+        .await
+        .is_err()
     );
     assert!(
-        teamgate::scim::tokens::create(&rig.app.state.store, &config, "entra", 10_000, None)
-            .await
-            .is_err()
-    );
-    let t = teamgate::scim::tokens::create(&rig.app.state.store, &config, "entra", 30, None)
+        teamgate::provisioning::tokens::create(
+            &rig.app.state.store,
+            &rig.app.state.clock,
+            &config,
+            "entra",
+            10_000,
+            None
+        )
         .await
-        .unwrap();
+        .is_err()
+    );
+    let t = teamgate::provisioning::tokens::create(
+        &rig.app.state.store,
+        &rig.app.state.clock,
+        &config,
+        "entra",
+        30,
+        None,
+    )
+    .await
+    .unwrap();
     let days = (t.expires_at - time::OffsetDateTime::now_utc()).whole_days();
     assert!((29..=30).contains(&days));
 }

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use teamgate::scim::tokens;
+use teamgate::provisioning::tokens;
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::oidc_common::secret_file;
@@ -133,9 +133,16 @@ pub struct ScimRig {
 
 pub async fn token(app: &TestApp, provider: &str) -> String {
     let config = app.state.config.get();
-    let t = tokens::create(&app.state.store, &config, provider, 30, None)
-        .await
-        .unwrap();
+    let t = tokens::create(
+        &app.state.store,
+        &app.state.clock,
+        &config,
+        provider,
+        30,
+        None,
+    )
+    .await
+    .unwrap();
     t.token.expose().to_owned()
 }
 
@@ -280,7 +287,7 @@ impl ScimRig {
             .state
             .store
             .read(move |conn| {
-                Ok(teamgate::store::scim::users::get(conn, &p, &s)?.map(|r| r.user_id))
+                Ok::<_, teamgate::store::StoreError>(conn.scim_user(&p, &s)?.map(|r| r.user_id))
             })
             .await
             .unwrap()
@@ -289,61 +296,51 @@ impl ScimRig {
 
     /// The teams of login identity `user_id`, sorted.
     pub async fn teams(&self, user_id: i64) -> Vec<String> {
-        self.app
-            .state
-            .store
-            .read(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
-                )?;
-                let rows = stmt.query_map([user_id], |r| r.get::<_, String>(0))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await
-            .unwrap()
+        crate::helpers::db_read(&self.app.state, move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
+            )?;
+            let rows = stmt.query_map([user_id], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
     }
 
     /// (action, team, trigger, detail) of the audit rows about `user_id`, oldest first.
     pub async fn audit(&self, user_id: i64) -> Vec<(String, String, String, String)> {
-        self.app
-            .state
-            .store
-            .read(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT action, COALESCE(team_id, ''), trigger, COALESCE(detail, '') FROM audit
+        crate::helpers::db_read(&self.app.state, move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT action, COALESCE(team_id, ''), trigger, COALESCE(detail, '') FROM audit
                      WHERE user_id = ?1 ORDER BY id",
-                )?;
-                let rows = stmt.query_map([user_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await
-            .unwrap()
+            )?;
+            let rows = stmt.query_map([user_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
     }
 
     /// `users.active` of a login identity.
     pub async fn identity_active(&self, user_id: i64) -> bool {
-        self.app
-            .state
-            .store
-            .read(move |conn| {
-                Ok(
-                    conn.query_row("SELECT active FROM users WHERE id = ?1", [user_id], |r| {
-                        r.get(0)
-                    })?,
-                )
-            })
-            .await
-            .unwrap()
+        crate::helpers::db_read(&self.app.state, move |conn| {
+            Ok(
+                conn.query_row("SELECT active FROM users WHERE id = ?1", [user_id], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+        .unwrap()
     }
 
     /// Give `user_id` a signed-in session row, as a login would.
     pub async fn add_session(&self, user_id: i64) {
         use tower_sessions::session::{Id, Record};
         use tower_sessions::session_store::SessionStore;
-        let store =
-            teamgate::store::sessions::SqliteSessionStore::new(self.app.state.store.clone());
+        let store = teamgate::store::sessions::DbSessionStore::new(self.app.state.store.clone());
         let mut data = std::collections::HashMap::new();
         data.insert("auth".to_owned(), json!({"user_id": user_id}));
         let mut record = Record {
@@ -358,24 +355,21 @@ impl ScimRig {
         self.app
             .state
             .store
-            .read(move |conn| teamgate::store::sessions::count_for_user(conn, user_id))
+            .read(move |conn| conn.session_count(user_id))
             .await
             .unwrap()
     }
 
     pub async fn session_generation(&self, user_id: i64) -> i64 {
-        self.app
-            .state
-            .store
-            .read(move |conn| {
-                Ok(conn.query_row(
-                    "SELECT session_generation FROM users WHERE id = ?1",
-                    [user_id],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-            .unwrap()
+        crate::helpers::db_read(&self.app.state, move |conn| {
+            Ok(conn.query_row(
+                "SELECT session_generation FROM users WHERE id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap()
     }
 }
 

@@ -11,9 +11,9 @@
 
 use serde_json::Value;
 
+use super::ResourceType;
 use super::error::ScimError;
 use super::schema::{self, Attr, AttrType, META, Returned};
-use super::ResourceType;
 use crate::domain::clock::parse_timestamp;
 
 /// Longest filter accepted, in bytes. Entra and Okta send filters of a few dozen bytes.

@@ -920,7 +920,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::ENTERPRISE_USER_SCHEMA;
+    use crate::domain::scim::ENTERPRISE_USER_SCHEMA;
 
     fn ops(v: Value) -> Vec<Operation> {
         parse_request(&json!({"schemas": [PATCH_OP], "Operations": v})).unwrap()

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::{Expected, NonceCheck, id_token_offline, is_guid};
 use crate::config::Config;
-use crate::oidc::IdpError;
-use crate::oidc::provider::KeySet;
+use crate::idp::IdpError;
+use crate::idp::provider::KeySet;
 
 const ISSUER: &str = "https://idp.example.com";
 

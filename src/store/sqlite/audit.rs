@@ -130,7 +130,6 @@ pub fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-
 impl AuditReads for SqliteTx<'_> {
     fn audit_of_user(&self, user_id: i64) -> Result<Vec<AuditRow>> {
         for_user(self.conn, user_id)

@@ -64,7 +64,18 @@ fn run(conn: &Connection, nudges: &Receiver<()>) {
 mod tests {
     use std::time::Instant;
 
-    use crate::store::Store;
+    use crate::store::{Store, WriteTx};
+
+    /// A value of `len` bytes that no page can share with another (random hex).
+    fn blob(len: i64) -> String {
+        let len = usize::try_from(len).unwrap();
+        let mut out = String::with_capacity(len);
+        while out.len() < len {
+            out.push_str(&format!("{:032x}", rand::random::<u128>()));
+        }
+        out.truncate(len);
+        out
+    }
 
     /// Under a steady stream of commits (eight writers, no pause) the WAL file stays bounded:
     /// with this thread's PASSIVE checkpoints alone it held every frame written, 96 MiB here
@@ -78,22 +89,16 @@ mod tests {
         let path = dir.path().join("t.db");
         let wal = dir.path().join("t.db-wal");
         let store = Store::open(&path).unwrap();
-        store
-            .write(|conn| Ok(conn.execute_batch("CREATE TABLE blobs (b BLOB)")?))
-            .await
-            .unwrap();
         let mut tasks = Vec::new();
-        for _ in 0..WRITERS {
+        for writer in 0..WRITERS {
             let store = store.clone();
             let wal = wal.clone();
             tasks.push(tokio::spawn(async move {
                 let mut largest = 0;
-                for _ in 0..ROWS_EACH {
+                for row in 0..ROWS_EACH {
+                    let key = format!("blob-{writer}-{row}");
                     store
-                        .write(|conn| {
-                            conn.execute("INSERT INTO blobs VALUES (randomblob(?1))", [ROW])?;
-                            Ok(())
-                        })
+                        .write(move |tx: &dyn WriteTx| tx.set_setting(&key, &blob(ROW)))
                         .await
                         .unwrap();
                     largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
@@ -122,12 +127,11 @@ mod tests {
         let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let before = size();
         store
-            .write(|conn| {
-                conn.execute_batch("CREATE TABLE blobs (b BLOB)")?;
-                for _ in 0..64 {
-                    conn.execute("INSERT INTO blobs VALUES (zeroblob(16384))", [])?;
+            .write(|tx: &dyn WriteTx| {
+                for row in 0..64 {
+                    tx.set_setting(&format!("blob-{row}"), &blob(16384))?;
                 }
-                Ok(())
+                Ok::<_, crate::store::StoreError>(())
             })
             .await
             .unwrap();

@@ -113,4 +113,3 @@ pub fn team_members(conn: &Connection, limit: usize) -> Result<TeamMembers> {
     }
     Ok(out)
 }
-

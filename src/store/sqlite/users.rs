@@ -195,7 +195,6 @@ pub fn users_page(
     Ok((out, total))
 }
 
-
 impl UserReads for SqliteTx<'_> {
     fn user(&self, id: i64) -> Result<Option<UserRecord>> {
         by_id(self.conn, id)

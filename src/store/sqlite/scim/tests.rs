@@ -8,13 +8,16 @@ use serde_json::{Map, Value, json};
 use super::filter_sql::{SqlFilter, translate};
 use super::{groups, tokens, users};
 use crate::config::GroupKey;
-use crate::scim::ResourceType;
-use crate::scim::filter::compile;
+use crate::domain::scim::ResourceType;
+use crate::domain::scim::filter::compile;
+use crate::store::scim::{GroupValues, MemberRef, NewToken, UserValues};
+use crate::store::sqlite::users::link_identity;
+use crate::store::users::NewIdentity;
 
 fn db() -> Connection {
     let mut conn = Connection::open_in_memory().unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    crate::store::migrations::apply(&mut conn).unwrap();
+    crate::store::sqlite::migrations::apply(&mut conn).unwrap();
     conn
 }
 
@@ -25,23 +28,25 @@ fn doc(v: Value) -> Map<String, Value> {
 /// Insert a user the way the service does: identity first, then the SCIM row.
 fn add_user(conn: &Connection, provider: &str, scim_id: &str, d: Value) -> i64 {
     let d = doc(d);
-    let f = crate::scim::resource::user_fields(&d);
+    let f = crate::domain::scim::resource::user_fields(&d);
     let subject = f
         .external_id
         .clone()
         .unwrap_or_else(|| format!("scim:{scim_id}"));
     let active = f.active.unwrap_or(true);
-    let user_id = users::link_identity(
+    let user_id = link_identity(
         conn,
-        provider,
-        &subject,
-        None,
-        None,
-        active,
+        &NewIdentity {
+            provider: provider,
+            subject: &subject,
+            email: None,
+            name: None,
+            active: active,
+        },
         "2024-01-01T00:00:00.000Z",
     )
     .unwrap();
-    let v = users::UserValues {
+    let v = UserValues {
         user_name: &f.user_name,
         external_id: f.external_id.as_deref(),
         active,
@@ -66,7 +71,7 @@ fn add_group(
     ext: Option<&str>,
 ) -> i64 {
     let d = doc(json!({"displayName": name}));
-    let v = groups::GroupValues {
+    let v = GroupValues {
         display_name: name,
         external_id: ext,
         doc: &d,
@@ -315,8 +320,19 @@ fn user_name_uniqueness_is_per_provider_and_case_insensitive() {
             .is_some()
     );
     let d = doc(json!({"userName": "alice@EXAMPLE.com"}));
-    let id = users::link_identity(&conn, "entra", "scim:dup", None, None, true, "t").unwrap();
-    let v = users::UserValues {
+    let id = link_identity(
+        &conn,
+        &NewIdentity {
+            provider: "entra",
+            subject: "scim:dup",
+            email: None,
+            name: None,
+            active: true,
+        },
+        "t",
+    )
+    .unwrap();
+    let v = UserValues {
         user_name: "alice@EXAMPLE.com",
         external_id: None,
         active: true,
@@ -343,7 +359,7 @@ fn groups_filter_on_display_name_and_members() {
     population(&conn);
     let g1 = add_group(&conn, "entra", "g1", "Admins", Some("gid-1"));
     let _g2 = add_group(&conn, "entra", "g2", "Viewers", None);
-    let (u1, _) = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
+    let MemberRef { member: u1, .. } = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
     assert!(groups::add_member(&conn, g1, u1).unwrap());
     assert!(
         !groups::add_member(&conn, g1, u1).unwrap(),
@@ -365,7 +381,10 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
     population(&conn);
     let g1 = add_group(&conn, "entra", "g1", "Admins", Some("gid-1"));
     let g2 = add_group(&conn, "entra", "g2", "Viewers", None);
-    let (u1, user_id) = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
+    let MemberRef {
+        member: u1,
+        user_id,
+    } = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
     assert_eq!(
         super::groups_of_user(&conn, user_id, GroupKey::Id).unwrap(),
         Some(vec![])
@@ -380,7 +399,18 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
         super::groups_of_user(&conn, user_id, GroupKey::Name).unwrap(),
         Some(vec!["Admins".to_owned(), "Viewers".to_owned()])
     );
-    let never = users::link_identity(&conn, "entra", "login-only", None, None, true, "t").unwrap();
+    let never = link_identity(
+        &conn,
+        &NewIdentity {
+            provider: "entra",
+            subject: "login-only",
+            email: None,
+            name: None,
+            active: true,
+        },
+        "t",
+    )
+    .unwrap();
     assert_eq!(
         super::groups_of_user(&conn, never, GroupKey::Id).unwrap(),
         None
@@ -396,12 +426,14 @@ fn tokens_are_found_by_hash_and_revoked_per_provider() {
     let hash = [7u8; 32];
     tokens::insert(
         &conn,
-        "t1",
-        "entra",
-        &hash,
-        "now",
-        4_000_000_000,
-        Some("note"),
+        &NewToken {
+            public_id: "t1",
+            provider: "entra",
+            hash,
+            created_at: "now",
+            expires_at: 4_000_000_000,
+            note: Some("note"),
+        },
     )
     .unwrap();
     let (row, stored) = tokens::by_hash(&conn, &hash).unwrap().unwrap();

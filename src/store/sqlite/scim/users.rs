@@ -189,4 +189,3 @@ pub fn groups(conn: &Connection, pk: i64) -> Result<Vec<(String, String)>> {
     let rows = stmt.query_map([pk], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
-
