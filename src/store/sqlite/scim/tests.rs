@@ -37,11 +37,11 @@ fn add_user(conn: &Connection, provider: &str, scim_id: &str, d: Value) -> i64 {
     let user_id = link_identity(
         conn,
         &NewIdentity {
-            provider: provider,
+            provider,
             subject: &subject,
             email: None,
             name: None,
-            active: active,
+            active,
         },
         "2024-01-01T00:00:00.000Z",
     )
