@@ -2,6 +2,7 @@
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod admin_browser;
+mod architecture;
 mod admin_explain;
 mod admin_pages;
 mod admin_plan;
