@@ -1,4 +1,4 @@
-//! Any string as the `id_token` of a token response (SECURITY.md 25: unknown `crit`, odd
+//! Any string as the `id_token` of a token response (security case 25: unknown `crit`, odd
 //! `typ`, nested JWE, five segments, non-JSON payloads...): verification must return an error,
 //! never panic. The key set and provider are fixed; the seed corpus (`fuzz/corpus/id_token`)
 //! holds well-formed tokens for the mutations to start from.

@@ -6,7 +6,7 @@
 //!   the config; an invalid file is refused and the old config stays.
 //! - [`pidfile`]: the pid file `serve` writes beside the database, which `reload` signals.
 //! - [`guard`]: who may open `/admin` (the configured admin role) and the CSRF checks on
-//!   every state-changing form (SECURITY.md 54).
+//!   every state-changing form (security case 54).
 //! - [`pages`]: the `/admin` HTML pages (users, teams, mappings, SCIM, audit, plan).
 //! - [`ops`]: `/readyz` and `/metrics`.
 //! - [`scim_tokens`]: `teamgate scim-token create|list|revoke`.

@@ -108,7 +108,7 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub clock_skew: Duration,
-    /// Connect and total timeouts of every call to an identity provider (SECURITY.md 82).
+    /// Connect and total timeouts of every call to an identity provider (security case 82).
     pub idp_connect_timeout: Duration,
     pub idp_timeout: Duration,
     /// A separate address for `/metrics` (then absent from `listen`), as peers offer
@@ -837,7 +837,7 @@ impl Validator<'_> {
             .iter()
             .map(|t| t.get_ref().to_lowercase())
             .collect();
-        // Entra multi-tenant (IDP-QUIRKS E9): tokens of any tenant verify against the templated
+        // Entra multi-tenant (IdP quirk E9): tokens of any tenant verify against the templated
         // issuer, so the tenants to admit must be listed, as GUIDs.
         let multi_tenant = kind == ProviderKind::Entra
             && p.tenant.as_ref().is_some_and(|t| {

@@ -51,7 +51,7 @@ pub struct Handover {
     /// Team ids, sorted.
     pub teams: BTreeSet<String>,
     pub roles: EffectiveRoles,
-    /// Every identity header, values from the session's user only (SECURITY.md 58).
+    /// Every identity header, values from the session's user only (security case 58).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The user's email or id, for the 403 page.
     pub label: String,
@@ -65,7 +65,7 @@ pub struct Handover {
 
 /// When an entry built at `iat` must be rebuilt: halfway through the assertion's life, so an
 /// app always receives at least half the lifetime, and a team or role change (SCIM, login, a
-/// config reload aside, which is immediate) reaches apps within `ttl / 2` (SECURITY.md 52).
+/// config reload aside, which is immediate) reaches apps within `ttl / 2` (security case 52).
 pub fn refresh_after(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_secs() / 2).unwrap_or(i64::MAX).max(1)
 }

@@ -1,6 +1,6 @@
 //! Reading identity and groups from verified ID-token (or userinfo) claims: the groups claim
-//! at a configured dotted path, in every shape IdPs send (SECURITY.md 29), Entra's overage
-//! marker (IDP-QUIRKS E4), and the trusted email.
+//! at a configured dotted path, in every shape IdPs send (security case 29), Entra's overage
+//! marker (IdP quirk E4), and the trusted email.
 
 use serde_json::{Map, Value};
 
@@ -99,7 +99,7 @@ fn json_kind(v: &Value) -> &'static str {
 /// The email and whether it may be trusted: only when `email_verified` is true (a boolean, or
 /// the string "true" some IdPs send), or for Entra, which never sends `email_verified`, when
 /// the optional `xms_edov` claim says the email's domain is verified by its owner (the nOAuth
-/// flaw, IDP-QUIRKS E10). An unverified email is kept for display only.
+/// flaw, IdP quirk E10). An unverified email is kept for display only.
 pub fn email(provider: &ProviderConfig, claims: &Map<String, Value>) -> (Option<String>, bool) {
     let email = claims
         .get("email")

@@ -1,4 +1,4 @@
-//! Entra group overage (IDP-QUIRKS E4-E6): when the ID token says "too many groups to list"
+//! Entra group overage (IdP quirk E4-E6): when the ID token says "too many groups to list"
 //! (`_claim_names.groups` or `hasgroups`), ask Microsoft Graph with the user's access token.
 //! The token's `_claim_sources` endpoint is the retired AAD Graph, so it is never called: the
 //! Graph base URL comes from the provider config (`graph_url`), which also keeps an attacker's

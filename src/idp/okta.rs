@@ -1,4 +1,4 @@
-//! Okta's groups beyond the token (IDP-QUIRKS O3): a groups claim is capped at 100 values, so a
+//! Okta's groups beyond the token (IdP quirk O3): a groups claim is capped at 100 values, so a
 //! token listing exactly 100 may be truncated. With an API token configured
 //! (`okta_api_token_env`), the full list is read from the Okta Groups API:
 //! `GET {issuer origin}/api/v1/users/{sub}/groups`, `Authorization: SSWS <token>`, paged through

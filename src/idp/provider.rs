@@ -1,9 +1,9 @@
 //! Per-provider runtime state: the discovery document and the JWKS, fetched lazily (so
-//! teamgate starts and serves sessions and SCIM while an IdP is down, SECURITY.md 83) and
+//! teamgate starts and serves sessions and SCIM while an IdP is down, security case 83) and
 //! cached. An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
-//! concurrent logins (SECURITY.md 79-81); a failed, malformed or empty refetch keeps the good
+//! concurrent logins (security cases 79-81); a failed, malformed or empty refetch keeps the good
 //! keys. Discovery is done here rather than by openidconnect's `discover_async`, because an
-//! Entra multi-tenant document names a templated issuer (`…/{tenantid}/v2.0`, IDP-QUIRKS E9)
+//! Entra multi-tenant document names a templated issuer (`…/{tenantid}/v2.0`, IdP quirk E9)
 //! that its exact comparison refuses; every other issuer is still compared exactly (case 16).
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Least time between two JWKS refetches caused by unknown keys.
 pub const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(30);
-/// The placeholder Entra's multi-tenant discovery documents put in `issuer` (IDP-QUIRKS E9).
+/// The placeholder Entra's multi-tenant discovery documents put in `issuer` (IdP quirk E9).
 pub const TENANT_TEMPLATE: &str = "{tenantid}";
 
 struct CachedMetadata {
@@ -193,7 +193,7 @@ impl ProviderRuntime {
     }
 
     /// OpenID Connect Discovery 1.0 §4: GET `{issuer}/.well-known/openid-configuration`; the
-    /// document's `issuer` must equal the configured one exactly (§4.3, SECURITY.md 16), or be
+    /// document's `issuer` must equal the configured one exactly (§4.3, security case 16), or be
     /// the multi-tenant template; endpoints are always taken from the document (15).
     async fn discover(&self) -> Result<(Metadata, KeySet), IdpError> {
         let unavailable =
@@ -281,7 +281,7 @@ impl ProviderRuntime {
         }
     }
 
-    /// Replace the key set unless the new one has no usable signing key (SECURITY.md 81).
+    /// Replace the key set unless the new one has no usable signing key (security case 81).
     async fn install_keys(&self, new: KeySet) -> bool {
         let usable = new
             .set

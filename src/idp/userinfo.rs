@@ -1,6 +1,6 @@
 //! The UserInfo endpoint (OIDC Core §5.3), used when a provider releases groups only there
-//! (Okta custom authorization servers, IDP-QUIRKS O2). Its `sub` must equal the ID token's
-//! (OIDC Core §5.3.2, SECURITY.md 11), otherwise the answer is discarded.
+//! (Okta custom authorization servers, IdP quirk O2). Its `sub` must equal the ID token's
+//! (OIDC Core §5.3.2, security case 11), otherwise the answer is discarded.
 
 use serde_json::{Map, Value};
 

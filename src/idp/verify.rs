@@ -1,5 +1,5 @@
 //! ID-token verification on top of openidconnect's verifier, adding what it leaves out
-//! (SECURITY.md key finding 1): clock skew on `exp`, an `iat` window, an algorithm allow-list
+//! (the security checklist's key finding 1): clock skew on `exp`, an `iat` window, an algorithm allow-list
 //! that never admits `none` or HMAC, `azp`, `at_hash`, one rate-limited JWKS refetch when the
 //! token names an unknown key (rotation, cases 17-18 and 79-80), and Entra's issuer rules:
 //! v2.0 tokens only (E8), and for multi-tenant providers the per-tenant issuer built from a
@@ -25,7 +25,7 @@ pub use crate::domain::ids::is_guid;
 const MAX_TOKEN_AGE: TimeDelta = TimeDelta::minutes(10);
 
 /// Asymmetric algorithms only: `none` and HS* (which an attacker could MAC with the IdP's public
-/// key, SECURITY.md 23) are never accepted.
+/// key, security case 23) are never accepted.
 const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 7] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
@@ -105,7 +105,7 @@ pub async fn id_token(
 
 /// Verify a compact ID token against a key set already at hand, with no network: the same
 /// checks as [`id_token`] minus the JWKS refetch (an unknown key is an error). Parsing
-/// included, so any string may be given; used by the fuzz targets (`fuzz/`, SECURITY.md 25).
+/// included, so any string may be given; used by the fuzz targets (`fuzz/`, security case 25).
 pub fn id_token_offline(
     compact: &str,
     keys: &KeySet,
@@ -279,7 +279,7 @@ fn verifier(
         IdTokenVerifier::new_public_client(ClientId::new(provider.client_id.clone()), issuer, keys)
             .set_allowed_algs(ALLOWED_ALGS)
             // openidconnect checks `exp` against this clock with no leeway; running it `skew`
-            // behind gives `exp` its tolerance (SECURITY.md 19).
+            // behind gives `exp` its tolerance (security case 19).
             .set_time_fn(move || Utc::now() - skew)
             .set_issue_time_verifier_fn(move |iat: DateTime<Utc>| {
                 let now = Utc::now();
@@ -294,7 +294,7 @@ fn verifier(
     )
 }
 
-/// OIDC Core §3.1.3.7 step 5: when `azp` is present it must be our client id (SECURITY.md 21).
+/// OIDC Core §3.1.3.7 step 5: when `azp` is present it must be our client id (security case 21).
 /// openidconnect leaves this check out on purpose.
 fn check_azp(claims: &Map<String, Value>, provider: &ProviderConfig) -> Result<(), IdpError> {
     match claims.get("azp") {

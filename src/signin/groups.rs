@@ -1,5 +1,5 @@
 //! Settling a user's groups: turn what the ID token said into the groups to store, reading
-//! further where the token cannot say it all: userinfo (Okta, IDP-QUIRKS O2), Microsoft Graph
+//! further where the token cannot say it all: userinfo (Okta, IdP quirk O2), Microsoft Graph
 //! for an Entra overage (E4, E5), the Okta Groups API for a claim at Okta's cap of 100 (O3).
 //! Shared by the login and the refresh re-evaluation.
 
@@ -22,7 +22,7 @@ pub struct GroupsSubject<'a> {
 
 /// Turn what the token said about groups into the groups to store: `Some(list)`, or `None`
 /// when membership is unknown right now and `on_group_failure = "keep"` (the user's current
-/// teams are then kept: never read as "no groups", IDP-QUIRKS E6). With `"refuse"` an unknown
+/// teams are then kept: never read as "no groups", IdP quirk E6). With `"refuse"` an unknown
 /// membership is [`LoginError::GroupsUnavailable`]. `use_cache` is false when re-reading on
 /// purpose (refresh).
 pub async fn settle_groups(

@@ -10,7 +10,7 @@
 //! of a user then resumes at their next sign-in. A grant lives no longer than the session's
 //! absolute lifetime, and is dropped when the IdP refuses it (`invalid_grant`: signed out,
 //! disabled, token revoked) or when a refreshed ID token names another `iss` or `sub`
-//! (OIDC Core §12.2, SECURITY.md 26).
+//! (OIDC Core §12.2, security case 26).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
 //! Return URLs (`rd`, post-logout): only a same-origin relative path or a URL on an
 //! allow-listed origin passes; everything else falls back to `/` (no open redirect,
-//! SECURITY.md 42, RFC 9700 §4.11.1).
+//! security case 42, RFC 9700 §4.11.1).
 
 use url::Url;
 

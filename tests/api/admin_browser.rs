@@ -1,7 +1,7 @@
 //! The admin pages in headless Chromium (skipped with a printed reason when it is not
 //! installed, unless TEAMGATE_REQUIRE_E2E=1): a non-admin gets the 403 page, an admin sees the
 //! user table and the audit log, and forms posted without the CSRF token or from another site
-//! are refused (SECURITY.md case 54) while the real button works.
+//! are refused (security case 54) while the real button works.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The `/admin` pages over HTTP: who may see them, what they show, and SECURITY.md case 54
+//! The `/admin` pages over HTTP: who may see them, what they show, and security case 54
 //! (cross-site or token-less POSTs refused with 403; GET never mutates). `/readyz` and
 //! `/metrics` too. The same flows in a real browser are in `admin_browser`.
 

@@ -57,7 +57,7 @@ async fn chromium_signs_in_at_the_demo_idp_and_sees_its_teams_and_roles() {
         browser.screenshot(format!("{dir}/home.png")).await;
     }
 
-    // The session cookie as the browser holds it (SECURITY.md 46-47 for plain-http loopback).
+    // The session cookie as the browser holds it (security cases 46-47 for plain-http loopback).
     let cookie = browser.cookie("teamgate").await.expect("session cookie");
     assert!(cookie.http_only);
     assert_eq!(cookie.same_site.as_deref(), Some("Lax"));

@@ -1,5 +1,5 @@
 //! Forward-auth and the signed assertion, against the real teamgate and the test IdP:
-//! SECURITY.md sections D (sessions, 47-53) and E (forward-auth and assertion, 55-60), one or
+//! security-cases sections D (sessions, 47-53) and E (forward-auth and assertion, 55-60), one or
 //! more tests per case, named with its number. The real-nginx and Chromium runs are in
 //! `forward_auth_e2e`.
 

@@ -269,7 +269,7 @@ pub async fn signed_in(gate: &Gate, spec: LoginSpec) -> Agent {
 }
 
 /// Verify `token` as an application would: key by `kid` from the JWKS at `jwks_url`, alg pinned
-/// to ES256, `typ` checked, `iss`, `aud`, `exp`, `iat` and `sub` required (SECURITY.md 59-60).
+/// to ES256, `typ` checked, `iss`, `aud`, `exp`, `iat` and `sub` required (security cases 59-60).
 pub async fn verify(
     token: &str,
     jwks_url: &str,

@@ -2,12 +2,12 @@
 //! port with its own database (see `helpers`), and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod admin_browser;
-mod architecture;
 mod admin_explain;
 mod admin_pages;
 mod admin_plan;
 mod admin_reload;
 mod admin_support;
+mod architecture;
 mod browser_login;
 mod forward_auth;
 mod forward_auth_e2e;

@@ -1,4 +1,4 @@
-//! SECURITY.md section B: ID-token and claim checks beyond the certification suite (19-30):
+//! security-cases section B: ID-token and claim checks beyond the certification suite (19-30):
 //! times with skew, audiences and `azp`, nonce and issuer presence, algorithm confusion, key
 //! selection, malformed tokens (with a property test standing in for cargo-fuzz), refreshed
 //! tokens, Entra multi-tenant issuers, the identity key, group claim shapes and overage.

@@ -1,4 +1,4 @@
-//! SECURITY.md section H, cases 79-83: the key cache under rotation, floods and a broken
+//! security-cases section H, cases 79-83: the key cache under rotation, floods and a broken
 //! JWKS endpoint, and an IdP that is black-holed or down while teamgate keeps serving
 //! everything else.
 

@@ -1,4 +1,4 @@
-//! SECURITY.md section C: the flow around the tokens (31-46): state binding and single use,
+//! security-cases section C: the flow around the tokens (31-46): state binding and single use,
 //! concurrent logins, PKCE, code injection, RFC 9207 `iss`, mix-up between two providers,
 //! repeated parameters, IdP errors, the constant redirect URI, return URLs, the callback
 //! page's headers, secrets kept out of logs, no redirects followed, and the session cookie

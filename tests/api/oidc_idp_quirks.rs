@@ -1,4 +1,4 @@
-//! IDP-QUIRKS.md E1-E10 (Entra tokens) and O1-O4 (Okta tokens), one named test each or more,
+//! docs/idp-quirks.md E1-E10 (Entra tokens) and O1-O4 (Okta tokens), one named test each or more,
 //! plus the generic OIDC options (groups claim path, object field, prefix; email domains).
 
 use std::time::{Duration, Instant};

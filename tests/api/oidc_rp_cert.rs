@@ -1,4 +1,4 @@
-//! SECURITY.md section A: the OpenID Foundation's relying-party certification cases (Basic RP
+//! security-cases section A: the OpenID Foundation's relying-party certification cases (Basic RP
 //! 1-14, Config RP 15-18), each played against the test IdP misbehaving in that one way.
 //! Every refusal is checked the same way: status and page, the log line naming the reason,
 //! and no session or user row left behind.

@@ -1,4 +1,4 @@
-//! Durability under a crash (issue 4; SECURITY.md 86 and 87): a child `teamgate serve` under
+//! Durability under a crash (issue 4; security case 86 and 87): a child `teamgate serve` under
 //! SCIM write load is killed with SIGKILL. After a restart every request that had received a
 //! 2xx is present, every multi-operation PATCH is wholly applied or wholly absent, replaying an
 //! acknowledged creation is a 409, and the database passes `PRAGMA integrity_check`.
@@ -336,7 +336,7 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
         let one_more = if done % 2 == 0 { &b_set } else { &a_set };
         assert!(members == *expected_if_exact || members == *one_more);
     }
-    // Replaying an acknowledged creation is refused, not duplicated (SECURITY.md 86).
+    // Replaying an acknowledged creation is refused, not duplicated (security case 86).
     let (status, body) = client
         .send(
             reqwest::Method::POST,

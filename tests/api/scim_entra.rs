@@ -1,5 +1,5 @@
 //! The documented Microsoft Entra provisioning sequence, replayed request by request with
-//! Entra's own bodies (learn.microsoft.com "Tutorial: develop a SCIM endpoint", IDP-QUIRKS S1-S9):
+//! Entra's own bodies (learn.microsoft.com "Tutorial: develop a SCIM endpoint", IdP quirk S1-S9):
 //! Test Connection, create user, the look-ups, updates in both dialects, disable with "False",
 //! group creation with Entra's extra schema, members added and removed both ways, deletions.
 

@@ -1,4 +1,4 @@
-//! SECURITY.md 44 for SCIM: trace-level logs of SCIM traffic (accepted and refused requests)
+//! security case 44 for SCIM: trace-level logs of SCIM traffic (accepted and refused requests)
 //! never hold a bearer token.
 
 use reqwest::Method;

@@ -1,5 +1,5 @@
 //! The documented Okta provisioning sequence (developer.okta.com SCIM 2.0 reference,
-//! IDP-QUIRKS K1-K7): the existence check, import with paging, POST with a password and
+//! IdP quirk K1-K7): the existence check, import with paging, POST with a password and
 //! read-only groups, profile updates by PUT, deactivation by PUT and by PATCH without a path,
 //! re-creation of a deactivated user, and group push with a rename sent with every update.
 

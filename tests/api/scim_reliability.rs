@@ -1,4 +1,4 @@
-//! SECURITY.md 84-89 for SCIM, and 51 (deprovisioning ends sessions): concurrent writers,
+//! security cases 84-89 for SCIM, and 51 (deprovisioning ends sessions): concurrent writers,
 //! a lock held past the busy timeout, Bulk, deactivation racing a login, SCIM racing login
 //! reconciliation. The crash cases (86, 87 under SIGKILL) are in `scim_crash`.
 

@@ -1,4 +1,4 @@
-//! SECURITY.md sections F (SCIM input, cases 61-74) and G (SCIM auth, cases 75-78), each
+//! security-cases sections F (SCIM input, cases 61-74) and G (SCIM auth, cases 75-78), each
 //! case named by its number, each checking status, `scimType` and body.
 
 use reqwest::Method;

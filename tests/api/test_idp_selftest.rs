@@ -129,7 +129,7 @@ async fn discovery_names_the_issuer_and_endpoints_under_a_random_path() {
         doc["authorization_response_iss_parameter_supported"],
         json!(true)
     );
-    // SECURITY.md 15: a second IdP's endpoints differ, so only discovery can find them.
+    // security case 15: a second IdP's endpoints differ, so only discovery can find them.
     let other = TestIdp::start().await;
     let path = |u: String| url::Url::parse(&u).unwrap().path().to_owned();
     assert_ne!(path(idp.jwks_uri()), path(other.jwks_uri()));
@@ -310,7 +310,7 @@ async fn the_idp_is_usable_through_the_openidconnect_crate() {
         .unwrap();
     assert_eq!(claims.subject().as_str(), user.sub);
     assert_eq!(claims.issuer().as_str(), idp.issuer());
-    // openidconnect's nonce from `Nonce::new_random` fits SECURITY.md 1's 43-char limit.
+    // openidconnect's nonce from `Nonce::new_random` fits security case 1's 43-char limit.
     assert!(idp.last_authorize().unwrap().get("nonce").unwrap().len() <= 43);
     let payload = decode_segment(&id_token.to_string(), 1);
     assert_eq!(payload["oid"], json!(user.oid));
@@ -572,7 +572,7 @@ async fn an_es256_token_verifies_against_the_published_ec_key() {
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_audience(&[idp.client_id()]);
     jsonwebtoken::decode::<Value>(id_token, &key, &validation).unwrap();
-    // A corrupted signature no longer verifies (SECURITY.md 10, bad-sig-es256).
+    // A corrupted signature no longer verifies (security case 10, bad-sig-es256).
     idp.with_knobs(|k| k.corrupt_signature = true);
     let tokens = login(&idp).await;
     let corrupted = tokens["id_token"].as_str().unwrap();

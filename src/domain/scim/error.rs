@@ -61,7 +61,7 @@ pub enum ScimError {
     /// 501: a feature the server does not offer (Bulk, sorting...).
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),
-    /// 503 + `Retry-After`: the database stayed locked past its busy timeout (SECURITY.md 85).
+    /// 503 + `Retry-After`: the database stayed locked past its busy timeout (security case 85).
     #[error("the database is busy")]
     Busy,
     /// 500: a bug or a storage failure; the cause is logged, never sent.

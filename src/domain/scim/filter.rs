@@ -5,7 +5,7 @@
 //! every path and operator against [`super::schema`] and yields a typed [`Cond`] for the
 //! store's SQL translator or for in-memory matching of PATCH value filters.
 //!
-//! Limits keep hostile input cheap (SECURITY.md 70): a filter longer than [`MAX_FILTER_LEN`],
+//! Limits keep hostile input cheap (security case 70): a filter longer than [`MAX_FILTER_LEN`],
 //! nested deeper than [`MAX_DEPTH`] or with more than [`MAX_TERMS`] comparisons is refused
 //! with `invalidFilter` before any recursion could grow the stack.
 
@@ -311,7 +311,7 @@ impl Parser {
             if let Some(Tok::Word(w)) = self.peek().cloned()
                 && let Some(sub) = w.strip_prefix('.')
             {
-                // Entra: emails[type eq "work"].value eq "..." (IDP-QUIRKS S6).
+                // Entra: emails[type eq "work"].value eq "..." (IdP quirk S6).
                 self.pos += 1;
                 if !is_attr_name(sub) {
                     return Err(format!("\"{sub}\" is not a sub-attribute name"));
@@ -414,7 +414,7 @@ pub struct PatchPath {
     pub sub: Option<String>,
 }
 
-/// Parse a PATCH path. Errors are `invalidPath` (SECURITY.md 65).
+/// Parse a PATCH path. Errors are `invalidPath` (security case 65).
 pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
     let invalid = |e: String| {
         ScimError::InvalidPath(format!("the path \"{}\" is not valid: {e}", clip(input)))

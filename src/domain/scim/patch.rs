@@ -1,5 +1,5 @@
 //! RFC 7644 §3.5.2 PATCH: `add`, `remove` and `replace`, with and without `path`, value
-//! filters in paths, and the dialects IdPs really send (IDP-QUIRKS S1-S5, K5, K7): op names in
+//! filters in paths, and the dialects IdPs really send (IdP quirk S1-S5, K5, K7): op names in
 //! any case, string booleans, Entra's no-path multi-attribute replace whose keys are paths,
 //! Okta's no-path `{"active":false}` and its group rename carrying the group's `id`.
 //!

@@ -52,7 +52,7 @@ pub fn normalize(rt: ResourceType, body: &Value) -> Result<Normalized, ScimError
             .iter()
             .any(|k| key.eq_ignore_ascii_case(k))
         {
-            // RFC 7643 §3.1: client-supplied id and meta are ignored (SECURITY.md 64).
+            // RFC 7643 §3.1: client-supplied id and meta are ignored (security case 64).
             continue;
         }
         if let Some(s) = schema::schema_for(rt, key) {
@@ -103,7 +103,7 @@ fn put(
     let attr = located.attr;
     if attr.mutability == Mutability::ReadOnly || (urn.is_none() && attr.name == "password") {
         // Read-only values are ignored (RFC 7644 §3.5.1), so Okta's `groups: []` is harmless;
-        // the password is discarded (IDP-QUIRKS K3).
+        // the password is discarded (IdP quirk K3).
         return Ok(());
     }
     if rt == ResourceType::Group && urn.is_none() && attr.name == "members" {

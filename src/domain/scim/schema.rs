@@ -660,7 +660,7 @@ pub fn check_required(rt: ResourceType, doc: &Map<String, Value>) -> Result<(), 
 }
 
 /// Parse a boolean as Entra sends it: JSON `true`/`false`, or the strings "True"/"False" in
-/// any case (IDP-QUIRKS S2; SECURITY.md 67 decides to accept them).
+/// any case (IdP quirk S2; security case 67 decides to accept them).
 pub fn parse_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),

@@ -1,5 +1,5 @@
 //! The network-free core of ID-token verification ([`id_token_offline`]), which the fuzz
-//! targets drive; the HTTP-level cases of SECURITY.md A-C are in `tests/api/oidc_*.rs`.
+//! targets drive; the HTTP-level cases of security cases A-C are in `tests/api/oidc_*.rs`.
 
 use std::sync::OnceLock;
 

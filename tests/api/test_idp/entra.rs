@@ -1,4 +1,4 @@
-//! Entra ID flavour: v2 ID-token claim sets (IDP-QUIRKS E1, E4, E8-E10), including group
+//! Entra ID flavour: v2 ID-token claim sets (IdP quirk E1, E4, E8-E10), including group
 //! overage, and a mock of the Microsoft Graph calls that resolve overage (E5):
 //! `POST /v1.0/me/checkMemberGroups` and paged `GET /v1.0/me/transitiveMemberOf`.
 

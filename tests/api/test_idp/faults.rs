@@ -1,6 +1,6 @@
 //! Fault injection shared by every endpoint (Graph's and Okta's included): each request is
 //! counted, then delayed, redirected, failed, replaced or padded as its `Fault` says, so the
-//! relying party's timeouts, body caps and error paths can be tested (SECURITY.md 45, 81-83).
+//! relying party's timeouts, body caps and error paths can be tested (security cases 45, 81-83).
 
 use std::sync::atomic::Ordering;
 

@@ -1,5 +1,5 @@
 //! How the test IdP can be told to misbehave. `Knobs::default()` is an honest, strict OpenID
-//! provider; each field bends one thing, named after the SECURITY.md case it serves. Changes
+//! provider; each field bends one thing, named after the security cases it serves. Changes
 //! apply to every request that arrives after `TestIdp::with_knobs` returns.
 
 use std::collections::HashMap;
@@ -20,11 +20,11 @@ pub enum Endpoint {
     Graph,
     /// Okta's `GET /api/v1/users/{id}/groups`.
     OktaGroups,
-    /// The retired AAD Graph URL that overage tokens name in `_claim_sources` (IDP-QUIRKS E4:
+    /// The retired AAD Graph URL that overage tokens name in `_claim_sources` (IdP quirk E4:
     /// a client must build a Microsoft Graph URL instead, so any call here is a bug).
     LegacyGraph,
     /// `TestIdp::moved_jwks_url()`: serves the JWKS too, and is where a test redirects the
-    /// JWKS endpoint to (SECURITY.md 45: the client must not follow, so its count stays 0).
+    /// JWKS endpoint to (security case 45: the client must not follow, so its count stays 0).
     MovedJwks,
 }
 
@@ -46,16 +46,16 @@ impl Endpoint {
 /// first of redirect, status, raw body that is set; `pad_to` bends an otherwise normal answer.
 #[derive(Clone, Debug, Default)]
 pub struct Fault {
-    /// Wait this long before answering (timeouts, SECURITY.md 82).
+    /// Wait this long before answering (timeouts, security case 82).
     pub delay: Option<Duration>,
-    /// Answer `302 Found` with this `Location` (SECURITY.md 45).
+    /// Answer `302 Found` with this `Location` (security case 45).
     pub redirect_to: Option<String>,
     /// Answer this status with a small error body in the endpoint's own dialect.
     pub status: Option<u16>,
     /// Answer 200 with this body verbatim (`application/json`), e.g. truncated JSON.
     pub raw_body: Option<String>,
     /// Pad the normal JSON answer with trailing whitespace (still valid JSON) to this many
-    /// bytes: the huge-body case (SECURITY.md 82, "bodies size-capped").
+    /// bytes: the huge-body case (security case 82, "bodies size-capped").
     pub pad_to: Option<usize>,
     /// Apply only to this many more calls, then clear; `None` = until changed.
     pub times: Option<usize>,
@@ -68,10 +68,10 @@ pub enum Alg {
     Rs256,
     /// Signed with the P-256 key; publish it with `jwks_ec_key` for the token to verify.
     Es256,
-    /// Algorithm confusion (SECURITY.md 23): HMAC-SHA-256 keyed with the current RSA public
+    /// Algorithm confusion (security case 23): HMAC-SHA-256 keyed with the current RSA public
     /// key's SubjectPublicKeyInfo PEM, as an attacker holding only the JWKS could make.
     Hs256WithRsaPublicKey,
-    /// `alg: none` and an empty signature (SECURITY.md 9).
+    /// `alg: none` and an empty signature (security case 9).
     None,
 }
 
@@ -82,9 +82,9 @@ pub enum Kid {
     /// EC key), even when `sign_with_rogue_key` signs with another key.
     #[default]
     Published,
-    /// No `kid` header at all (SECURITY.md 6-7).
+    /// No `kid` header at all (security cases 6-7).
     Omit,
-    /// This value, e.g. one no JWKS contains (SECURITY.md 79).
+    /// This value, e.g. one no JWKS contains (security case 79).
     Fixed(String),
 }
 
@@ -94,9 +94,9 @@ pub enum TokenShape {
     /// A compact JWS: three segments.
     #[default]
     Jws,
-    /// Five segments, shaped like a JWE (a nested or encrypted token; SECURITY.md 25).
+    /// Five segments, shaped like a JWE (a nested or encrypted token; security case 25).
     FiveSegments,
-    /// A correctly signed JWS whose payload is not JSON (SECURITY.md 25).
+    /// A correctly signed JWS whose payload is not JSON (security case 25).
     NonJsonPayload,
 }
 
@@ -106,11 +106,11 @@ pub enum IssParam {
     /// The issuer from the discovery document (RFC 9207 §2).
     #[default]
     Correct,
-    /// Left out (SECURITY.md 37).
+    /// Left out (security case 37).
     Omit,
     /// The correct issuer plus a trailing `/`: must be compared as a plain string (36).
     TrailingSlash,
-    /// This value (SECURITY.md 36, 38).
+    /// This value (security cases 36, 38).
     Custom(String),
 }
 
@@ -120,7 +120,7 @@ pub enum TokenAuth {
     /// `client_secret_basic` or `client_secret_post` (never both in one request).
     #[default]
     BasicOrPost,
-    /// Only HTTP Basic (SECURITY.md 14); discovery then advertises only that.
+    /// Only HTTP Basic (security case 14); discovery then advertises only that.
     BasicOnly,
     /// Only credentials in the form body.
     PostOnly,
@@ -132,9 +132,9 @@ pub enum GroupsPlacement {
     /// In the ID token and in userinfo.
     #[default]
     Both,
-    /// Only in the ID token (Okta's org authorization server, IDP-QUIRKS O1).
+    /// Only in the ID token (Okta's org authorization server, IdP quirk O1).
     IdTokenOnly,
-    /// Only in userinfo (Okta custom server default, IDP-QUIRKS O2).
+    /// Only in userinfo (Okta custom server default, IdP quirk O2).
     UserinfoOnly,
 }
 
@@ -145,15 +145,15 @@ pub struct Knobs {
     /// Claims set verbatim (`iss`, `sub`, `aud` as string or array, `azp`, `exp`, `iat`,
     /// `nonce`, `at_hash`, `email_verified`, ...). Use `unix_now()` for times.
     pub id_token_set: Map<String, Value>,
-    /// Claims removed (SECURITY.md 3, 4, 5, 22).
+    /// Claims removed (security cases 3, 4, 5, 22).
     pub id_token_remove: Vec<String>,
 
     // ---- JOSE header and signature ----
     pub alg: Alg,
     pub kid: Kid,
-    /// Sign with a pool key that the JWKS does not publish (SECURITY.md 10, 79).
+    /// Sign with a pool key that the JWKS does not publish (security cases 10, 79).
     pub sign_with_rogue_key: bool,
-    /// Flip bits in the signature (SECURITY.md 10).
+    /// Flip bits in the signature (security case 10).
     pub corrupt_signature: bool,
     /// Header members set verbatim after `alg`/`typ`/`kid` (`crit`, `typ`, even `alg`).
     pub header_set: Map<String, Value>,
@@ -162,24 +162,24 @@ pub struct Knobs {
 
     // ---- token endpoint ----
     pub token_auth: TokenAuth,
-    /// Also return a `refresh_token` (SECURITY.md 26, IDP-QUIRKS E7).
+    /// Also return a `refresh_token` (security case 26, IdP quirk E7).
     pub issue_refresh_token: bool,
     /// Token-response members set verbatim (`id_token` itself, `token_type`, ...).
     pub token_response_set: Map<String, Value>,
-    /// Token-response members left out; `"id_token"` is SECURITY.md 40.
+    /// Token-response members left out; `"id_token"` is security case 40.
     pub token_response_remove: Vec<String>,
 
     // ---- authorization endpoint ----
-    /// Redirect back with this `error` (e.g. `access_denied`) and the state (SECURITY.md 40).
+    /// Redirect back with this `error` (e.g. `access_denied`) and the state (security case 40).
     pub authorize_error: Option<String>,
     pub iss_param: IssParam,
-    /// Appended to the redirect back, after the normal ones; repeats allowed (SECURITY.md 39).
+    /// Appended to the redirect back, after the normal ones; repeats allowed (security case 39).
     pub authorize_extra_params: Vec<(String, String)>,
     /// Normal parameters left out of the redirect back (`state`, `code`).
     pub authorize_drop_params: Vec<String>,
 
     // ---- discovery ----
-    /// The `issuer` the discovery document claims (SECURITY.md 16).
+    /// The `issuer` the discovery document claims (security case 16).
     pub discovery_issuer: Option<String>,
     /// RFC 9207 §3 `authorization_response_iss_parameter_supported`; `None` leaves it out.
     pub iss_parameter_supported: Option<bool>,
@@ -189,27 +189,27 @@ pub struct Knobs {
     // ---- JWKS ----
     /// After `rotate_key`, keep publishing the previous key beside the new one.
     pub jwks_keep_previous: bool,
-    /// Publish the keys without `kid` (SECURITY.md 6-7).
+    /// Publish the keys without `kid` (security cases 6-7).
     pub jwks_omit_kid: bool,
-    /// Also publish the rogue key under the current key's kid (SECURITY.md 24).
+    /// Also publish the rogue key under the current key's kid (security case 24).
     pub jwks_duplicate_kid: bool,
-    /// Also publish the rogue key, with `use: enc` (SECURITY.md 24); its kid is `rogue_kid()`.
+    /// Also publish the rogue key, with `use: enc` (security case 24); its kid is `rogue_kid()`.
     pub jwks_enc_key: bool,
     /// Also publish the P-256 key.
     pub jwks_ec_key: bool,
-    /// Publish the current RSA key with `alg: ES256` (kty/alg mismatch, SECURITY.md 24).
+    /// Publish the current RSA key with `alg: ES256` (kty/alg mismatch, security case 24).
     pub jwks_alg_mismatch: bool,
     /// Put unusable entries (bad base64, no `kty`, unknown `kty`, a symmetric key) in front
-    /// of the good keys (SECURITY.md 81).
+    /// of the good keys (security case 81).
     pub jwks_malformed_entries: bool,
-    /// Serve `{"keys": []}` (SECURITY.md 81).
+    /// Serve `{"keys": []}` (security case 81).
     pub jwks_empty: bool,
-    /// Entra's per-key `issuer` member (IDP-QUIRKS E9), when set.
+    /// Entra's per-key `issuer` member (IdP quirk E9), when set.
     pub jwks_key_issuer: Option<String>,
 
     // ---- userinfo ----
     pub groups_placement: GroupsPlacement,
-    /// Userinfo members set verbatim, e.g. another `sub` (SECURITY.md 11).
+    /// Userinfo members set verbatim, e.g. another `sub` (security case 11).
     pub userinfo_set: Map<String, Value>,
     pub userinfo_remove: Vec<String>,
 
@@ -311,8 +311,8 @@ impl Knobs {
         self
     }
 
-    /// No `kid` in the token header nor in the JWKS (SECURITY.md 6; with a second key
-    /// published, e.g. after `rotate_key`, SECURITY.md 7).
+    /// No `kid` in the token header nor in the JWKS (security case 6; with a second key
+    /// published, e.g. after `rotate_key`, security case 7).
     pub fn omit_kids(&mut self) -> &mut Self {
         self.kid = Kid::Omit;
         self.jwks_omit_kid = true;

@@ -1,12 +1,12 @@
 //! A standalone OpenID provider for the integration tests: an axum server on 127.0.0.1:0 that
 //! speaks real OIDC (discovery, JWKS, RS256 ID tokens, a validating token endpoint, userinfo),
 //! mocks Microsoft Graph and the Okta Groups API, and can be told to misbehave through
-//! [`Knobs`], one field per SECURITY.md case.
+//! [`Knobs`], one field per docs/security-cases.md case.
 //!
 //! ```ignore
 //! let idp = TestIdp::start().await;
 //! idp.set_next_login(LoginSpec::new("u-1", "alice@example.com").with_groups(["admins"]));
-//! idp.with_knobs(|k| { k.remove_claim("sub"); });       // SECURITY.md 3
+//! idp.with_knobs(|k| { k.remove_claim("sub"); });       // security case 3
 //! // point teamgate at idp.issuer(), idp.client_id(), idp.client_secret(), then log in.
 //! assert_eq!(idp.token_calls(), 1);
 //! ```
@@ -119,7 +119,7 @@ struct Inner {
     issuer_path: String,
     metadata_issuer_template: Option<String>,
     /// Random path segment of authorize/token/userinfo/JWKS: per run, so a client that
-    /// guesses endpoints instead of reading discovery fails (SECURITY.md 15).
+    /// guesses endpoints instead of reading discovery fails (security case 15).
     prefix: String,
     client_id: String,
     client_secret: String,
@@ -348,7 +348,7 @@ impl TestIdp {
     }
 
     /// Sign with the next pool key from now on. The JWKS publishes the new key, and the old
-    /// one too unless `jwks_keep_previous` is off (SECURITY.md 17-18).
+    /// one too unless `jwks_keep_previous` is off (security cases 17-18).
     pub fn rotate_key(&self) {
         let mut state = self.lock();
         state.previous_key = Some(state.current_key);

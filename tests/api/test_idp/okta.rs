@@ -1,5 +1,5 @@
 //! Okta flavour: users whose `groups` claim holds group names, cut at 100 as Okta's claim
-//! filter does (IDP-QUIRKS O1, O3), and a mock of the Okta Groups API that returns the full
+//! filter does (IdP quirk O1, O3), and a mock of the Okta Groups API that returns the full
 //! list: `GET /api/v1/users/{id}/groups`, `Authorization: SSWS {token}`, `Link: rel="next"`
 //! paging.
 

@@ -12,7 +12,7 @@ pub struct TestIdpOptions {
     /// The issuer's path below the server root: `""` (Okta org server style), `/{tid}/v2.0`
     /// (Entra), `/oauth2/default` (Okta custom server). Discovery is served beneath it.
     pub issuer_path: String,
-    /// Multi-tenant (Entra `/common`, IDP-QUIRKS E9): the discovery `issuer` is this path
+    /// Multi-tenant (Entra `/common`, IdP quirk E9): the discovery `issuer` is this path
     /// template holding a literal `{tenantid}`; ID tokens carry the user's `tid` in its place.
     /// RFC 9207 `iss` is then neither sent nor advertised, as Entra does.
     pub metadata_issuer_template: Option<String>,
@@ -41,7 +41,7 @@ impl TestIdpOptions {
         }
     }
 
-    /// An Okta custom authorization server: `{base}/oauth2/{server_id}` (IDP-QUIRKS O4).
+    /// An Okta custom authorization server: `{base}/oauth2/{server_id}` (IdP quirk O4).
     pub fn okta_custom_server(server_id: &str) -> Self {
         Self {
             issuer_path: format!("/oauth2/{server_id}"),
@@ -56,7 +56,7 @@ pub struct LoginSpec {
     pub sub: String,
     /// `None`: no `email` claim.
     pub email: Option<String>,
-    /// `None`: no `email_verified` claim (SECURITY.md 28: then the email is not trusted).
+    /// `None`: no `email_verified` claim (security case 28: then the email is not trusted).
     pub email_verified: Option<bool>,
     pub name: Option<String>,
     /// The `groups` claim verbatim; `None`: the claim is absent (not the same as `[]`).

@@ -142,7 +142,7 @@ fn token_grant(
                 .refresh_tokens
                 .remove(presented)
                 .ok_or_else(|| OAuthError::new("invalid_grant", "unknown or used refresh token"))?;
-            // The current user spec: a test changes it between login and refresh (SECURITY.md 26).
+            // The current user spec: a test changes it between login and refresh (security case 26).
             let sub = st.next_login.sub.clone();
             let grant = Grant {
                 sub: &sub,

@@ -1,6 +1,6 @@
 //! A checked SCIM filter ([`Cond`], RFC 7644 §3.4.2.2) translated into a SQL condition on
 //! `scim_users r` or `scim_groups r`. Every value, and every JSON path, is a bound parameter;
-//! `co`/`sw`/`ew` use `LIKE ... ESCAPE '\'` with `%` and `_` escaped (SECURITY.md 69), or
+//! `co`/`sw`/`ew` use `LIKE ... ESCAPE '\'` with `%` and `_` escaped (security case 69), or
 //! `instr`/`substr` for case-exact attributes, for which LIKE would fold case.
 //!
 //! userName, externalId, displayName, id and `members.value` map to indexed columns; other

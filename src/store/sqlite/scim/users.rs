@@ -43,7 +43,7 @@ fn one(conn: &Connection, where_: &str, p: impl rusqlite::Params) -> Result<Opti
         .transpose()
 }
 
-/// The user `scim_id` of `provider`; another provider's user is not found (SECURITY.md 78).
+/// The user `scim_id` of `provider`; another provider's user is not found (security case 78).
 pub fn get(conn: &Connection, provider: &str, scim_id: &str) -> Result<Option<UserRow>> {
     one(
         conn,
