@@ -1,0 +1,222 @@
+//! Validation of the whole file: the [`Validator`] that records every problem with its line,
+//! the order the sections are checked in (later sections refer to earlier ones: teams to
+//! providers and roles, defaults to teams), and the checks one module per section:
+//! [`server`], [`providers`], [`teams`] (with `[defaults]`), [`sections`] (demo users,
+//! forward-auth, admin).
+
+mod providers;
+mod sections;
+mod server;
+mod teams;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use super::raw::{RawConfig, S};
+use super::{Config, ConfigError, ConfigErrors, GroupKey, ProviderKind};
+use crate::domain::ids::BUILTIN_ROLES;
+use crate::domain::plan::ConfigView;
+use crate::domain::reconcile::Policy;
+use crate::domain::{ProviderId, Role, TeamId};
+
+/// Read `text` (as if from `path`) into a [`Config`], or every problem it has.
+pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let mut v = Validator {
+        file: path.to_owned(),
+        text,
+        errors: Vec::new(),
+    };
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| v.line_of(&s)).unwrap_or(0);
+            let mut msg = e
+                .message()
+                .trim()
+                .replace("expected i64", "expected a whole number");
+            // serde's type errors do not name the key; the text before the value does.
+            if msg.starts_with("invalid")
+                && let Some(key) = e.span().and_then(|s| key_before(text, s.start))
+            {
+                msg = format!("{key}: {msg}");
+            }
+            let hint = if msg.contains("unknown field") {
+                "; remove it or check its spelling against config/example.toml"
+            } else {
+                ""
+            };
+            v.push(line, format!("{msg}{hint}"));
+            return Err(ConfigErrors(v.errors));
+        }
+    };
+    let config = v.validate(raw);
+    if v.errors.is_empty() {
+        config.ok_or_else(|| ConfigErrors(vec![]))
+    } else {
+        v.errors.sort_by_key(|e| e.line);
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+pub(super) struct Validator<'a> {
+    file: PathBuf,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    pub(super) fn line_of(&self, span: &Range<usize>) -> usize {
+        if span.start == 0 && span.end == 0 {
+            return 0;
+        }
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    pub(super) fn push(&mut self, line: usize, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            message,
+        });
+    }
+
+    pub(super) fn err<T>(&mut self, at: &S<T>, message: String) {
+        let line = self.line_of(&at.span());
+        self.push(line, message);
+    }
+
+    /// Parse a spanned string with `f`; on failure record the error at its line.
+    pub(super) fn parse_with<T, E: fmt::Display>(
+        &mut self,
+        value: &S<String>,
+        key: &str,
+        f: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        match f(value.get_ref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err(value, format!("{key}: {e}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn positive(&mut self, value: &S<i64>, key: &str) -> Option<u64> {
+        match u64::try_from(*value.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.err(value, format!("{key} must be a whole number above 0"));
+                None
+            }
+        }
+    }
+
+    /// A whole number of seconds within `range`.
+    pub(super) fn seconds_in(
+        &mut self,
+        value: &S<i64>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        match u64::try_from(*value.get_ref()) {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    value,
+                    format!("{key} must be {} to {}", range.start(), range.end()),
+                );
+                None
+            }
+        }
+    }
+
+    fn validate(&mut self, raw: RawConfig) -> Option<Config> {
+        let mut known_roles: BTreeSet<Role> = BUILTIN_ROLES
+            .iter()
+            .filter_map(|r| Role::parse(r).ok())
+            .collect();
+        for r in &raw.custom_roles {
+            if let Some(role) = self.parse_with(r, "custom_roles", Role::parse) {
+                known_roles.insert(role);
+            }
+        }
+        let server = self.server(raw.server.get_ref());
+        let public_url = server.as_ref().map(|s| s.public_url.clone());
+        let providers = self.providers(&raw.providers, server.as_ref());
+        let provider_kinds: BTreeMap<ProviderId, GroupKey> = providers
+            .iter()
+            .map(|p| (p.id.clone(), p.group_key))
+            .collect();
+        let teams = self.teams(&raw.teams, &known_roles, &provider_kinds);
+        let team_ids: BTreeSet<TeamId> = teams.iter().map(|t| t.id.clone()).collect();
+        let defaults = self.defaults(&raw.defaults, &team_ids);
+        let demo_users = self.demo_users(&raw.demo_users, &providers);
+        let forward_auth = self.forward_auth(&raw.forward_auth, public_url.as_ref());
+        let admin = self.admin(&raw.admin, &known_roles);
+        Some(
+            Config {
+                path: self.file.clone(),
+                server: server?,
+                providers,
+                teams,
+                defaults,
+                demo_users,
+                known_roles,
+                forward_auth,
+                admin: admin?,
+                view: ConfigView::default(),
+                policy: Policy::default(),
+            }
+            .with_view(),
+        )
+    }
+}
+
+pub(super) fn default_display_name(kind: ProviderKind, id: &ProviderId) -> String {
+    match kind {
+        ProviderKind::Entra => "Microsoft Entra ID".into(),
+        ProviderKind::Okta => "Okta".into(),
+        ProviderKind::Demo => "Demo identity provider".into(),
+        ProviderKind::Oidc => id.to_string(),
+    }
+}
+
+pub(super) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+pub(super) fn parse_origin(s: &str) -> Result<url::Origin, String> {
+    let url = Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "\"{s}\" must be an http(s) origin such as https://app.example.com"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "\"{s}\" must be an origin only (scheme://host[:port]), without path or user"
+        ));
+    }
+    Ok(url.origin())
+}
+
+/// The key a value at byte `pos` is assigned to, when `key =` precedes it on its line.
+fn key_before(text: &str, pos: usize) -> Option<&str> {
+    let before = text.get(..pos)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let lhs = line[..line.rfind('=')?].trim_end();
+    let start = lhs
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .map_or(0, |i| i + 1);
+    Some(&lhs[start..]).filter(|k| !k.is_empty())
+}

@@ -1,0 +1,118 @@
+//! `[server]`: the public URL, listeners, database, lifetimes, timeouts, redirect origins and
+//! trusted proxies.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::{Validator, is_loopback_host, parse_origin};
+use crate::config::ServerConfig;
+use crate::config::raw;
+
+impl Validator<'_> {
+    pub(super) fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {
+        let public_url = self.parse_with(&s.public_url, "server.public_url", |u| {
+            let url = Url::parse(u).map_err(|e| {
+                format!("\"{u}\" is not a URL ({e}); write e.g. https://login.example.com")
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!("\"{u}\" must be an http(s) URL with a host"));
+            }
+            if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                return Err(format!(
+                    "\"{u}\" must not carry a query, fragment or user info"
+                ));
+            }
+            if url.scheme() == "http" && !is_loopback_host(&url) {
+                return Err(format!(
+                    "\"{u}\" uses plain http on a non-loopback host; use https"
+                ));
+            }
+            Ok(url)
+        });
+        let listen = self.parse_with(&s.listen, "server.listen", |l| {
+            l.parse::<SocketAddr>()
+                .map_err(|_| format!("\"{l}\" is not an address:port; write e.g. 127.0.0.1:8080"))
+        });
+        let metrics_listen = s.metrics_listen.as_ref().map(|m| {
+            self.parse_with(m, "server.metrics_listen", |l| {
+                l.parse::<SocketAddr>().map_err(|_| {
+                    format!("\"{l}\" is not an address:port; write e.g. 127.0.0.1:9100")
+                })
+            })
+        });
+        if let (Some(Some(metrics)), Some(listen), Some(m)) =
+            (metrics_listen, listen, s.metrics_listen.as_ref())
+            && metrics == listen
+            && listen.port() != 0
+        {
+            self.err(
+                m,
+                "server.metrics_listen is the same address as server.listen; give /metrics its own port, or remove metrics_listen to serve it on listen".into(),
+            );
+        }
+        let idle = self.positive(&s.session_idle_minutes, "server.session_idle_minutes");
+        let absolute = self.positive(&s.session_absolute_hours, "server.session_absolute_hours");
+        let skew = self.seconds_in(&s.clock_skew_seconds, "server.clock_skew_seconds", 0..=600);
+        let idp_timeout = self.seconds_in(
+            &s.idp_timeout_seconds,
+            "server.idp_timeout_seconds",
+            1..=120,
+        );
+        let idp_connect_timeout = self.seconds_in(
+            &s.idp_connect_timeout_seconds,
+            "server.idp_connect_timeout_seconds",
+            1..=60,
+        );
+        if let (Some(connect), Some(total)) = (idp_connect_timeout, idp_timeout)
+            && connect > total
+        {
+            self.err(
+                &s.idp_connect_timeout_seconds,
+                format!("server.idp_connect_timeout_seconds ({connect}) is longer than server.idp_timeout_seconds ({total}); the connection is part of the whole call"),
+            );
+        }
+        let mut origins = Vec::new();
+        for o in &s.allowed_redirect_origins {
+            if let Some(origin) =
+                self.parse_with(o, "server.allowed_redirect_origins", parse_origin)
+            {
+                origins.push(origin);
+            }
+        }
+        let mut proxies = Vec::new();
+        for p in &s.trusted_proxies {
+            if let Some(ip) = self.parse_with(p, "server.trusted_proxies", |s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("\"{s}\" is not an IP address"))
+            }) {
+                proxies.push(ip);
+            }
+        }
+        if s.database.get_ref().trim().is_empty() {
+            self.err(
+                &s.database,
+                "server.database is empty; give a file path such as data/teamgate.db".into(),
+            );
+        }
+        Some(ServerConfig {
+            public_url: public_url?,
+            listen: listen?,
+            database: PathBuf::from(s.database.get_ref()),
+            demo: s.demo,
+            session_idle: Duration::from_secs(idle? * 60),
+            session_absolute: Duration::from_secs(absolute? * 3600),
+            clock_skew: Duration::from_secs(skew?),
+            idp_connect_timeout: Duration::from_secs(idp_connect_timeout?),
+            idp_timeout: Duration::from_secs(idp_timeout?),
+            metrics_listen: match metrics_listen {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
+            allowed_redirect_origins: origins,
+            trusted_proxies: proxies,
+        })
+    }
+}
