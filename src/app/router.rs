@@ -13,7 +13,8 @@ use crate::web::request_id;
 /// here and nowhere else.
 pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
     let config = state.config.get();
-    let sessions = crate::web::session::layer(state.store.clone(), &config.server);
+    let sessions =
+        crate::web::session::layer(state.store.clone(), state.clock.clone(), &config.server);
     let mut app = Router::new()
         .merge(crate::home::routes())
         .merge(crate::oidc::routes::routes())

@@ -13,6 +13,7 @@ use tower_sessions::session_store::{self, SessionStore};
 use super::Store;
 use super::cache::CommitCache;
 use super::error::StoreError;
+use crate::domain::Clock;
 
 /// The key in session data under which the signed-in user is kept (see `crate::web::session`).
 pub const AUTH_KEY: &str = "auth";
@@ -33,6 +34,8 @@ fn user_of(record: &Record) -> Option<i64> {
 #[derive(Clone)]
 pub struct DbSessionStore {
     store: Store,
+    /// Decides which rows have expired.
+    clock: Clock,
     /// Session rows by hashed id (data, expiry), coherent with commits (see [`super::cache`]):
     /// a signed-in request reads nothing from the database until something is written.
     rows: Arc<CommitCache<String, Option<(String, i64)>>>,
@@ -45,9 +48,10 @@ impl std::fmt::Debug for DbSessionStore {
 }
 
 impl DbSessionStore {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, clock: Clock) -> Self {
         Self {
             store,
+            clock,
             rows: Arc::new(CommitCache::new(ROW_CACHE_CAPACITY)),
         }
     }
@@ -98,7 +102,7 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
         let id = *session_id;
         let hashed = hash_id(&id);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.unix();
         let epoch = self.store.commit_epoch();
         let row = match self.rows.get(&hashed, epoch) {
             Some(row) => row,

@@ -18,9 +18,13 @@ use crate::store::{Store, StoreError};
 const LAST_SEEN_GRANULARITY: i64 = 60;
 
 /// Build the session layer for `server`.
-pub fn layer(store: Store, server: &ServerConfig) -> SessionManagerLayer<DbSessionStore> {
+pub fn layer(
+    store: Store,
+    clock: Clock,
+    server: &ServerConfig,
+) -> SessionManagerLayer<DbSessionStore> {
     let https = server.is_https();
-    SessionManagerLayer::new(DbSessionStore::new(store))
+    SessionManagerLayer::new(DbSessionStore::new(store, clock))
         .with_name(cookie_name(https))
         .with_secure(https)
         .with_http_only(true)

@@ -947,7 +947,7 @@ async fn edit_session(
     cookie: &str,
     change: impl FnOnce(&mut serde_json::Map<String, Value>),
 ) {
-    let sessions = DbSessionStore::new(gate.state.store.clone());
+    let sessions = DbSessionStore::new(gate.state.store.clone(), gate.state.clock.clone());
     let id = Id::from_str(cookie).unwrap();
     let mut record = sessions
         .load(&id)
@@ -1034,7 +1034,7 @@ async fn case_50_logout_needs_the_csrf_token_and_then_the_replayed_cookie_gets_4
         auth_with_cookie(&gate, "teamgate", &cookie).await.status(),
         401
     );
-    let sessions = DbSessionStore::new(gate.state.store.clone());
+    let sessions = DbSessionStore::new(gate.state.store.clone(), gate.state.clock.clone());
     assert!(
         sessions
             .load(&Id::from_str(&cookie).unwrap())

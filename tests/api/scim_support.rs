@@ -340,7 +340,10 @@ impl ScimRig {
     pub async fn add_session(&self, user_id: i64) {
         use tower_sessions::session::{Id, Record};
         use tower_sessions::session_store::SessionStore;
-        let store = teamgate::store::sessions::DbSessionStore::new(self.app.state.store.clone());
+        let store = teamgate::store::sessions::DbSessionStore::new(
+            self.app.state.store.clone(),
+            self.app.state.clock.clone(),
+        );
         let mut data = std::collections::HashMap::new();
         data.insert("auth".to_owned(), json!({"user_id": user_id}));
         let mut record = Record {
