@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, Database};
 use crate::domain::Clock;
 use crate::domain::explain;
 use crate::domain::plan;
@@ -142,14 +142,21 @@ fn load(path: &Path) -> Result<Config, CliError> {
     Config::load(path).map_err(CliError::Config)
 }
 
-fn open(database: &Path) -> Result<Store, CliError> {
-    if !database.exists() {
+fn open(database: &Database) -> Result<Store, CliError> {
+    if let Some(path) = database.sqlite_path()
+        && !path.exists()
+    {
         return Err(CliError::BadArgument(format!(
             "no database at {}: start `teamgate serve` with this config once, or check server.database",
-            database.display()
+            path.display()
         )));
     }
-    Ok(Store::open_read_only(database)?)
+    Ok(Store::open_database_read_only(database)?)
+}
+
+/// Whether the configured database exists yet (a PostgreSQL database is asked when opened).
+fn exists(database: &Database) -> bool {
+    database.sqlite_path().is_none_or(Path::exists)
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), CliError> {
@@ -160,7 +167,7 @@ fn print_json(value: &impl Serialize) -> Result<(), CliError> {
 fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
     let database = &config.server.database;
-    let (baseline, plan) = if database.exists() {
+    let (baseline, plan) = if exists(database) {
         open(database)?.read_blocking(|tx| compute_plan(tx, &config))?
     } else {
         plan_from_empty(&config)
@@ -169,7 +176,7 @@ fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
         print_json(&serde_json::json!({
             "changes": !plan.is_empty(),
             "file": config.path,
-            "database": database,
+            "database": database.describe(),
             "compared_with": baseline,
             "plan": plan,
         }))?;
@@ -179,17 +186,17 @@ fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
                 println!(
                     "Comparing {} with the config applied to {} ({path}, at {at}).\n",
                     config.path.display(),
-                    database.display()
+                    database.describe()
                 );
             }
             Baseline::Tables => println!(
                 "Comparing {} with the teams synced into {} (no record of members, defaults or locks).\n",
                 config.path.display(),
-                database.display()
+                database.describe()
             ),
             Baseline::Empty => println!(
                 "No database at {} yet: everything in the file is new.\n",
-                database.display()
+                database.describe()
             ),
         }
         print!("{}", plan::render_text(&plan));
@@ -371,11 +378,12 @@ pub fn render_audit(rows: &[AuditRow]) -> String {
 fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliError> {
     // Validate first: an invalid file is refused here and the server is not disturbed.
     let config = load(config_path)?;
-    let database: PathBuf = config.server.database.clone();
+    let database = config.server.database.clone();
     let store = open(&database)?;
+    let anchor = super::pidfile::anchor(&database, &config.path);
     // The server re-reads its own file: a reload "of" another file would apply something
     // other than what was just validated here.
-    if let Some(theirs) = super::pidfile::server_config(&database)? {
+    if let Some(theirs) = super::pidfile::server_config(&anchor)? {
         let same = |p: &Path| std::fs::canonicalize(p).ok();
         if same(config_path) != same(&theirs) {
             return Err(CliError::BadArgument(format!(
@@ -390,7 +398,7 @@ fn reload_command(config_path: &Path, wait: Duration) -> Result<ExitCode, CliErr
     let before = store
         .read_blocking(applied::last_reload)?
         .map_or(0, |s| s.seq);
-    let pid = super::pidfile::signal_reload(&database)?;
+    let pid = super::pidfile::signal_reload(&anchor)?;
     eprintln!(
         "SIGHUP sent to teamgate (process {pid}); waiting for it to apply {}",
         config_path.display()

@@ -34,6 +34,15 @@ pub enum PidFileError {
     Unsupported,
 }
 
+/// What the pid file is named after: the SQLite file (one server per file), or for PostgreSQL
+/// (several replicas on several hosts share the database) the config file of this host.
+pub fn anchor(database: &crate::config::Database, config: &Path) -> PathBuf {
+    match database.sqlite_path() {
+        Some(path) => path.to_owned(),
+        None => std::path::absolute(config).unwrap_or_else(|_| config.to_owned()),
+    }
+}
+
 /// Where the pid file of the server using `database` lives.
 pub fn path_for(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();

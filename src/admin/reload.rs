@@ -72,8 +72,8 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
     if new.server.database != current.server.database {
         let message = format!(
             "server.database changed from {} to {}; a running server cannot move its database: restart it",
-            current.server.database.display(),
-            new.server.database.display()
+            current.server.database.describe(),
+            new.server.database.describe()
         );
         tracing::error!(%message, "config reload refused");
         refuse(state, "refused", &message).await;
@@ -214,7 +214,10 @@ pub struct ServeGuard {
 pub fn install(state: &AppState) -> anyhow::Result<ServeGuard> {
     let config = state.config.get();
     listen_for_sighup(state.clone())?;
-    let pid_file = super::pidfile::PidFile::create(&config.server.database, &config.path)?;
+    let pid_file = super::pidfile::PidFile::create(
+        &super::pidfile::anchor(&config.server.database, &config.path),
+        &config.path,
+    )?;
     tracing::info!(pid_file = %pid_file.path().display(), "`teamgate reload` or SIGHUP re-reads the config");
     Ok(ServeGuard {
         _pid_file: pid_file,

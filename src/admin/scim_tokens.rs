@@ -45,7 +45,9 @@ pub fn run_cli(config: &Config, command: TokenCommand) -> Result<String, CliErro
         .map_err(CliError::Runtime)?;
     let clock = Clock::system();
     runtime.block_on(async {
-        let store = Store::open(&config.server.database).map_err(TokenError::from)?;
+        let store = Store::open_database(&config.server.database)
+            .await
+            .map_err(TokenError::from)?;
         let mut out = String::new();
         match command {
             TokenCommand::Create {

@@ -79,7 +79,7 @@ impl Application {
             None => None,
         };
         let clock = Clock::system();
-        let store = Store::open(&config.server.database)?;
+        let store = Store::open_database(&config.server.database).await?;
         let templates = Arc::new(Templates::new()?);
         let report = sync_config(&store, &clock, config.clone(), None).await?;
         tracing::info!(

@@ -65,7 +65,11 @@ pub enum GroupFailure {
 pub struct ServerConfig {
     pub public_url: Url,
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    /// Where the data lives: a SQLite file, or a PostgreSQL database shared by replicas.
+    pub database: Database,
+    /// The key that encrypts stored refresh tokens (AES-256-GCM), from `secret_key_env` or
+    /// `secret_key_file`; `None` when neither is set (refresh tokens are then kept in memory).
+    pub secret_key: Option<Secret>,
     pub demo: bool,
     pub session_idle: Duration,
     pub session_absolute: Duration,
@@ -90,6 +94,91 @@ impl ServerConfig {
     /// `public_url` joined with an absolute path, without a doubled slash.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// `server.database`: a file path (SQLite) or a `postgres://` URL.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(PgDatabase),
+}
+
+impl Database {
+    /// For messages and logs: the path, or the URL without any password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(pg) => pg.describe(),
+        }
+    }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+/// Two settings name the same database when they describe it alike (the password aside).
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        self.describe() == other.describe()
+    }
+}
+
+/// TLS to PostgreSQL, with libpq's meanings of `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS, the server's certificate not checked (protects against passive eavesdropping only).
+    Require,
+    /// TLS, the certificate chain checked against the roots and the host name against it.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// A PostgreSQL database: `postgres://USER@HOST:PORT/DBNAME?sslmode=...`, the password only
+/// from `database_password_env` / `database_password_file`.
+#[derive(Debug, Clone)]
+pub struct PgDatabase {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub sslmode: SslMode,
+    /// `sslrootcert`: a PEM file of CA certificates to trust instead of the public roots.
+    pub root_cert: Option<PathBuf>,
+}
+
+impl PgDatabase {
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        );
+        if self.sslmode != SslMode::Disable {
+            s.push_str("?sslmode=");
+            s.push_str(self.sslmode.as_str());
+        }
+        s
     }
 }
 

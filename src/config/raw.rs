@@ -37,6 +37,18 @@ pub struct RawServer {
     pub listen: S<String>,
     #[serde(default = "default_database")]
     pub database: S<String>,
+    /// The PostgreSQL password, from an environment variable...
+    #[serde(default)]
+    pub database_password_env: Option<S<String>>,
+    /// ...or a file.
+    #[serde(default)]
+    pub database_password_file: Option<S<String>>,
+    /// The key that encrypts refresh tokens at rest, from an environment variable...
+    #[serde(default)]
+    pub secret_key_env: Option<S<String>>,
+    /// ...or a file.
+    #[serde(default)]
+    pub secret_key_file: Option<S<String>>,
     /// Allows `kind = "demo"` providers, which sign in anyone who clicks.
     #[serde(default)]
     pub demo: bool,

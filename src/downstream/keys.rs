@@ -209,7 +209,7 @@ pub async fn rotate(store: &Store, clock: &Clock) -> Result<Rotation, Downstream
 
 /// `teamgate keys rotate`: rotate in the configured database and say what happened.
 pub async fn rotate_command(config: &crate::config::Config) -> Result<String, DownstreamError> {
-    let store = Store::open(&config.server.database)?;
+    let store = Store::open_database(&config.server.database).await?;
     let r = rotate(&store, &Clock::system()).await?;
     let until = time::OffsetDateTime::from_unix_timestamp(r.previous_published_until)
         .ok()

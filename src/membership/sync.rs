@@ -12,7 +12,7 @@ use crate::domain::Clock;
 use crate::domain::reconcile::MappingTable;
 use crate::store::audit::{Entry, Trigger, TriggerKind};
 use crate::store::memberships::ConfigTables;
-use crate::store::{Store, StoreError, WriteTx, applied};
+use crate::store::{Store, StoreError, WriteMode, WriteTx, applied};
 
 /// What a config sync changed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -52,11 +52,16 @@ pub async fn sync_config(
         Ok(report)
     };
     match live {
-        None => store.write(job).await,
+        // Exclusive: no other write of any replica runs while the config in force changes.
+        None => store.write_with(WriteMode::Exclusive, job).await,
         Some(live) => {
             let (live, previous) = (live.clone(), live.get());
             store
-                .write_undoable(job, Box::new(move || live.set(previous)))
+                .write_undoable(
+                    WriteMode::Exclusive,
+                    job,
+                    Box::new(move || live.set(previous)),
+                )
                 .await
         }
     }

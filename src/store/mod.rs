@@ -1,8 +1,9 @@
 //! Storage behind a port. The use cases read through [`Store::read`] (a consistent snapshot)
 //! and write through [`Store::write`] (one transaction, acknowledged only once durable), with
 //! closures over the typed operations of [`port`]; no database type crosses this boundary.
-//! [`Backend`] is what an implementation provides: [`sqlite`] today (one writer thread, group
-//! commit, a savepoint per job).
+//! [`Backend`] is what an implementation provides: [`sqlite`] (one writer thread, group
+//! commit, a savepoint per job) and [`postgres`] (a pool, one transaction per job, retried
+//! after a serialization failure, shared by several replicas).
 //!
 //! The records the operations read and write live beside the port, one module per area
 //! ([`users`], [`memberships`], [`scim`], [`audit`], [`keys`]); [`sessions`] adapts the
@@ -16,6 +17,7 @@ pub mod error;
 pub mod keys;
 pub mod memberships;
 pub mod port;
+pub mod postgres;
 pub mod scim;
 pub mod sessions;
 pub mod sqlite;
@@ -38,6 +40,20 @@ const USER_CACHE_CAPACITY: usize = 50_000;
 /// Reverts in-memory state a job changed alongside its writes, when they were not committed.
 pub type Undo = Box<dyn FnOnce() + Send>;
 
+/// What a write job needs from the transaction it runs in. SQLite runs every job in one
+/// serial order anyway; PostgreSQL picks the isolation level (and lock) from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Reads and writes that must look as if run alone (the default): SERIALIZABLE.
+    Serializable,
+    /// Blind writes of one row that need no read isolation (session rows, the readiness
+    /// marker, pruning): READ COMMITTED.
+    Simple,
+    /// No other write job runs meanwhile, in any process on the database (the config sync:
+    /// the config in force changes inside it).
+    Exclusive,
+}
+
 /// One queued write, as a backend sees it: run it inside the transaction (possibly again,
 /// after a serialization failure), then tell it how the commit went.
 pub trait WriteJob: Send {
@@ -47,6 +63,10 @@ pub trait WriteJob: Send {
     /// Called once, after the transaction committed (`Ok`) or failed (`Err`, also when the
     /// job never ran because no transaction could be begun).
     fn finish(self: Box<Self>, commit: std::result::Result<(), &StoreError>);
+    /// The transaction it needs.
+    fn mode(&self) -> WriteMode {
+        WriteMode::Serializable
+    }
 }
 
 /// What a storage implementation provides.
@@ -57,6 +77,35 @@ pub trait Backend: Send + Sync + 'static {
     fn read_blocking(&self, f: &mut dyn FnMut(&dyn ReadTx)) -> Result<()>;
     /// Where the data lives, for logs and messages (a file path, a URL without password).
     fn location(&self) -> String;
+    /// False while this process may have missed another process's commit (PostgreSQL: the
+    /// notification connection is down); caches are then bypassed.
+    fn coherent(&self) -> bool {
+        true
+    }
+    /// Events other processes sent through the database (PostgreSQL notifications).
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+    /// Run `job` once across every process on this database: `Ok(true)` when this process
+    /// held the lease named `name` and ran it, `Ok(false)` when another holds it.
+    fn with_lease(&self, _name: &str, job: &mut dyn FnMut()) -> Result<bool> {
+        job();
+        Ok(true)
+    }
+    /// Tell every other process on this database `payload` on `channel` (no-op for SQLite,
+    /// which has one process).
+    fn broadcast(&self, _channel: &str, _payload: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Something another process on the same database said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A broadcast on `channel` (see [`Backend::broadcast`]).
+    Message { channel: String, payload: String },
+    /// The notification connection was lost and is back: anything may have changed.
+    Reconnected,
 }
 
 /// A handle to the database; cheap to clone.
@@ -80,6 +129,49 @@ impl Store {
         let epoch = Arc::new(AtomicU64::new(0));
         let backend = sqlite::SqliteBackend::open(path, epoch.clone())?;
         Ok(Self::with_backend(Box::new(backend), epoch))
+    }
+
+    /// Open the configured database: SQLite (created if needed) or PostgreSQL (migrated under
+    /// a lock, so replicas starting together migrate once).
+    pub async fn open_database(database: &crate::config::Database) -> Result<Store> {
+        match database {
+            crate::config::Database::Sqlite(path) => Self::open(path),
+            crate::config::Database::Postgres(pg) => {
+                let pg = pg.clone();
+                tokio::task::spawn_blocking(move || {
+                    let epoch = Arc::new(AtomicU64::new(0));
+                    let backend = postgres::PgBackend::open(&pg, epoch.clone())?;
+                    Ok(Self::with_backend(Box::new(backend), epoch))
+                })
+                .await
+                .map_err(|_| StoreError::WriterGone)?
+            }
+        }
+    }
+
+    /// [`Store::open_database`] outside any runtime (the command-line tools).
+    pub fn open_database_blocking(database: &crate::config::Database) -> Result<Store> {
+        match database {
+            crate::config::Database::Sqlite(path) => Self::open(path),
+            crate::config::Database::Postgres(pg) => {
+                let epoch = Arc::new(AtomicU64::new(0));
+                let backend = postgres::PgBackend::open(pg, epoch.clone())?;
+                Ok(Self::with_backend(Box::new(backend), epoch))
+            }
+        }
+    }
+
+    /// Open the configured database for the command-line tools' reads (no writer for SQLite;
+    /// PostgreSQL is shared anyway, and is not migrated from here).
+    pub fn open_database_read_only(database: &crate::config::Database) -> Result<Store> {
+        match database {
+            crate::config::Database::Sqlite(path) => Self::open_read_only(path),
+            crate::config::Database::Postgres(pg) => {
+                let epoch = Arc::new(AtomicU64::new(0));
+                let backend = postgres::PgBackend::open_existing(pg, epoch.clone())?;
+                Ok(Self::with_backend(Box::new(backend), epoch))
+            }
+        }
     }
 
     /// Open an existing SQLite database for reading only (the command-line tools): no writer,
@@ -111,7 +203,61 @@ impl Store {
     /// How many write batches this process has committed; read it BEFORE a read whose result
     /// is cached (see [`cache`]).
     pub fn commit_epoch(&self) -> u64 {
+        if !self.inner.backend.coherent() {
+            // Commits elsewhere may go unseen: every read gets an epoch of its own, so nothing
+            // cached is used again.
+            return self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        }
         self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Events from other processes on the same database (PostgreSQL); `None` for SQLite.
+    pub fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        self.inner.backend.events()
+    }
+
+    /// Tell the other processes on this database `payload` on `channel`.
+    pub async fn broadcast(&self, channel: &str, payload: &str) -> Result<()> {
+        let store = self.clone();
+        let (channel, payload) = (channel.to_owned(), payload.to_owned());
+        tokio::task::spawn_blocking(move || store.inner.backend.broadcast(&channel, &payload))
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Run `job` in this process unless another process on the same database is running the
+    /// job named `name` (a lease: background jobs run once across replicas). Whether it ran.
+    pub async fn with_lease<F>(&self, name: &str, job: F) -> Result<bool>
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        // The lease is held on a blocking thread for as long as the job runs here.
+        let store = self.clone();
+        let name = name.to_owned();
+        let (start_tx, start_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::task::spawn_blocking(move || {
+            let mut start = Some(start_tx);
+            store.inner.backend.with_lease(&name, &mut || {
+                if let Some(start) = start.take() {
+                    let _ = start.send(());
+                }
+                let _ = done_rx.recv();
+            })
+        });
+        let ran = match start_rx.await {
+            Ok(()) => {
+                job.await;
+                true
+            }
+            Err(_) => false,
+        };
+        let _ = done_tx.send(());
+        match holder.await {
+            Ok(Ok(_)) => Ok(ran),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::WriterGone),
+        }
     }
 
     /// A user by id, from the commit-coherent cache when nothing was written since.
@@ -136,21 +282,41 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&dyn WriteTx) -> std::result::Result<T, E> + Send + 'static,
     {
-        self.submit(f, None).await
+        self.submit(f, None, WriteMode::Serializable).await
     }
 
-    /// [`Store::write`] for a job that also changes in-memory state: `undo` reverts it when
-    /// the commit fails after `f` succeeded, before any later job runs.
-    pub async fn write_undoable<T, E, F>(&self, f: F, undo: Undo) -> std::result::Result<T, E>
+    /// [`Store::write`] with the transaction `mode` needs (see [`WriteMode`]).
+    pub async fn write_with<T, E, F>(&self, mode: WriteMode, f: F) -> std::result::Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&dyn WriteTx) -> std::result::Result<T, E> + Send + 'static,
     {
-        self.submit(f, Some(undo)).await
+        self.submit(f, None, mode).await
     }
 
-    async fn submit<T, E, F>(&self, f: F, undo: Option<Undo>) -> std::result::Result<T, E>
+    /// [`Store::write`] for a job that also changes in-memory state: `undo` reverts it when
+    /// the commit fails after `f` succeeded, before any later job runs.
+    pub async fn write_undoable<T, E, F>(
+        &self,
+        mode: WriteMode,
+        f: F,
+        undo: Undo,
+    ) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&dyn WriteTx) -> std::result::Result<T, E> + Send + 'static,
+    {
+        self.submit(f, Some(undo), mode).await
+    }
+
+    async fn submit<T, E, F>(
+        &self,
+        f: F,
+        undo: Option<Undo>,
+        mode: WriteMode,
+    ) -> std::result::Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -162,6 +328,7 @@ impl Store {
             out: None,
             reply,
             undo,
+            mode,
         }));
         answer.await.map_err(|_| E::from(StoreError::WriterGone))?
     }
@@ -204,6 +371,7 @@ struct TypedJob<T, E, F> {
     out: Option<std::result::Result<T, E>>,
     reply: oneshot::Sender<std::result::Result<T, E>>,
     undo: Option<Undo>,
+    mode: WriteMode,
 }
 
 impl<T, E, F> WriteJob for TypedJob<T, E, F>
@@ -217,6 +385,10 @@ where
         let ok = out.is_ok();
         self.out = Some(out);
         ok
+    }
+
+    fn mode(&self) -> WriteMode {
+        self.mode
     }
 
     fn finish(self: Box<Self>, commit: std::result::Result<(), &StoreError>) {

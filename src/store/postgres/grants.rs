@@ -1,0 +1,1 @@
+//! `refresh_grants` on PostgreSQL.

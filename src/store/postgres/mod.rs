@@ -1,0 +1,515 @@
+//! The PostgreSQL implementation of the storage port, for several replicas on one database.
+//! Every `tokio_postgres` and `deadpool` type of teamgate lives below this module.
+//!
+//! The port is synchronous on purpose (a write closure may be re-run; use cases see no async
+//! database API), so each job runs on a blocking thread (`spawn_blocking`) that drives the
+//! async client statement by statement (`Handle::block_on`):
+//!
+//! - a write job gets a pooled connection and one transaction: SERIALIZABLE by default,
+//!   READ COMMITTED for blind one-row writes, and for the config sync an exclusive advisory
+//!   lock that every other write job takes shared (so the config in force never changes under
+//!   a running job, in any replica). A serialization failure or deadlock (SQLSTATE 40001,
+//!   40P01) re-runs the job in a new transaction, a bounded number of times. The job is
+//!   answered only after COMMIT returned, with `synchronous_commit = on`.
+//! - a read gets a pooled connection in a REPEATABLE READ READ ONLY transaction (one snapshot).
+//! - after a commit that changed a cached row (users, sessions), a notification tells the other
+//!   replicas, which bump their commit epoch ([`listen`]); while the notification connection is
+//!   down, caches are bypassed ([`super::Backend::coherent`]).
+//! - migrations ([`migrations`], `sql/`) run under an advisory lock at start.
+//!
+//! One module per table group, mirroring `store/sqlite`: [`users`], [`memberships`],
+//! [`sessions`], [`audit`], [`settings`], [`keys`], [`scim`] (with its jsonb filter twin),
+//! [`grants`]; [`connect`] builds the pool and TLS (rustls, the crate's one TLS stack).
+
+pub mod audit;
+pub mod connect;
+pub mod grants;
+pub mod keys;
+pub mod listen;
+pub mod memberships;
+pub mod migrations;
+pub mod scim;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Pool};
+use tokio::runtime::Handle;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::error::{Result, StoreError};
+use super::{Backend, ReadTx, StoreEvent, WriteJob, WriteMode};
+use crate::config::PgDatabase;
+
+/// Attempts of a write job that keeps meeting serialization failures.
+const MAX_ATTEMPTS: u32 = 12;
+/// The advisory lock every write job takes shared and the config sync exclusive.
+const WRITE_LOCK: i64 = 0x7465_616d_6761_7465; // "teamgate"
+/// The notification channel of commits that changed cached rows.
+pub const COMMIT_CHANNEL: &str = "teamgate_commit";
+
+/// A parameter list.
+pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// What the backend shares with its blocking threads and its listener.
+struct Shared {
+    pool: Pool,
+    rt: Handle,
+    epoch: Arc<AtomicU64>,
+    /// False while the notification connection is down.
+    coherent: Arc<AtomicBool>,
+    /// This process's id in notifications (its own are not acted on twice).
+    origin: String,
+    location: String,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
+}
+
+pub struct PgBackend {
+    shared: Arc<Shared>,
+    /// A runtime of our own when opened outside one (the command-line tools).
+    own_runtime: Option<tokio::runtime::Runtime>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+        if let Some(rt) = self.own_runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgBackend {
+    /// Connect, apply pending migrations (under an advisory lock) and start listening for
+    /// other replicas' commits, which bump `epoch` like this process's own. Blocks: call it
+    /// where blocking is allowed (a blocking thread, or outside any runtime).
+    pub fn open(db: &PgDatabase, epoch: Arc<AtomicU64>) -> Result<PgBackend> {
+        Self::open_with(db, epoch, true)
+    }
+
+    /// Connect to an already migrated database (the command-line tools): no migration, no
+    /// listener.
+    pub fn open_existing(db: &PgDatabase, epoch: Arc<AtomicU64>) -> Result<PgBackend> {
+        Self::open_with(db, epoch, false)
+    }
+
+    fn open_with(db: &PgDatabase, epoch: Arc<AtomicU64>, serve: bool) -> Result<PgBackend> {
+        let (rt, own_runtime) = match Handle::try_current() {
+            Ok(h) => (h, None),
+            Err(_) => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StoreError::Open {
+                        path: db.describe(),
+                        source: Box::new(e),
+                    })?;
+                (runtime.handle().clone(), Some(runtime))
+            }
+        };
+        let pool = connect::pool(db)?;
+        let location = db.describe();
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let shared = Arc::new(Shared {
+            pool,
+            rt,
+            epoch,
+            coherent: Arc::new(AtomicBool::new(!serve)),
+            origin: crate::domain::ids::random_id(),
+            location,
+            events,
+        });
+        // Fail fast and clearly when the server is not there.
+        let setup = || -> Result<()> {
+            let conn = shared.connection()?;
+            if serve {
+                migrations::apply(&shared.rt, &conn)
+            } else {
+                migrations::check(&shared.rt, &conn)
+            }
+        };
+        setup().map_err(|e| match e {
+            StoreError::Unavailable(why) => StoreError::Open {
+                path: shared.location.clone(),
+                source: why.into(),
+            },
+            other => other,
+        })?;
+        let listener = serve.then(|| listen::start(db.clone(), listen::Sink::from(&shared)));
+        Ok(PgBackend {
+            shared,
+            own_runtime,
+            listener,
+        })
+    }
+}
+
+impl Shared {
+    /// A pooled connection (blocking).
+    fn connection(&self) -> Result<Object> {
+        self.rt
+            .block_on(self.pool.get())
+            .map_err(|e| StoreError::Unavailable(connect::pool_error(&e)))
+    }
+
+    fn run_job(&self, mut job: Box<dyn WriteJob>) {
+        let mode = job.mode();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&mut *job, mode) {
+                Attempt::Committed => {
+                    // After the commit, before anyone is answered (see `store::cache`).
+                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                    job.finish(Ok(()));
+                    return;
+                }
+                Attempt::Refused => {
+                    job.finish(Ok(()));
+                    return;
+                }
+                Attempt::Panicked => {
+                    tracing::error!("a write job panicked; its transaction was rolled back");
+                    return;
+                }
+                Attempt::Retry(why) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, why, "write transaction retried");
+                    backoff(attempt);
+                }
+                Attempt::Retry(why) => {
+                    tracing::warn!(attempts = attempt, why, "write transaction gave up");
+                    job.finish(Err(&StoreError::Busy));
+                    return;
+                }
+                Attempt::Failed(e) => {
+                    tracing::error!(error = %e, "write transaction failed");
+                    job.finish(Err(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, job: &mut dyn WriteJob, mode: WriteMode) -> Attempt {
+        let conn = match self.connection() {
+            Ok(c) => c,
+            Err(e) => return Attempt::Failed(e),
+        };
+        let begin = match mode {
+            WriteMode::Serializable => {
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
+            }
+            WriteMode::Simple => {
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
+            }
+            WriteMode::Exclusive => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
+        debug_assert_eq!(WRITE_LOCK, 8386093285548536933);
+        if mode == WriteMode::Exclusive
+            && let Err(e) = self.rt.block_on(
+                conn.batch_execute("SELECT pg_advisory_lock(8386093285548536933)"),
+            )
+        {
+            return Attempt::Failed(classify(&e));
+        }
+        let outcome = self.attempt_in(&conn, begin, job);
+        if mode == WriteMode::Exclusive {
+            // Released after the commit or rollback; a lost connection releases it anyway.
+            let _ = self.rt.block_on(
+                conn.batch_execute("SELECT pg_advisory_unlock(8386093285548536933)"),
+            );
+        }
+        outcome
+    }
+
+    fn attempt_in(&self, conn: &Object, begin: &str, job: &mut dyn WriteJob) -> Attempt {
+        if let Err(e) = self.rt.block_on(conn.batch_execute(begin)) {
+            let err = classify(&e);
+            return match err {
+                StoreError::Busy => Attempt::Retry("begin"),
+                other => Attempt::Failed(other),
+            };
+        }
+        let tx = PgTx::new(conn, &self.rt);
+        let ran = catch_unwind(AssertUnwindSafe(|| job.run(&tx)));
+        let retry = tx.retry.get();
+        let notify = tx.changed_cached.get();
+        let rollback = || {
+            let _ = self.rt.block_on(conn.batch_execute("ROLLBACK"));
+        };
+        match ran {
+            Err(_) => {
+                rollback();
+                Attempt::Panicked
+            }
+            Ok(_) if retry => {
+                rollback();
+                Attempt::Retry("serialization failure")
+            }
+            Ok(false) => {
+                rollback();
+                Attempt::Refused
+            }
+            Ok(true) => {
+                let commit = if notify {
+                    format!("NOTIFY {COMMIT_CHANNEL}, '{}'; COMMIT", self.origin)
+                } else {
+                    "COMMIT".to_owned()
+                };
+                match self.rt.block_on(conn.batch_execute(&commit)) {
+                    Ok(()) => Attempt::Committed,
+                    Err(e) => {
+                        let err = classify(&e);
+                        rollback();
+                        match err {
+                            StoreError::Busy => Attempt::Retry("commit"),
+                            other => Attempt::Failed(StoreError::CommitFailed(other.to_string())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Committed,
+    /// The job failed; its own error goes back to its caller.
+    Refused,
+    Panicked,
+    Retry(&'static str),
+    Failed(StoreError),
+}
+
+/// Sleep a little before another attempt: a random part of a window that doubles with each
+/// attempt (1 ms, 2 ms, ... capped at 64 ms), so conflicting jobs stop meeting.
+fn backoff(attempt: u32) {
+    let window = 1u64 << attempt.min(6);
+    let ms = rand::random_range(0..=window);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// A PostgreSQL error, classified: serialization failures and deadlocks are [`StoreError::Busy`]
+/// (the caller re-runs the job), a broken connection [`StoreError::Unavailable`].
+pub fn classify(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            return StoreError::Busy;
+        }
+        if *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+        {
+            return StoreError::Unavailable(db.message().to_owned());
+        }
+        return StoreError::Database(format!("{} ({})", db.message(), code.code()).into());
+    }
+    if e.is_closed() {
+        return StoreError::Unavailable("the connection to PostgreSQL is closed".into());
+    }
+    StoreError::Unavailable(connect::error_chain(e))
+}
+
+impl Backend for PgBackend {
+    fn submit(&self, job: Box<dyn WriteJob>) {
+        let shared = self.shared.clone();
+        self.shared
+            .rt
+            .spawn_blocking(move || shared.run_job(job));
+    }
+
+    fn read_blocking(&self, f: &mut dyn FnMut(&dyn ReadTx)) -> Result<()> {
+        let conn = self.shared.connection()?;
+        let rt = &self.shared.rt;
+        rt.block_on(conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            .map_err(|e| classify(&e))?;
+        let tx = PgTx::new(&conn, rt);
+        f(&tx);
+        // Nothing to commit; ending it only releases the snapshot.
+        let _ = rt.block_on(conn.batch_execute("COMMIT"));
+        Ok(())
+    }
+
+    fn location(&self) -> String {
+        self.shared.location.clone()
+    }
+
+    fn coherent(&self) -> bool {
+        self.shared.coherent.load(Ordering::Acquire)
+    }
+
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        Some(self.shared.events.subscribe())
+    }
+
+    fn with_lease(&self, name: &str, job: &mut dyn FnMut()) -> Result<bool> {
+        let conn = self.shared.connection()?;
+        let rt = &self.shared.rt;
+        let key = lease_key(name);
+        let row = rt
+            .block_on(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&key]))
+            .map_err(|e| classify(&e))?;
+        let held: bool = row.try_get(0).map_err(corrupt)?;
+        if !held {
+            return Ok(false);
+        }
+        job();
+        let _ = rt.block_on(conn.query_one("SELECT pg_advisory_unlock($1)", &[&key]));
+        Ok(true)
+    }
+
+    fn broadcast(&self, channel: &str, payload: &str) -> Result<()> {
+        let conn = self.shared.connection()?;
+        self.shared
+            .rt
+            .block_on(conn.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]))
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+}
+
+/// The advisory-lock key of a lease: the first 8 bytes of the SHA-256 of its name.
+fn lease_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("teamgate lease {name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+fn corrupt(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// The operations of the port on one connection inside its transaction.
+pub struct PgTx<'c> {
+    conn: &'c Object,
+    rt: &'c Handle,
+    /// Set when a statement met a serialization failure or deadlock: the job is re-run.
+    retry: Cell<bool>,
+    /// Set when a row other processes may have cached (users, sessions) changed.
+    changed_cached: Cell<bool>,
+}
+
+impl<'c> PgTx<'c> {
+    fn new(conn: &'c Object, rt: &'c Handle) -> Self {
+        Self {
+            conn,
+            rt,
+            retry: Cell::new(false),
+            changed_cached: Cell::new(false),
+        }
+    }
+
+    fn fail(&self, e: &tokio_postgres::Error) -> StoreError {
+        let err = classify(e);
+        if matches!(err, StoreError::Busy) {
+            self.retry.set(true);
+        }
+        if let Some(db) = e.as_db_error()
+            && *db.code() == SqlState::IN_FAILED_SQL_TRANSACTION
+        {
+            // An earlier error was swallowed; only a new attempt can go on.
+            self.retry.set(true);
+        }
+        err
+    }
+
+    /// A failed unique index is a conflict (SCIM 409), not an internal error.
+    fn conflict(&self, e: &tokio_postgres::Error, what: &str) -> StoreError {
+        match e.as_db_error() {
+            Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(what.to_owned())
+            }
+            _ => self.fail(e),
+        }
+    }
+
+    pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        self.rt
+            .block_on(async {
+                let st = self.conn.prepare_cached(sql).await?;
+                self.conn.query(&st, params).await
+            })
+            .map_err(|e| self.fail(&e))
+    }
+
+    pub fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        let mut rows = self.query(sql, params)?;
+        Ok(if rows.is_empty() {
+            None
+        } else {
+            Some(rows.swap_remove(0))
+        })
+    }
+
+    pub fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row> {
+        self.query_opt(sql, params)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no row from {sql}")))
+    }
+
+    pub fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
+        self.rt
+            .block_on(async {
+                let st = self.conn.prepare_cached(sql).await?;
+                self.conn.execute(&st, params).await
+            })
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// [`PgTx::execute`] where a unique index refusing the row means `what` is taken.
+    pub fn execute_unique(&self, sql: &str, params: Params<'_>, what: &str) -> Result<u64> {
+        self.rt
+            .block_on(async {
+                let st = self.conn.prepare_cached(sql).await?;
+                self.conn.execute(&st, params).await
+            })
+            .map_err(|e| self.conflict(&e, what))
+    }
+
+    /// [`PgTx::query_opt`] where a unique index refusing the row means `what` is taken.
+    pub fn query_unique(&self, sql: &str, params: Params<'_>, what: &str) -> Result<Option<Row>> {
+        self.rt
+            .block_on(async {
+                let st = self.conn.prepare_cached(sql).await?;
+                self.conn.query_opt(&st, params).await
+            })
+            .map_err(|e| self.conflict(&e, what))
+    }
+
+    /// A statement built at run time (filters): prepared without the cache.
+    pub fn query_dynamic(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        self.rt
+            .block_on(self.conn.query(sql, params))
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// Note that a row other replicas may have cached changed in this transaction.
+    pub fn changed_cached_rows(&self) {
+        self.changed_cached.set(true);
+    }
+}
+
+/// A column, decoded or reported as corrupt.
+pub fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(corrupt)
+}
+
+/// `usize` limits and offsets as PostgreSQL's BIGINT.
+pub fn big(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,110 @@
+//! `scim_groups` on PostgreSQL (twin of `store/sqlite/scim/groups.rs`).
+
+use tokio_postgres::Row;
+use tokio_postgres::types::{Json, ToSql};
+
+use super::doc;
+use super::filter_sql::SqlFilter;
+use crate::store::error::Result;
+use crate::store::postgres::{Params, PgTx, big, get};
+use crate::store::scim::{GroupRow, GroupValues, fold};
+
+const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.display_name, r.external_id, r.doc, r.version, r.created_at, r.updated_at";
+
+fn read(r: &Row) -> Result<GroupRow> {
+    Ok(GroupRow {
+        pk: get(r, 0)?,
+        scim_id: get(r, 1)?,
+        provider: get(r, 2)?,
+        display_name: get(r, 3)?,
+        external_id: get(r, 4)?,
+        doc: doc(r, 5)?,
+        version: get(r, 6)?,
+        created_at: get(r, 7)?,
+        updated_at: get(r, 8)?,
+    })
+}
+
+pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<GroupRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM scim_groups r WHERE {where_}");
+    tx.query_opt(&sql, params)?.as_ref().map(read).transpose()
+}
+
+pub fn insert(
+    tx: &PgTx<'_>,
+    provider: &str,
+    scim_id: &str,
+    v: &GroupValues<'_>,
+    now: &str,
+) -> Result<i64> {
+    let row = tx
+        .query_unique(
+            "INSERT INTO scim_groups (scim_id, provider, display_name, display_name_key, external_id, doc,
+                                      version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING id",
+            &[
+                &scim_id,
+                &provider,
+                &v.display_name,
+                &fold(v.display_name),
+                &v.external_id,
+                &Json(v.doc),
+                &now,
+            ],
+            "displayName already provisioned",
+        )?
+        .ok_or_else(|| crate::store::StoreError::Corrupt("INSERT returned no id".into()))?;
+    get(&row, 0)
+}
+
+pub fn update(tx: &PgTx<'_>, pk: i64, v: &GroupValues<'_>, now: &str) -> Result<()> {
+    tx.execute_unique(
+        "UPDATE scim_groups SET display_name = $2, display_name_key = $3, external_id = $4, doc = $5,
+                version = version + 1, updated_at = $6
+         WHERE id = $1",
+        &[
+            &pk,
+            &v.display_name,
+            &fold(v.display_name),
+            &v.external_id,
+            &Json(v.doc),
+            &now,
+        ],
+        "displayName already provisioned",
+    )?;
+    Ok(())
+}
+
+/// A page of `provider`'s groups matching `filter`, in stable id order, and the total count.
+pub fn list(
+    tx: &PgTx<'_>,
+    provider: &str,
+    filter: Option<&SqlFilter>,
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<GroupRow>)> {
+    let (clause, mut args) = SqlFilter::clause(filter, provider);
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    let total: i64 = get(
+        &tx.query_one(
+            &format!("SELECT COUNT(*) FROM scim_groups r WHERE {clause}"),
+            &params,
+        )?,
+        0,
+    )?;
+    let total = usize::try_from(total).unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let n = args.len();
+    args.push(super::filter_sql::Param::Int(big(limit)));
+    args.push(super::filter_sql::Param::Int(big(offset)));
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_groups r WHERE {clause} ORDER BY r.id LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let rows = tx.query(&sql, &params)?;
+    Ok((total, rows.iter().map(read).collect::<Result<_>>()?))
+}

@@ -1,0 +1,115 @@
+//! `scim_users` on PostgreSQL (twin of `store/sqlite/scim/users.rs`).
+
+use tokio_postgres::Row;
+use tokio_postgres::types::{Json, ToSql};
+
+use super::doc;
+use super::filter_sql::SqlFilter;
+use crate::store::error::Result;
+use crate::store::postgres::{Params, PgTx, big, get};
+use crate::store::scim::{UserRow, UserValues, fold};
+
+const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.user_id, r.external_id, r.active, r.doc, r.version, r.created_at, r.updated_at";
+
+fn read(r: &Row) -> Result<UserRow> {
+    Ok(UserRow {
+        pk: get(r, 0)?,
+        scim_id: get(r, 1)?,
+        provider: get(r, 2)?,
+        user_id: get(r, 3)?,
+        external_id: get(r, 4)?,
+        active: get(r, 5)?,
+        doc: doc(r, 6)?,
+        version: get(r, 7)?,
+        created_at: get(r, 8)?,
+        updated_at: get(r, 9)?,
+    })
+}
+
+pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM scim_users r WHERE {where_}");
+    tx.query_opt(&sql, params)?.as_ref().map(read).transpose()
+}
+
+pub fn insert(
+    tx: &PgTx<'_>,
+    provider: &str,
+    scim_id: &str,
+    user_id: i64,
+    v: &UserValues<'_>,
+    now: &str,
+) -> Result<i64> {
+    let row = tx
+        .query_unique(
+            "INSERT INTO scim_users (scim_id, provider, user_id, user_name, user_name_key, external_id,
+                                     active, doc, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING id",
+            &[
+                &scim_id,
+                &provider,
+                &user_id,
+                &v.user_name,
+                &fold(v.user_name),
+                &v.external_id,
+                &v.active,
+                &Json(v.doc),
+                &now,
+            ],
+            "userName or externalId already provisioned",
+        )?
+        .ok_or_else(|| crate::store::StoreError::Corrupt("INSERT returned no id".into()))?;
+    get(&row, 0)
+}
+
+pub fn update(tx: &PgTx<'_>, pk: i64, v: &UserValues<'_>, now: &str) -> Result<()> {
+    tx.execute_unique(
+        "UPDATE scim_users SET user_name = $2, user_name_key = $3, external_id = $4, active = $5,
+                doc = $6, version = version + 1, updated_at = $7
+         WHERE id = $1",
+        &[
+            &pk,
+            &v.user_name,
+            &fold(v.user_name),
+            &v.external_id,
+            &v.active,
+            &Json(v.doc),
+            &now,
+        ],
+        "userName already provisioned",
+    )?;
+    Ok(())
+}
+
+/// A page of `provider`'s users matching `filter`, in stable id order, and the total count.
+pub fn list(
+    tx: &PgTx<'_>,
+    provider: &str,
+    filter: Option<&SqlFilter>,
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<UserRow>)> {
+    let (clause, mut args) = SqlFilter::clause(filter, provider);
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    let total: i64 = get(
+        &tx.query_one(
+            &format!("SELECT COUNT(*) FROM scim_users r WHERE {clause}"),
+            &params,
+        )?,
+        0,
+    )?;
+    let total = usize::try_from(total).unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let n = args.len();
+    args.push(super::filter_sql::Param::Int(big(limit)));
+    args.push(super::filter_sql::Param::Int(big(offset)));
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_users r WHERE {clause} ORDER BY r.id LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let rows = tx.query(&sql, &params)?;
+    Ok((total, rows.iter().map(read).collect::<Result<_>>()?))
+}
