@@ -4,7 +4,7 @@
 //!
 //! Exit statuses: 0 success (`plan`: no change), 2 (`plan` only) changes to apply, 1 error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

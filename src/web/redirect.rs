@@ -66,7 +66,8 @@ mod tests {
         ServerConfig {
             public_url: Url::parse("https://login.example.com").unwrap(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: "x.db".into(),
+            database: crate::config::Database::Sqlite("x.db".into()),
+            secret_key: None,
             demo: false,
             session_idle: Duration::from_secs(60),
             session_absolute: Duration::from_secs(60),

@@ -303,17 +303,12 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     assert_eq!(body["database"], "ok");
     assert_eq!(body["providers"][0]["id"], "demo");
     assert_eq!(body["providers"][0]["discovery"], "ok");
-    let written: Option<String> = crate::helpers::db_read(&app.state, |conn| {
-        Ok(conn
-            .query_row(
-                "SELECT value FROM settings WHERE key = 'admin.readyz'",
-                [],
-                |r| r.get(0),
-            )
-            .ok())
-    })
-    .await
-    .unwrap();
+    let written = crate::helpers::sql_one(
+        &app.state,
+        "SELECT value FROM settings WHERE key = 'admin.readyz'",
+        &[],
+    )
+    .await;
     assert!(written.is_some(), "readyz writes through the writer");
 
     let response = app.get("/metrics").await;

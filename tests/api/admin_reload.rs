@@ -187,12 +187,15 @@ async fn an_invalid_config_file_is_refused_and_the_old_config_stays_active() {
         reload(&app.state, "test").await,
         Err(ReloadError::NeedsRestart(_))
     ));
-    assert_eq!(app.state.config.get().server.database, database(&app));
+    assert_eq!(
+        app.state.config.get().server.database.describe(),
+        database(&app)
+    );
     assert_eq!(teams_of(&app, "bob@example.com").await, memberships_before);
 }
 
-/// A demo config for a `teamgate serve` child in `dir`: port 0, database in `dir`.
-fn server_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+/// A demo config for a `teamgate serve` child in `dir`: port 0, database `db`.
+fn server_config(dir: &std::path::Path, text: &str, db: &str) -> std::path::PathBuf {
     let path = dir.join("teamgate.toml");
     let text = edit(
         text,
@@ -200,25 +203,38 @@ fn server_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
         r#"listen     = "127.0.0.1:0""#,
     )
     .replace("{PUBLIC_URL}", "http://127.0.0.1:8080")
-    .replace("{DB}", &dir.join("teamgate.db").display().to_string());
+    .replace("{DB}", db);
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn last_reload_seq(database: &std::path::Path) -> i64 {
-    Store::open_read_only(database)
-        .unwrap()
-        .read_blocking(applied::last_reload)
-        .unwrap()
-        .map_or(0, |s| s.seq)
+/// The last reload outcome, read as the command-line tools read (off the runtime).
+fn last_reload(database: &teamgate::config::Database) -> Option<applied::ReloadStatus> {
+    let database = database.clone();
+    std::thread::spawn(move || {
+        Store::open_database_read_only(&database)
+            .unwrap()
+            .read_blocking(applied::last_reload)
+            .unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+fn last_reload_seq(database: &teamgate::config::Database) -> i64 {
+    last_reload(database).map_or(0, |s| s.seq)
 }
 
 #[tokio::test]
 async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("teamgate.db");
-    let config = server_config(dir.path(), &demo_config());
-    let server = Server::start(&config, &database);
+    let db = crate::helpers::TestDb::fresh(dir.path());
+    let config = server_config(dir.path(), &demo_config(), &db.setting);
+    let server = Server::start(&config, &db.setting);
+    let database = teamgate::config::Config::load(&config)
+        .unwrap()
+        .server
+        .database;
     let path = config.to_str().unwrap();
 
     // A rename, applied by the server on `teamgate reload`.
@@ -227,7 +243,7 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
         r#"name = "Security Viewers""#,
         r#"name = "Security Readers""#,
     );
-    server_config(dir.path(), &renamed);
+    server_config(dir.path(), &renamed, &db.setting);
     assert_eq!(teamgate(&["plan", "--config", path]).status.code(), Some(2));
     let out = teamgate(&["reload", "--config", path]);
     assert_eq!(
@@ -261,7 +277,7 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
 
     // An invalid file: `teamgate reload` refuses it itself and never signals the server.
     let broken = edit(&renamed, r#"role = "owner""#, r#"role = "overlord""#);
-    server_config(dir.path(), &broken);
+    server_config(dir.path(), &broken, &db.setting);
     let out = teamgate(&["reload", "--config", path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("overlord"), "{}", stderr(&out));
@@ -270,11 +286,7 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
     // SIGHUP with the invalid file on disk: the server refuses it, logs why, keeps running.
     server.signal(Signal::HUP);
     wait_until(Duration::from_secs(10), || last_reload_seq(&database) > seq);
-    let status = Store::open_read_only(&database)
-        .unwrap()
-        .read_blocking(applied::last_reload)
-        .unwrap()
-        .unwrap();
+    let status = last_reload(&database).unwrap();
     assert!(
         !status.ok && status.message.contains("overlord"),
         "{status:?}"
@@ -282,16 +294,16 @@ async fn teamgate_reload_makes_the_server_apply_a_valid_file_and_an_invalid_one_
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     // Still on the renamed config: planning it shows nothing to do.
-    server_config(dir.path(), &renamed);
+    server_config(dir.path(), &renamed, &db.setting);
     assert_eq!(teamgate(&["plan", "--config", path]).status.code(), Some(0));
 }
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_before_the_server_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("teamgate.db");
-    let config = server_config(dir.path(), &demo_config());
-    let mut server = Server::start(&config, &database);
+    let db = crate::helpers::TestDb::fresh(dir.path());
+    let config = server_config(dir.path(), &demo_config(), &db.setting);
+    let mut server = Server::start(&config, &db.setting);
 
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await

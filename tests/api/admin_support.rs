@@ -16,11 +16,12 @@ pub use crate::helpers::{demo_config, demo_sign_in, hidden_inputs};
 /// `text` with the placeholders filled in for `app`, as `spawn_app` did.
 pub fn fill(app: &TestApp, text: &str) -> String {
     text.replace("{PUBLIC_URL}", &app.address)
-        .replace("{DB}", &database(app).display().to_string())
+        .replace("{DB}", &app.db.setting)
 }
 
-pub fn database(app: &TestApp) -> PathBuf {
-    app.dir.path().join("teamgate.db")
+/// What `server.database` of `app` says (a file path or a PostgreSQL URL).
+pub fn database(app: &TestApp) -> String {
+    app.db.setting.clone()
 }
 
 /// The file the running app believes it was loaded from (reload re-reads it).
@@ -69,9 +70,8 @@ pub fn stderr(out: &Output) -> String {
 /// Everything in the database that a command could change, as comparable text. The audit log,
 /// memberships, users, teams, bindings, mappings and settings, in a fixed order.
 pub async fn dump(app: &TestApp) -> Vec<String> {
-    crate::helpers::db_read(&app.state, |conn| {
-            let mut out = Vec::new();
-            for sql in [
+    let mut out = Vec::new();
+    for sql in [
                 "SELECT id || '|' || at || '|' || action || '|' || COALESCE(team_id, '') FROM audit ORDER BY id",
                 "SELECT user_id || '|' || team_id || '|' || source || '|' || via || '|' || since || '|' || confirmed_at FROM memberships ORDER BY 1",
                 "SELECT id || '|' || email || '|' || updated_at || '|' || session_generation FROM users ORDER BY id",
@@ -80,23 +80,16 @@ pub async fn dump(app: &TestApp) -> Vec<String> {
                 "SELECT provider || '|' || group_key || '|' || team_id FROM mappings ORDER BY 1",
                 "SELECT key || '=' || value FROM settings WHERE key NOT LIKE 'demo_idp%' ORDER BY key",
             ] {
-                let mut stmt = conn.prepare(sql)?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                for row in rows {
-                    out.push(row?);
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .unwrap()
+        out.extend(crate::helpers::sql_column(&app.state, sql, &[]).await);
+    }
+    out
 }
 
 /// A `teamgate serve` child process, killed on drop.
 pub struct Server {
     pub child: Child,
     pub port: u16,
-    pub database: PathBuf,
+    pub database: String,
     /// The server's log lines (JSON), in order.
     log: std::sync::mpsc::Receiver<serde_json::Value>,
 }
@@ -105,7 +98,7 @@ impl Server {
     /// Start `teamgate serve --config config` (its `listen` should use port 0) and wait until
     /// it logs its port and, after writing the pid file `teamgate reload` needs, that it
     /// listens for SIGHUP.
-    pub fn start(config: &Path, database: &Path) -> Server {
+    pub fn start(config: &Path, database: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)

@@ -233,15 +233,12 @@ async fn case_55_an_internal_error_gives_500_never_2xx() {
     let gate = spawn("", "").await;
     let agent = signed_in(&gate, alice()).await;
     // The signing key made at start, corrupted in the database (a hand-edited or broken row).
-    crate::helpers::db_write(&gate.state, |conn| {
-        conn.execute(
-            "UPDATE signing_keys SET private_der = ?1 WHERE retired_at IS NULL",
-            [vec![0x30u8, 0x03, 0x02, 0x01, 0x00]],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    crate::helpers::sql_exec(
+        &gate.state,
+        "UPDATE signing_keys SET private_der = ?1 WHERE retired_at IS NULL",
+        &[vec![0x30u8, 0x03, 0x02, 0x01, 0x00].into()],
+    )
+    .await;
     let r = auth(&agent, &gate, "").await;
     assert_eq!(r.status(), 500);
     assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
@@ -700,7 +697,7 @@ async fn case_59_teamgate_keys_rotate_rotates_the_key_of_a_configured_database()
     let text =
         crate::forward_auth_support::config(&gate.idp, &secret.display().to_string(), "", "")
             .replace("{PUBLIC_URL}", &gate.public_url)
-            .replace("{DB}", &dir.join("teamgate.db").display().to_string());
+            .replace("{DB}", &gate.db.setting);
     let config_path = dir.join("teamgate.toml");
     std::fs::write(&config_path, text).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_teamgate"))

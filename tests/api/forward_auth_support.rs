@@ -35,6 +35,7 @@ pub struct Gate {
     pub state: AppState,
     pub idp: TestIdp,
     pub dir: Arc<TempDir>,
+    pub db: Arc<crate::helpers::TestDb>,
 }
 
 impl Gate {
@@ -166,6 +167,7 @@ async fn spawn_with(
 ) -> Gate {
     let idp = TestIdp::start().await;
     let dir = TempDir::new().unwrap();
+    let db = crate::helpers::TestDb::fresh(dir.path());
     let secret = dir.path().join("client-secret");
     std::fs::write(&secret, idp.client_secret()).unwrap();
     let text = config_with(
@@ -176,10 +178,7 @@ async fn spawn_with(
         extra,
     )
     .replace("{PUBLIC_URL}", public_url)
-    .replace(
-        "{DB}",
-        &dir.path().join("teamgate.db").display().to_string(),
-    );
+    .replace("{DB}", &db.setting);
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let direct = format!("http://{}", listener.local_addr().unwrap());
@@ -194,6 +193,7 @@ async fn spawn_with(
         state,
         idp,
         dir: Arc::new(dir),
+        db: Arc::new(db),
     }
 }
 

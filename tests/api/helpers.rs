@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use reqwest::{Response, StatusCode, Url};
 use teamgate::app::Application;
-use teamgate::config::Config;
+use teamgate::config::{Config, Database};
 use teamgate::state::AppState;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
+
+pub use crate::support::postgres::TestDb;
 
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
@@ -19,6 +21,8 @@ pub struct TestApp {
     /// A browser: cookie jar on, redirects not followed automatically.
     pub browser: reqwest::Client,
     pub dir: Arc<TempDir>,
+    /// The app's database (a PostgreSQL one is dropped with the last clone of this).
+    pub db: Arc<TestDb>,
 }
 
 /// A fresh browser-like client.
@@ -31,16 +35,17 @@ pub fn new_browser() -> reqwest::Client {
 }
 
 /// Start teamgate with `config_toml`, in which `{PUBLIC_URL}` and `{DB}` are replaced by the
-/// app's URL and a fresh database path.
+/// app's URL and a fresh database (a file path, or a PostgreSQL URL when the suite runs on
+/// PostgreSQL: see `support::postgres`).
 pub async fn spawn_app(config_toml: &str) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new().unwrap();
     let address = format!("http://127.0.0.1:{port}");
-    let text = config_toml.replace("{PUBLIC_URL}", &address).replace(
-        "{DB}",
-        &dir.path().join("teamgate.db").display().to_string(),
-    );
+    let db = TestDb::fresh(dir.path());
+    let text = config_toml
+        .replace("{PUBLIC_URL}", &address)
+        .replace("{DB}", &db.setting);
     // On disk too, as a server's config is: a reload re-reads it.
     let path = dir.path().join("teamgate.toml");
     std::fs::write(&path, &text).unwrap();
@@ -57,6 +62,7 @@ pub async fn spawn_app(config_toml: &str) -> TestApp {
         state,
         browser: new_browser(),
         dir: Arc::new(dir),
+        db: Arc::new(db),
     }
 }
 
@@ -145,41 +151,228 @@ pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) 
     );
 }
 
-/// Raw SQL on the app's SQLite file, read-only, for tests that inspect what the storage port
-/// does not expose (row counts, audit columns, stored bytes). Runs off the async runtime.
-pub async fn db_read<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let path = state.config.get().server.database.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        f(&conn)
-    })
-    .await?
+/// A value bound to a raw SQL statement of a test (`?1`, `?2`... in the text).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
 }
 
-/// Raw SQL that changes the app's SQLite file behind its back (a corrupted key, an aged
-/// session), then one write through the store, so the server's commit-coherent caches see
-/// that something was written.
-pub async fn db_write<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let path = state.config.get().server.database.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        f(&conn)
-    })
-    .await??;
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Arg::Bytes(v)
+    }
+}
+
+/// Rows of a raw query, every value as text: numbers in decimal, booleans `1`/`0` (as SQLite
+/// stores them), bytes in lower-case hex, NULL as `None`.
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// Raw SQL on the app's database, whichever backend it is, for tests that inspect what the
+/// storage port does not expose (row counts, audit columns, stored bytes). Write the SQL in
+/// the dialect both engines share, with `?1`, `?2`... placeholders.
+pub async fn sql_rows(state: &AppState, sql: &str, args: &[Arg]) -> Rows {
+    let database = state.config.get().server.database.clone();
+    let (sql, args) = (sql.to_owned(), args.to_vec());
+    tokio::task::spawn_blocking(move || raw(&database, &sql, &args, false).0)
+        .await
+        .unwrap()
+}
+
+/// The first column of the first row of `sql`, if any.
+pub async fn sql_one(state: &AppState, sql: &str, args: &[Arg]) -> Option<String> {
+    sql_rows(state, sql, args)
+        .await
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+}
+
+/// The first column of every row of `sql`.
+pub async fn sql_column(state: &AppState, sql: &str, args: &[Arg]) -> Vec<String> {
+    sql_rows(state, sql, args)
+        .await
+        .into_iter()
+        .map(|r| r.into_iter().next().flatten().unwrap_or_default())
+        .collect()
+}
+
+/// Raw SQL that changes the app's database behind its back (a corrupted key, an aged session),
+/// then one write through the store, so the server's commit-coherent caches see that something
+/// was written. Returns the number of rows changed.
+pub async fn sql_exec(state: &AppState, sql: &str, args: &[Arg]) -> u64 {
+    let database = state.config.get().server.database.clone();
+    let (sql, args) = (sql.to_owned(), args.to_vec());
+    let changed = tokio::task::spawn_blocking(move || raw(&database, &sql, &args, true).1)
+        .await
+        .unwrap();
     state
         .store
         .write(|tx| tx.set_setting("test.db_write", "bumped"))
-        .await?;
-    Ok(out)
+        .await
+        .unwrap();
+    changed
+}
+
+fn raw(database: &Database, sql: &str, args: &[Arg], write: bool) -> (Rows, u64) {
+    match database {
+        Database::Sqlite(path) => {
+            let conn = if write {
+                rusqlite::Connection::open(path).unwrap()
+            } else {
+                rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap()
+            };
+            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            let params: Vec<rusqlite::types::Value> = args
+                .iter()
+                .map(|a| match a {
+                    Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+                    Arg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                    Arg::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+                })
+                .collect();
+            let mut stmt = conn.prepare(sql).unwrap();
+            if write {
+                let n = stmt.execute(rusqlite::params_from_iter(params)).unwrap();
+                return (Vec::new(), n as u64);
+            }
+            let columns = stmt.column_count();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    (0..columns)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => None,
+                                rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                                rusqlite::types::ValueRef::Real(f) => Some(f.to_string()),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    Some(String::from_utf8_lossy(t).into_owned())
+                                }
+                                rusqlite::types::ValueRef::Blob(b) => Some(hex(b)),
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<Rows>>()
+                .unwrap();
+            (rows, 0)
+        }
+        Database::Postgres(pg) => {
+            let conninfo = format!(
+                "host={} port={} user={} dbname={}",
+                pg.host, pg.port, pg.user, pg.dbname
+            );
+            let sql = numbered(sql);
+            let args = args.to_vec();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                    let driver = tokio::spawn(conn);
+                    let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = args
+                        .iter()
+                        .map(|a| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                            match a {
+                                Arg::Int(i) => Box::new(*i),
+                                Arg::Text(t) => Box::new(t.clone()),
+                                Arg::Bytes(b) => Box::new(b.clone()),
+                            }
+                        })
+                        .collect();
+                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    let out = if write {
+                        (Vec::new(), client.execute(&sql, &refs).await.unwrap())
+                    } else {
+                        let rows = client.query(&sql, &refs).await.unwrap();
+                        (rows.iter().map(pg_row).collect(), 0)
+                    };
+                    drop(client);
+                    let _ = driver.await;
+                    out
+                })
+        }
+    }
+}
+
+/// `?1` placeholders as PostgreSQL's `$1`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pg_row(row: &tokio_postgres::Row) -> Vec<Option<String>> {
+    use tokio_postgres::types::Type;
+    (0..row.len())
+        .map(|i| {
+            let ty = row.columns()[i].type_().clone();
+            if ty == Type::BOOL {
+                row.get::<_, Option<bool>>(i).map(|b| if b { "1" } else { "0" }.to_owned())
+            } else if ty == Type::INT8 {
+                row.get::<_, Option<i64>>(i).map(|v| v.to_string())
+            } else if ty == Type::INT4 {
+                row.get::<_, Option<i32>>(i).map(|v| v.to_string())
+            } else if ty == Type::BYTEA {
+                row.get::<_, Option<Vec<u8>>>(i).map(|b| hex(&b))
+            } else if ty == Type::JSONB || ty == Type::JSON {
+                row.get::<_, Option<serde_json::Value>>(i).map(|v| v.to_string())
+            } else {
+                row.get::<_, Option<String>>(i)
+            }
+        })
+        .collect()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// True when the app's database is SQLite; otherwise prints why the (SQLite-specific) test
+/// `what` does not run here and returns false.
+pub fn sqlite_only(state: &AppState, why: &str) -> bool {
+    if state.config.get().server.database.sqlite_path().is_some() {
+        return true;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {} on PostgreSQL: SQLite only - {why}",
+        crate::support::e2e::current_test()
+    );
+    false
 }

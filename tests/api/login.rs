@@ -41,16 +41,19 @@ fn team_ids(me: &Value) -> Vec<String> {
 }
 
 async fn audit_actions(rig: &Rig) -> Vec<(String, String, String, String)> {
-    crate::helpers::db_read(&rig.app.state, |conn| {
-        let mut stmt = conn.prepare(
-            "SELECT action, COALESCE(team_id, ''), COALESCE(source, ''), trigger FROM audit
-                 WHERE action LIKE 'membership.%' ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
+    crate::helpers::sql_rows(
+        &rig.app.state,
+        "SELECT action, COALESCE(team_id, ''), COALESCE(source, ''), trigger FROM audit
+             WHERE action LIKE 'membership.%' ORDER BY id",
+        &[],
+    )
     .await
-    .unwrap()
+    .into_iter()
+    .map(|r| {
+        let v = |i: usize| r[i].clone().unwrap_or_default();
+        (v(0), v(1), v(2), v(3))
+    })
+    .collect()
 }
 
 #[tokio::test]

@@ -333,11 +333,11 @@ pub async fn me(app: &TestApp, browser: &reqwest::Client) -> (StatusCode, serde_
 }
 
 pub async fn count(app: &TestApp, sql: &'static str) -> i64 {
-    crate::helpers::db_read(&app.state, move |conn| {
-        Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))?)
-    })
-    .await
-    .unwrap()
+    crate::helpers::sql_one(&app.state, sql, &[])
+        .await
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub async fn user_rows(app: &TestApp) -> i64 {
@@ -368,42 +368,28 @@ pub async fn assert_nobody_signed_in(app: &TestApp) {
 
 /// The stored subjects of every user of `provider`.
 pub async fn subjects(app: &TestApp) -> Vec<String> {
-    crate::helpers::db_read(&app.state, |conn| {
-        let mut stmt = conn.prepare("SELECT subject FROM users ORDER BY id")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
-    .await
-    .unwrap()
+    crate::helpers::sql_column(&app.state, "SELECT subject FROM users ORDER BY id", &[]).await
 }
 
 /// The teams (sorted, deduplicated) of the user with `subject`.
 pub async fn teams_of(app: &TestApp, subject: &str) -> Vec<String> {
-    let subject = subject.to_owned();
-    crate::helpers::db_read(&app.state, move |conn| {
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT m.team_id FROM memberships m JOIN users u ON u.id = m.user_id
-                 WHERE u.subject = ?1 ORDER BY m.team_id",
-        )?;
-        let rows = stmt.query_map([subject], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
+    crate::helpers::sql_column(
+        &app.state,
+        "SELECT DISTINCT m.team_id FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE u.subject = ?1 ORDER BY m.team_id",
+        &[subject.into()],
+    )
     .await
-    .unwrap()
 }
 
 /// The stored `claims_groups` JSON of the user with `subject`.
 pub async fn claims_groups_of(app: &TestApp, subject: &str) -> Option<Vec<String>> {
-    let subject = subject.to_owned();
-    let raw: Option<String> = crate::helpers::db_read(&app.state, move |conn| {
-        Ok(conn.query_row(
-            "SELECT claims_groups FROM users WHERE subject = ?1",
-            [subject],
-            |r| r.get(0),
-        )?)
-    })
-    .await
-    .unwrap();
+    let raw = crate::helpers::sql_one(
+        &app.state,
+        "SELECT claims_groups FROM users WHERE subject = ?1",
+        &[subject.into()],
+    )
+    .await;
     raw.map(|r| serde_json::from_str(&r).unwrap())
 }
 

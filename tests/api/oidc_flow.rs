@@ -87,23 +87,18 @@ async fn case_32_a_pending_login_older_than_its_ttl_is_rejected() {
     let rig = Rig::oidc().await;
     let callback = rig.callback_url(&rig.app.browser).await;
     // Age the stored pending login past the TTL (PENDING_TTL = 600 s) in the session row.
-    crate::helpers::db_write(&rig.app.state, |conn| {
-        let (id, data): (String, String) =
-            conn.query_row("SELECT id, data FROM sessions", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
-        for p in data["pending_logins"].as_array_mut().unwrap() {
-            p["created"] = json!(p["created"].as_i64().unwrap() - 601);
-        }
-        conn.execute(
-            "UPDATE sessions SET data = ?1 WHERE id = ?2",
-            rusqlite::params![data.to_string(), id],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let row = crate::helpers::sql_rows(&rig.app.state, "SELECT id, data FROM sessions", &[]).await;
+    let (id, data) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
+    let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    for p in data["pending_logins"].as_array_mut().unwrap() {
+        p["created"] = json!(p["created"].as_i64().unwrap() - 601);
+    }
+    crate::helpers::sql_exec(
+        &rig.app.state,
+        "UPDATE sessions SET data = ?1 WHERE id = ?2",
+        &[data.to_string().into(), id.into()],
+    )
+    .await;
     let out = rig.hit(&callback).await;
     out.assert_refused(400, EXPIRED);
     out.assert_logged(&logs, "matches no pending login");
@@ -134,13 +129,11 @@ async fn case_33_fifty_starts_keep_only_the_newest_pending_logins() {
     out.assert_logged(&logs, "matches no pending login");
     let newest = rig.idp.authorize_redirect(&authorize[49]).await;
     rig.hit(&newest).await.assert_signed_in();
-    let data: String = crate::helpers::db_read(&rig.app.state, |c| {
-        Ok(c.query_row(
-            "SELECT data FROM sessions WHERE user_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?)
-    })
+    let data = crate::helpers::sql_one(
+        &rig.app.state,
+        "SELECT data FROM sessions WHERE user_id IS NOT NULL",
+        &[],
+    )
     .await
     .unwrap();
     let data: serde_json::Value = serde_json::from_str(&data).unwrap();
@@ -607,6 +600,7 @@ async fn case_46_the_login_cookie_survives_the_cross_site_return_from_the_idp_in
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::TestDb::fresh(dir.path());
     let public = format!("http://localhost:{port}");
     let block = provider_block(
         PROVIDER,
@@ -617,7 +611,7 @@ async fn case_46_the_login_cookie_survives_the_cross_site_return_from_the_idp_in
     );
     let text = config(&[(PROVIDER, "id")], &block, "")
         .replace("{PUBLIC_URL}", &public)
-        .replace("{DB}", &dir.path().join("t.db").display().to_string());
+        .replace("{DB}", &db.setting);
     let cfg = teamgate::config::Config::parse(&text, &dir.path().join("t.toml")).unwrap();
     let app = teamgate::app::Application::build_with_listener(cfg, listener)
         .await

@@ -384,13 +384,11 @@ async fn e7_refresh_reevaluation_removes_a_team_without_a_new_sign_in() {
     })
     .await;
     assert!(removed, "teams: {:?}", teams_of(&rig.app, "u-1").await);
-    let trigger: String = crate::helpers::db_read(&rig.app.state, |c| {
-        Ok(c.query_row(
-            "SELECT trigger FROM audit WHERE action = 'membership.remove' AND team_id = 'staff'",
-            [],
-            |r| r.get(0),
-        )?)
-    })
+    let trigger = crate::helpers::sql_one(
+        &rig.app.state,
+        "SELECT trigger FROM audit WHERE action = 'membership.remove' AND team_id = 'staff'",
+        &[],
+    )
     .await
     .unwrap();
     assert_eq!(trigger, "refresh");

@@ -217,11 +217,7 @@ async fn case_13_the_needed_scopes_are_requested_and_absent_optional_claims_are_
             "scope {scope} lacks {needed}"
         );
     }
-    let email: Option<String> = crate::helpers::db_read(&rig.app.state, |c| {
-        Ok(c.query_row("SELECT email FROM users", [], |r| r.get(0))?)
-    })
-    .await
-    .unwrap();
+    let email = crate::helpers::sql_one(&rig.app.state, "SELECT email FROM users", &[]).await;
     assert_eq!(email, None);
 }
 

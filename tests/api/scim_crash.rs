@@ -32,7 +32,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &Path, port: u16) -> PathBuf {
+fn write_config(dir: &Path, port: u16, db: &str) -> PathBuf {
     let secret = dir.join("client-secret");
     std::fs::write(&secret, "crash-test-secret").unwrap();
     let text = format!(
@@ -54,7 +54,7 @@ id = "crash-team"
 roles = [{{ scope = "org/acme", role = "viewer" }}]
 groups = [{{ provider = "entra", id = "gid-0" }}]
 "#,
-        db = dir.join("crash.db").display(),
+        db = db,
         secret = secret.display(),
     );
     let path = dir.join("teamgate.toml");
@@ -156,7 +156,13 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
  {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config_path = write_config(dir.path(), port);
+    // The suite's backend: the SQLite file, or a database on PostgreSQL.
+    let db = crate::support::postgres::TestDb::fresh(dir.path());
+    let db_setting = match db.is_postgres() {
+        true => db.setting.clone(),
+        false => dir.path().join("crash.db").display().to_string(),
+    };
+    let config_path = write_config(dir.path(), port, &db_setting);
     let config = teamgate::config::Config::load(&config_path).unwrap();
     // What `teamgate scim-token create entra` does, through the same library function.
     let cli_config = config.clone();
@@ -348,22 +354,25 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
     assert_eq!(status, 409, "{body}");
     server.kill();
 
-    // The file itself: intact, no dangling references, and memberships exactly what the
-    // stored inputs say (the reconcile committed with each change, not after).
-    let db = dir.path().join("crash.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+    // The file itself (SQLite): intact, no dangling references; PostgreSQL enforces its
+    // foreign keys at every commit. Then on both: memberships exactly what the stored inputs
+    // say (the reconcile committed with each change, not after).
+    if let Some(file) = config.server.database.sqlite_path() {
+        let conn = rusqlite::Connection::open(file).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let dangling: i64 = conn
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(dangling, 0);
+    }
+    let store = teamgate::store::Store::open_database(&config.server.database)
+        .await
         .unwrap();
-    assert_eq!(check, "ok");
-    let dangling: i64 = conn
-        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(dangling, 0);
-    drop(conn);
-    let store = teamgate::store::Store::open(&db).unwrap();
     let config = Arc::new(config);
     let plans = store
         .write(move |tx| {

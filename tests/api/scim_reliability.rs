@@ -136,8 +136,28 @@ fn case_84_a_deferred_read_then_write_fails_with_busy_where_begin_immediate_wait
 #[tokio::test]
 async fn case_85_a_lock_held_past_the_busy_timeout_is_a_503_with_retry_after() {
     let rig = ScimRig::start().await;
-    let hog = rusqlite::Connection::open(rig.app.state.store.location()).unwrap();
-    hog.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // SQLite: another connection holds the write lock. PostgreSQL: another session holds the
+    // lock every write job takes shared (the one the config sync takes exclusive).
+    let database = rig.app.state.config.get().server.database.clone();
+    let sqlite_hog = database.sqlite_path().map(|path| {
+        let hog = rusqlite::Connection::open(path).unwrap();
+        hog.execute_batch("BEGIN IMMEDIATE").unwrap();
+        hog
+    });
+    let pg_hog = match rig.app.db.pg_conninfo() {
+        Some(conninfo) => {
+            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute("SELECT pg_advisory_lock(8386093285548536933)")
+                .await
+                .unwrap();
+            Some(client)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let r = rig
         .post(
@@ -156,7 +176,10 @@ async fn case_85_a_lock_held_past_the_busy_timeout_is_a_503_with_retry_after() {
         .filter("entra", "Users", "userName eq \"blocked@x\"")
         .await;
     assert_eq!(list.body["totalResults"], 0);
-    hog.execute_batch("ROLLBACK").unwrap();
+    if let Some(hog) = sqlite_hog {
+        hog.execute_batch("ROLLBACK").unwrap();
+    }
+    drop(pg_hog);
     rig.post(
         "entra",
         "/Users",
@@ -429,16 +452,16 @@ async fn case_89_scim_group_changes_racing_logins_lose_no_update_and_each_source
         .unwrap();
     assert!(plan.is_empty(), "a lost update: {plan:?}");
     // The last SCIM change removed the member; the SCIM row is gone whatever logins did.
-    let rows: Vec<(String, String)> = crate::helpers::db_read(&rig.app.state, |conn| {
-        let mut stmt = conn.prepare(
-            "SELECT m.team_id, m.source FROM memberships m JOIN users u ON u.id = m.user_id
-                 WHERE u.subject = 'oid-finn' ORDER BY 1, 2",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
+    let rows: Vec<(String, String)> = crate::helpers::sql_rows(
+        &rig.app.state,
+        "SELECT m.team_id, m.source FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE u.subject = 'oid-finn' ORDER BY 1, 2",
+        &[],
+    )
     .await
-    .unwrap();
+    .into_iter()
+    .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+    .collect();
     assert!(!rows.iter().any(|(_, s)| s == "scim"), "{rows:?}");
 }
 

@@ -1027,15 +1027,13 @@ async fn case_74_a_scim_user_with_a_login_accounts_email_is_not_adopted() {
     r.assert_status(201);
     let scim_uid = rig.user_id("entra", &r.id()).await;
     assert_ne!(scim_uid, login_id, "no adoption by email");
-    let (email, name): (String, String) = crate::helpers::db_read(&rig.app.state, move |conn| {
-        Ok(conn.query_row(
-            "SELECT email, name FROM users WHERE id = ?1",
-            [login_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
-    })
-    .await
-    .unwrap();
+    let row = crate::helpers::sql_rows(
+        &rig.app.state,
+        "SELECT email, name FROM users WHERE id = ?1",
+        &[login_id.into()],
+    )
+    .await;
+    let (email, name) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
     assert_eq!(
         (email.as_str(), name.as_str()),
         ("shared@example.com", "Login Person")
@@ -1046,13 +1044,11 @@ async fn case_74_a_scim_user_with_a_login_accounts_email_is_not_adopted() {
     let r = rig.post("entra", "/Users", &body).await;
     r.assert_status(201);
     assert_eq!(rig.user_id("entra", &r.id()).await, login_id);
-    let email: String = crate::helpers::db_read(&rig.app.state, move |conn| {
-        Ok(
-            conn.query_row("SELECT email FROM users WHERE id = ?1", [login_id], |r| {
-                r.get(0)
-            })?,
-        )
-    })
+    let email = crate::helpers::sql_one(
+        &rig.app.state,
+        "SELECT email FROM users WHERE id = ?1",
+        &[login_id.into()],
+    )
     .await
     .unwrap();
     assert_eq!(email, "shared@example.com");
@@ -1068,12 +1064,12 @@ async fn case_75_missing_malformed_unknown_expired_and_revoked_tokens_are_401_wi
     let url = rig.app.url("/scim/v2/entra/Users");
     let expired = crate::scim_support::token(&rig.app, "entra").await;
     let revoked = crate::scim_support::token(&rig.app, "entra").await;
-    crate::helpers::db_write(&rig.app.state, |conn| {
-            conn.execute("UPDATE scim_tokens SET expires_at = 1 WHERE id = (SELECT MAX(id) - 1 FROM scim_tokens)", [])?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    crate::helpers::sql_exec(
+        &rig.app.state,
+        "UPDATE scim_tokens SET expires_at = 1 WHERE id = (SELECT MAX(id) - 1 FROM scim_tokens)",
+        &[],
+    )
+    .await;
     let config = rig.app.state.config.get();
     let list = teamgate::provisioning::tokens::list(&rig.app.state.store, &config, "entra")
         .await
@@ -1162,27 +1158,36 @@ async fn case_76_an_access_token_in_the_query_is_401() {
 #[tokio::test]
 async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
     let rig = ScimRig::start().await;
-    let stored: Vec<Vec<u8>> = crate::helpers::db_read(&rig.app.state, |conn| {
-        let mut stmt = conn.prepare("SELECT hash FROM scim_tokens")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
-    .await
-    .unwrap();
+    let stored = crate::helpers::sql_column(&rig.app.state, "SELECT hash FROM scim_tokens", &[]).await;
     assert_eq!(stored.len(), 2);
-    let dump = std::fs::read(rig.app.state.store.location()).unwrap();
-    let wal = std::fs::read(format!("{}-wal", rig.app.state.store.location())).unwrap_or_default();
+    assert!(stored.iter().all(|h| h.len() == 64), "SHA-256 digests only");
+    // Every column of every token row, as text: the tokens themselves appear nowhere.
+    let everything = crate::helpers::sql_rows(
+        &rig.app.state,
+        "SELECT public_id, provider, hash, created_at, expires_at, revoked_at, note FROM scim_tokens",
+        &[],
+    )
+    .await;
     for t in [&rig.entra_token, &rig.okta_token] {
-        assert!(stored.iter().all(|h| h.len() == 32), "SHA-256 digests only");
-        let needle = t.as_bytes();
-        assert!(
-            !dump.windows(needle.len()).any(|w| w == needle),
-            "the token is not in the database file"
-        );
-        assert!(
-            !wal.windows(needle.len()).any(|w| w == needle),
-            "nor in its WAL"
-        );
+        let hex = crate::helpers::hex(t.as_bytes());
+        for value in everything.iter().flatten().flatten() {
+            assert!(!value.contains(t.as_str()) && !value.contains(&hex), "a token stored in clear");
+        }
+    }
+    if let Some(path) = rig.app.state.config.get().server.database.sqlite_path() {
+        let dump = std::fs::read(path).unwrap();
+        let wal = std::fs::read(format!("{}-wal", path.display())).unwrap_or_default();
+        for t in [&rig.entra_token, &rig.okta_token] {
+            let needle = t.as_bytes();
+            assert!(
+                !dump.windows(needle.len()).any(|w| w == needle),
+                "the token is not in the database file"
+            );
+            assert!(
+                !wal.windows(needle.len()).any(|w| w == needle),
+                "nor in its WAL"
+            );
+        }
     }
     // Rotation: a second token works beside the first; revoking the first leaves the second.
     let config = rig.app.state.config.get();

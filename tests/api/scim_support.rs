@@ -296,44 +296,41 @@ impl ScimRig {
 
     /// The teams of login identity `user_id`, sorted.
     pub async fn teams(&self, user_id: i64) -> Vec<String> {
-        crate::helpers::db_read(&self.app.state, move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
-            )?;
-            let rows = stmt.query_map([user_id], |r| r.get::<_, String>(0))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        crate::helpers::sql_column(
+            &self.app.state,
+            "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
+            &[user_id.into()],
+        )
         .await
-        .unwrap()
     }
 
     /// (action, team, trigger, detail) of the audit rows about `user_id`, oldest first.
     pub async fn audit(&self, user_id: i64) -> Vec<(String, String, String, String)> {
-        crate::helpers::db_read(&self.app.state, move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT action, COALESCE(team_id, ''), trigger, COALESCE(detail, '') FROM audit
-                     WHERE user_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([user_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        crate::helpers::sql_rows(
+            &self.app.state,
+            "SELECT action, COALESCE(team_id, ''), trigger, COALESCE(detail, '') FROM audit
+                 WHERE user_id = ?1 ORDER BY id",
+            &[user_id.into()],
+        )
         .await
-        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let v = |i: usize| r[i].clone().unwrap_or_default();
+            (v(0), v(1), v(2), v(3))
+        })
+        .collect()
     }
 
     /// `users.active` of a login identity.
     pub async fn identity_active(&self, user_id: i64) -> bool {
-        crate::helpers::db_read(&self.app.state, move |conn| {
-            Ok(
-                conn.query_row("SELECT active FROM users WHERE id = ?1", [user_id], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
+        crate::helpers::sql_one(
+            &self.app.state,
+            "SELECT active FROM users WHERE id = ?1",
+            &[user_id.into()],
+        )
         .await
-        .unwrap()
+        .as_deref()
+            == Some("1")
     }
 
     /// Give `user_id` a signed-in session row, as a login would.
@@ -364,14 +361,14 @@ impl ScimRig {
     }
 
     pub async fn session_generation(&self, user_id: i64) -> i64 {
-        crate::helpers::db_read(&self.app.state, move |conn| {
-            Ok(conn.query_row(
-                "SELECT session_generation FROM users WHERE id = ?1",
-                [user_id],
-                |r| r.get(0),
-            )?)
-        })
+        crate::helpers::sql_one(
+            &self.app.state,
+            "SELECT session_generation FROM users WHERE id = ?1",
+            &[user_id.into()],
+        )
         .await
+        .unwrap()
+        .parse()
         .unwrap()
     }
 }

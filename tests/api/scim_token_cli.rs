@@ -25,10 +25,9 @@ async fn a_created_token_opens_scim_until_it_is_revoked_and_is_never_listed() {
     let config_path = app.dir.path().join("teamgate.toml");
     std::fs::write(
         &config_path,
-        template.replace("{PUBLIC_URL}", &app.address).replace(
-            "{DB}",
-            &app.dir.path().join("teamgate.db").display().to_string(),
-        ),
+        template
+            .replace("{PUBLIC_URL}", &app.address)
+            .replace("{DB}", &app.db.setting),
     )
     .unwrap();
 

@@ -34,7 +34,10 @@ pub fn config(db: &PgDatabase) -> tokio_postgres::Config {
         .keepalives_idle(Duration::from_secs(30))
         // A 2xx acknowledged to an IdP must survive a crash of the server (whatever the
         // server's default), and a session left in a transaction must not hold locks forever.
-        .options("-c synchronous_commit=on -c idle_in_transaction_session_timeout=60000");
+        // A lock waited on longer than SQLite's busy timeout is `Busy` (503, Retry-After).
+        .options(
+            "-c synchronous_commit=on -c idle_in_transaction_session_timeout=60000 -c lock_timeout=5000",
+        );
     if let Some(password) = &db.password {
         cfg.password(password.expose());
     }

@@ -20,12 +20,20 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x7467_6d69_6772_6174;
 
 fn version(rt: &Handle, conn: &Object) -> Result<usize> {
-    let row = rt
+    let exists = rt
         .block_on(conn.query_one(
-            "SELECT CASE WHEN to_regclass('teamgate_schema') IS NULL THEN 0
-                    ELSE (SELECT version FROM teamgate_schema) END",
+            "SELECT to_regclass('teamgate_schema') IS NOT NULL",
             &[],
         ))
+        .map_err(|e| classify(&e))?;
+    let exists: bool = exists
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if !exists {
+        return Ok(0);
+    }
+    let row = rt
+        .block_on(conn.query_one("SELECT version FROM teamgate_schema", &[]))
         .map_err(|e| classify(&e))?;
     let v: i32 = row.try_get(0).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(usize::try_from(v).unwrap_or(0))

@@ -52,7 +52,8 @@ use crate::config::PgDatabase;
 /// Attempts of a write job that keeps meeting serialization failures.
 const MAX_ATTEMPTS: u32 = 12;
 /// The advisory lock every write job takes shared and the config sync exclusive.
-const WRITE_LOCK: i64 = 0x7465_616d_6761_7465; // "teamgate"
+/// (Tests name it too: `pg_advisory_lock(8386093285548536933)` blocks every write.)
+pub const WRITE_LOCK: i64 = 8386093285548536933;
 /// The notification channel of commits that changed cached rows.
 pub const COMMIT_CHANNEL: &str = "teamgate_commit";
 
@@ -216,7 +217,6 @@ impl Shared {
             }
             WriteMode::Exclusive => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
-        debug_assert_eq!(WRITE_LOCK, 8386093285548536933);
         if mode == WriteMode::Exclusive
             && let Err(e) = self.rt.block_on(
                 conn.batch_execute("SELECT pg_advisory_lock(8386093285548536933)"),
@@ -224,6 +224,8 @@ impl Shared {
         {
             return Attempt::Failed(classify(&e));
         }
+        // Waiting on a lock longer than this is `Busy` (503 with Retry-After), as SQLite's
+        // busy timeout.
         let outcome = self.attempt_in(&conn, begin, job);
         if mode == WriteMode::Exclusive {
             // Released after the commit or rollback; a lost connection releases it anyway.
@@ -236,10 +238,11 @@ impl Shared {
 
     fn attempt_in(&self, conn: &Object, begin: &str, job: &mut dyn WriteJob) -> Attempt {
         if let Err(e) = self.rt.block_on(conn.batch_execute(begin)) {
-            let err = classify(&e);
-            return match err {
-                StoreError::Busy => Attempt::Retry("begin"),
-                other => Attempt::Failed(other),
+            let _ = self.rt.block_on(conn.batch_execute("ROLLBACK"));
+            return if retryable(&e) {
+                Attempt::Retry("begin")
+            } else {
+                Attempt::Failed(classify(&e))
             };
         }
         let tx = PgTx::new(conn, &self.rt);
@@ -271,11 +274,11 @@ impl Shared {
                 match self.rt.block_on(conn.batch_execute(&commit)) {
                     Ok(()) => Attempt::Committed,
                     Err(e) => {
-                        let err = classify(&e);
                         rollback();
-                        match err {
-                            StoreError::Busy => Attempt::Retry("commit"),
-                            other => Attempt::Failed(StoreError::CommitFailed(other.to_string())),
+                        if retryable(&e) {
+                            Attempt::Retry("commit")
+                        } else {
+                            Attempt::Failed(StoreError::CommitFailed(classify(&e).to_string()))
                         }
                     }
                 }
@@ -301,13 +304,20 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
+/// A serialization failure or deadlock: the transaction is worth re-running.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::T_R_SERIALIZATION_FAILURE
+            || *db.code() == SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
 /// A PostgreSQL error, classified: serialization failures and deadlocks are [`StoreError::Busy`]
 /// (the caller re-runs the job), a broken connection [`StoreError::Unavailable`].
 pub fn classify(e: &tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-        {
+        if retryable(e) || *code == SqlState::LOCK_NOT_AVAILABLE {
             return StoreError::Busy;
         }
         if *code == SqlState::ADMIN_SHUTDOWN
@@ -417,7 +427,7 @@ impl<'c> PgTx<'c> {
 
     fn fail(&self, e: &tokio_postgres::Error) -> StoreError {
         let err = classify(e);
-        if matches!(err, StoreError::Busy) {
+        if retryable(e) {
             self.retry.set(true);
         }
         if let Some(db) = e.as_db_error()

@@ -101,7 +101,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// libtest names each test's thread after the test.
-fn current_test() -> String {
+pub fn current_test() -> String {
     std::thread::current()
         .name()
         .unwrap_or("<unnamed test>")

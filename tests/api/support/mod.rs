@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod e2e;
 pub mod nginx;
+pub mod postgres;
 
 use std::net::SocketAddr;
 
