@@ -43,6 +43,23 @@ pub enum Command {
     },
     #[command(flatten)]
     Admin(crate::admin::cli::AdminCommand),
+    /// Copy everything from a SQLite database into a new PostgreSQL database and verify the
+    /// row counts (stop the server first). The password comes from --password-env or
+    /// --password-file, never the URL.
+    MigrateDb {
+        /// The SQLite file (e.g. data/teamgate.db).
+        #[arg(long)]
+        from: PathBuf,
+        /// postgres://USER@HOST:PORT/DBNAME?sslmode=... (an empty database).
+        #[arg(long)]
+        to: String,
+        /// An environment variable holding the PostgreSQL password.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// A file holding the PostgreSQL password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Manage teamgate's own assertion signing keys.
     Keys {
         #[command(subcommand)]
@@ -171,6 +188,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::MigrateDb {
+            from,
+            to,
+            password_env,
+            password_file,
+        } => migrate_db(&from, &to, password_env, password_file),
         Command::CheckConfig { file } => {
             let path = file.unwrap_or(cli.config);
             match load(&path) {
@@ -185,6 +208,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn migrate_db(
+    from: &std::path::Path,
+    to: &str,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use crate::domain::secret::Secret;
+    if !from.is_file() {
+        anyhow::bail!("no SQLite database at {}", from.display());
+    }
+    let password = match (password_env, password_file) {
+        (Some(_), Some(_)) => anyhow::bail!("give --password-env or --password-file, not both"),
+        (Some(var), None) => Some(Secret::new(std::env::var(&var).map_err(|_| {
+            anyhow::anyhow!("the environment variable {var} is not set")
+        })?)),
+        (None, Some(path)) => Some(Secret::new(
+            std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        )),
+        (None, None) => None,
+    };
+    let target = crate::config::PgDatabase::parse(to, password)
+        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    eprintln!(
+        "copying {} into {} ...",
+        from.display(),
+        target.describe()
+    );
+    let counts = crate::store::Store::copy_sqlite_to_postgres(from, &target)?;
+    println!("{:<16} {:>10} {:>10}", "table", "sqlite", "postgres");
+    for (table, source, copied) in &counts {
+        println!("{table:<16} {source:>10} {copied:>10}");
+    }
+    println!(
+        "every row copied and counted; set server.database = \"{}\" and start the replicas",
+        target.describe()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

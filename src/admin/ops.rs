@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::config::ProviderKind;
 use crate::state::AppState;
-use crate::store::applied;
+use crate::store::{StoreError, WriteMode, applied};
 use crate::web::headers::no_store;
 
 /// How long one readiness check may take before it counts as failed.
@@ -34,6 +34,19 @@ struct Readiness {
     ready: bool,
     database: &'static str,
     providers: Vec<ProviderReadiness>,
+    config: ConfigReadiness,
+}
+
+/// Which applied config this process serves, and whether its own file is that one (replicas
+/// on one database serve the applied version whatever their file says).
+#[derive(Serialize)]
+struct ConfigReadiness {
+    version: u64,
+    sha256: String,
+    /// `matches`, or `differs` with `detail` saying what to do.
+    file: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -47,11 +60,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let now = state.clock.stamp();
     let database = match tokio::time::timeout(
         CHECK_TIMEOUT,
-        state.store.write(move |tx| applied::touch_ready(tx, &now)),
+        state
+            .store
+            .write_with(WriteMode::Simple, move |tx| applied::touch_ready(tx, &now)),
     )
     .await
     {
         Ok(Ok(())) => "ok",
+        Ok(Err(StoreError::Unavailable(why))) => {
+            tracing::warn!(%why, "readyz: the database is unreachable");
+            "unreachable"
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readyz: the database refused a write");
             "error"
@@ -89,6 +108,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
     });
     let providers = futures_join_all(checks).await;
+    let differs = state.config.file_differs();
+    let config_readiness = ConfigReadiness {
+        version: state.config.version(),
+        sha256: config.source.short().to_owned(),
+        file: if differs.is_some() { "differs" } else { "matches" },
+        detail: differs,
+    };
     let ready = database == "ok" && providers.iter().all(|p| p.discovery == "ok");
     let status = if ready {
         StatusCode::OK
@@ -102,6 +128,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 ready,
                 database,
                 providers,
+                config: config_readiness,
             }),
         )
             .into_response(),

@@ -101,6 +101,9 @@ async fn index(
     let data = IndexView {
         config_path: config.path.display().to_string(),
         applied,
+        config_version: state.config.version(),
+        config_sha256: config.source.short().to_owned(),
+        config_file_differs: state.config.file_differs(),
         users,
         teams: config.teams.len(),
         mappings: config.policy().mappings.iter().count(),

@@ -136,6 +136,11 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
         "config reloaded"
     );
     let status = record(state, true, summary).await?;
+    // The other replicas switch now (they also look once a second).
+    let version = state.config.version().to_string();
+    if let Err(e) = state.store.broadcast("teamgate_config", &version).await {
+        tracing::warn!(error = %e, "cannot tell the other replicas about the new config");
+    }
     Ok(Applied {
         report,
         restart_pending,

@@ -31,6 +31,11 @@ pub struct IndexView {
     pub config_path: String,
     /// (file, when) of the config the database last applied.
     pub applied: Option<(String, String)>,
+    /// The applied config version served, and the first digits of its SHA-256.
+    pub config_version: u64,
+    pub config_sha256: String,
+    /// Set when this process's own file is not the applied config it serves.
+    pub config_file_differs: Option<String>,
     pub users: i64,
     pub teams: usize,
     pub mappings: usize,

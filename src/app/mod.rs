@@ -16,11 +16,12 @@ use crate::domain::secret::Secret;
 use crate::downstream::DownstreamError;
 use crate::idp::Providers;
 use crate::idp::http_client::{IdpHttp, IdpHttpError};
-use crate::membership::sync_config;
+use crate::membership::sync_at_start;
 use crate::provisioning::Provisioning;
+use crate::signin::sealed::Sealer;
 use crate::signin::{RefreshGrants, SignIn};
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriteMode, applied};
 use crate::web::templates::{TemplateError, Templates};
 
 /// Why the application could not start.
@@ -36,6 +37,8 @@ pub enum StartError {
     Demo(#[source] DemoIdpError),
     #[error("assertion signing keys")]
     Keys(#[source] DownstreamError),
+    #[error("server.secret_key")]
+    Seal(#[source] crate::signin::sealed::SealError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -81,7 +84,25 @@ impl Application {
         let clock = Clock::system();
         let store = Store::open_database(&config.server.database).await?;
         let templates = Arc::new(Templates::new()?);
-        let report = sync_config(&store, &clock, config.clone(), None).await?;
+        let own_sha = config.source.sha256.clone();
+        // On a database shared by replicas, the config applied there wins over this file.
+        let synced = sync_at_start(
+            &store,
+            &clock,
+            config.clone(),
+            config.server.database.is_postgres(),
+        )
+        .await?;
+        if let Some(why) = &synced.file_differs {
+            tracing::warn!(%why, "serving the applied config, not this replica's file");
+        }
+        let report = synced.report.clone();
+        let config = Config::clone(&synced.config);
+        tracing::info!(
+            version = synced.version,
+            sha256 = config.source.short(),
+            "applied config version"
+        );
         tracing::info!(
             teams_added = report.teams_added.len(),
             teams_removed = report.teams_removed.len(),
@@ -95,14 +116,24 @@ impl Application {
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
         let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
             .map_err(StartError::Http)?;
+        // With a secret key, refresh grants live in the database (sealed), so every replica
+        // can re-evaluate them; without one, in this process's memory.
+        let grants = match &config.server.secret_key {
+            Some(key) => RefreshGrants::stored(Sealer::new(key).map_err(StartError::Seal)?),
+            None => RefreshGrants::default(),
+        };
         let config = Arc::new(LiveConfig::new(config));
+        config.set_version_number(synced.version);
+        config.set_own_file(&own_sha);
+        config.set_file_differs(synced.file_differs.clone());
+        store.follow_config(config.clone());
         let providers = Arc::new(Providers::new(http));
         let state = AppState {
             signin: SignIn {
                 store: store.clone(),
                 config: config.clone(),
                 providers: providers.clone(),
-                grants: Arc::new(RefreshGrants::default()),
+                grants: Arc::new(grants),
                 demo_client_secret,
                 clock: clock.clone(),
             },
@@ -121,6 +152,15 @@ impl Application {
             state.store.clone(),
             state.clock.clone(),
         ));
+        if state.signin.grants.in_database() {
+            state.signin.ensure_refreshing();
+        }
+        if state.store.events().is_some() {
+            tokio::spawn(follow_applied_config(
+                state.store.clone(),
+                state.config.clone(),
+            ));
+        }
         Ok(Application {
             listener,
             metrics_listener,
@@ -202,16 +242,75 @@ async fn demo_provider(
     Ok((Some(Arc::new(idp)), Some(secret)))
 }
 
-/// Delete expired session rows every ten minutes.
+/// Delete expired session rows every ten minutes, once across the processes sharing the
+/// database (a lease: a replica that finds another pruning skips its turn).
 async fn prune_expired_sessions(store: Store, clock: Clock) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         let now = clock.unix();
-        match store.write(move |tx| tx.delete_expired_sessions(now)).await {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+        let pruning = store.clone();
+        let ran = store
+            .with_lease("prune-sessions", async move {
+                match pruning
+                    .write_with(WriteMode::Simple, move |tx| tx.delete_expired_sessions(now))
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+                }
+            })
+            .await;
+        match ran {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("another replica is pruning sessions"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the pruning lease"),
+        }
+    }
+}
+
+/// Follow the config applied by other replicas: on their notification, and once a second in
+/// case one was missed (the write jobs also check the version before they run).
+async fn follow_applied_config(store: Store, live: Arc<LiveConfig>) {
+    let mut events = store.events();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        match events.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    event = rx.recv() => {
+                        if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                            events = None;
+                        }
+                    }
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
+        let known = live.version();
+        let applied = store
+            .read(move |tx| {
+                if applied::load_version(tx)? > known {
+                    applied::load_text(tx)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await;
+        match applied {
+            Ok(Some(applied)) => {
+                if let Err(why) = applied::follow(&applied, &live) {
+                    tracing::error!(%why, "cannot switch to the applied config");
+                    live.set_file_differs(Some(why));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot read the applied config version"),
         }
     }
 }

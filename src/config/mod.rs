@@ -169,6 +169,11 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// Parse a `postgres://` URL with the rules of `server.database` (no password in it).
+    pub fn parse(text: &str, password: Option<Secret>) -> Result<PgDatabase, String> {
+        validate::server::parse_postgres_url(text, password)
+    }
+
     pub fn describe(&self) -> String {
         let mut s = format!(
             "postgres://{}@{}:{}/{}",
@@ -264,6 +269,31 @@ pub struct AdminConfig {
     pub scope: Option<Scope>,
 }
 
+/// The text of a config file and its SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub text: std::sync::Arc<str>,
+    pub sha256: String,
+}
+
+impl Source {
+    pub fn of(text: &str) -> Source {
+        use sha2::{Digest, Sha256};
+        Source {
+            text: text.into(),
+            sha256: Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        &self.sha256[..12.min(self.sha256.len())]
+    }
+}
+
 /// A validated config: every id parsed, every reference resolved, every secret read.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -276,6 +306,9 @@ pub struct Config {
     pub known_roles: BTreeSet<Role>,
     pub forward_auth: ForwardAuthConfig,
     pub admin: AdminConfig,
+    /// The text it was parsed from and its digest (stored as the applied config, so replicas
+    /// run the same version).
+    pub source: Source,
     /// What plan and explain compare: built once, when the file is read.
     view: ConfigView,
     /// The reconcile inputs of [`Config::view`], built once from it.

@@ -11,4 +11,4 @@ pub mod reconcile;
 pub mod sync;
 
 pub use identity::Identity;
-pub use sync::{SyncReport, sync_config};
+pub use sync::{SyncReport, Synced, sync_at_start, sync_config};

@@ -23,44 +23,118 @@ pub struct SyncReport {
     pub users_changed: usize,
 }
 
-/// Copy the config's teams, bindings and mappings into the store and reconcile every user.
-/// With `live` (a reload of a running server), `config` becomes the config in force inside
-/// the same write job, before any later job runs (see [`LiveConfig`]); if the commit then
-/// fails, the previous config is put back, before any later job either.
+/// What a sync applied.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub report: SyncReport,
+    /// The config applied (this process's file, or at start on a shared database the applied
+    /// config stored by another replica).
+    pub config: Arc<Config>,
+    /// Its applied version (see `store::applied::save_text`).
+    pub version: u64,
+    /// Set when the config applied is not this process's own file: why.
+    pub file_differs: Option<String>,
+}
+
+/// Copy the config's teams, bindings and mappings into the store, reconcile every user, and
+/// record it as the applied config (text, digest, version). With `live` (a reload of a
+/// running server), `config` becomes the config in force inside the same write job, before
+/// any later job runs (see [`LiveConfig`]); if the commit then fails, the previous config is
+/// put back, before any later job either. The job runs alone across every process on the
+/// database ([`WriteMode::Exclusive`]).
 pub async fn sync_config(
     store: &Store,
     clock: &Clock,
     config: Config,
     live: Option<&Arc<LiveConfig>>,
 ) -> Result<SyncReport, StoreError> {
-    let config = Arc::new(config);
-    let trigger = Trigger::new(
-        TriggerKind::Config,
-        None,
-        Some(format!("config {}", config.path.display())),
-    );
+    sync(store, clock, config, live, false)
+        .await
+        .map(|s| s.report)
+}
+
+/// The config sync at start. `follow_applied` (a database shared by replicas): when another
+/// replica applied a config other than this file, that one is synced and served, and
+/// [`Synced::file_differs`] says so; otherwise (one process on its own file) the file wins.
+/// Decided and applied in one exclusive job, so replicas starting together agree.
+pub async fn sync_at_start(
+    store: &Store,
+    clock: &Clock,
+    config: Config,
+    follow_applied: bool,
+) -> Result<Synced, StoreError> {
+    sync(store, clock, config, None, follow_applied).await
+}
+
+async fn sync(
+    store: &Store,
+    clock: &Clock,
+    config: Config,
+    live: Option<&Arc<LiveConfig>>,
+    follow_applied: bool,
+) -> Result<Synced, StoreError> {
+    let own = Arc::new(config);
     let swap = live.cloned();
     let clock = clock.clone();
     let job = move |tx: &dyn WriteTx| {
         let now = clock.stamp();
-        let report = sync_tables(tx, &config, &trigger, &now)?;
-        // Same transaction: `teamgate plan` compares a new file with exactly this.
-        applied::save(tx, &config.path.display().to_string(), config.view(), &now)?;
-        if let Some(live) = &swap {
-            live.set(config.clone());
+        let mut file_differs = None;
+        let mut config = own.clone();
+        if follow_applied
+            && let Some(stored) = applied::load_text(tx)?
+            && stored.sha256 != own.source.sha256
+        {
+            let parsed = Config::parse(&stored.text, &own.path).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the config applied to this database (version {}, sha256 {}) is invalid on this replica: {e}",
+                    stored.version,
+                    &stored.sha256[..12.min(stored.sha256.len())]
+                ))
+            })?;
+            file_differs = Some(format!(
+                "this replica's config file {} (sha256 {}) differs from the applied config version {} (sha256 {}, applied at {} from {}); serving the applied one: run `teamgate reload` to apply the file",
+                own.path.display(),
+                own.source.short(),
+                stored.version,
+                &stored.sha256[..12.min(stored.sha256.len())],
+                stored.at,
+                stored.path
+            ));
+            config = Arc::new(parsed);
         }
-        Ok(report)
+        let trigger = Trigger::new(
+            TriggerKind::Config,
+            None,
+            Some(format!("config {}", config.path.display())),
+        );
+        let report = sync_tables(tx, &config, &trigger, &now)?;
+        // Same transaction: `teamgate plan` compares a new file with exactly this, and other
+        // replicas switch to exactly this text.
+        let path = config.path.display().to_string();
+        applied::save(tx, &path, config.view(), &now)?;
+        let version = applied::save_text(tx, &config.source, &path, &now)?;
+        if let Some(live) = &swap {
+            live.set_version(config.clone(), version);
+            live.set_own_file(&own.source.sha256);
+            live.set_file_differs(None);
+        }
+        Ok(Synced {
+            report,
+            config,
+            version,
+            file_differs,
+        })
     };
     match live {
         // Exclusive: no other write of any replica runs while the config in force changes.
         None => store.write_with(WriteMode::Exclusive, job).await,
         Some(live) => {
-            let (live, previous) = (live.clone(), live.get());
+            let (live, previous, version) = (live.clone(), live.get(), live.version());
             store
                 .write_undoable(
                     WriteMode::Exclusive,
                     job,
-                    Box::new(move || live.set(previous)),
+                    Box::new(move || live.set_version(previous, version)),
                 )
                 .await
         }

@@ -74,7 +74,7 @@ impl SignIn {
         if let (Some(refresh_token), Some(interval)) =
             (login.refresh_token, provider.refresh_interval)
         {
-            self.grants.insert(RefreshGrant::new(
+            self.keep_grant(RefreshGrant::new(
                 user.id,
                 provider.id.to_string(),
                 login.issuer.clone(),
@@ -83,7 +83,8 @@ impl SignIn {
                 refresh_token,
                 interval,
                 config.server.session_absolute,
-            ));
+            ))
+            .await;
             self.ensure_refreshing();
         }
         tracing::info!(

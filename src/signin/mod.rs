@@ -8,6 +8,7 @@ pub mod complete;
 pub mod error;
 pub mod groups;
 pub mod refresh;
+pub mod sealed;
 
 use std::sync::Arc;
 

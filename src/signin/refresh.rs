@@ -5,12 +5,16 @@
 //! The result is reconciled like a login, so removal from a group removes the team without a
 //! new sign-in.
 //!
-//! Decision: refresh tokens are kept in memory only, never written to the database or a log
-//! ([`Secret`] has no `Display` and a redacted `Debug`). A restart forgets them; re-evaluation
-//! of a user then resumes at their next sign-in. A grant lives no longer than the session's
-//! absolute lifetime, and is dropped when the IdP refuses it (`invalid_grant`: signed out,
-//! disabled, token revoked) or when a refreshed ID token names another `iss` or `sub`
-//! (OIDC Core §12.2, security case 26).
+//! Where grants live: with `server.secret_key_*` set, in the database, the refresh token sealed
+//! with AES-256-GCM ([`super::sealed`]), so every replica can re-evaluate any user and the loss
+//! of the replica that signed the user in loses nothing; each due grant is claimed by one
+//! replica at a time (a claim expires after [`CLAIM`], when another takes over). Without a
+//! secret key (one process on SQLite), in memory only: a restart forgets them, and
+//! re-evaluation of a user resumes at their next sign-in. Never in a log ([`Secret`] has no
+//! `Display` and a redacted `Debug`). A grant lives no longer than the session's absolute
+//! lifetime, and is dropped when the IdP refuses it (`invalid_grant`: signed out, disabled,
+//! token revoked) or when a refreshed ID token names another `iss` or `sub` (OIDC Core §12.2,
+//! security case 26).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +25,9 @@ use openidconnect::core::CoreClient;
 use openidconnect::{ClientId, OAuth2TokenResponse, RefreshToken};
 
 use super::groups::{GroupsSubject, settle_groups};
+use super::sealed::Sealer;
+use crate::store::WriteMode;
+use crate::store::grants::StoredGrant;
 use super::{LoginError, SignIn};
 use crate::domain::secret::Secret;
 use crate::idp::claims::{self, GroupsClaim};
@@ -35,6 +42,10 @@ use crate::store::users::LoginProfile;
 pub const MAX_GRANTS: usize = 50_000;
 /// How often the background task looks for due grants.
 const TICK: Duration = Duration::from_millis(500);
+/// How long a replica's claim on a stored grant lasts (then another replica may take it).
+const CLAIM: Duration = Duration::from_secs(60);
+/// Most stored grants claimed per tick.
+const CLAIM_BATCH: usize = 64;
 
 /// One user's refresh token and when to use it next.
 pub struct RefreshGrant {
@@ -49,6 +60,10 @@ pub struct RefreshGrant {
     interval: Duration,
     next: Instant,
     until: Instant,
+    /// This login's id (stored grants: a newer login's grant is never overwritten by it).
+    login_id: String,
+    /// The grant's end, unix milliseconds (stored grants).
+    until_ms: i64,
 }
 
 impl RefreshGrant {
@@ -74,8 +89,19 @@ impl RefreshGrant {
             interval,
             next: now + interval,
             until: now + lifetime,
+            login_id: crate::domain::ids::random_id(),
+            until_ms: unix_ms() + ms(lifetime),
         }
     }
+}
+
+fn unix_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The grants of signed-in users, one per user (a new login replaces the old grant).
@@ -83,9 +109,24 @@ impl RefreshGrant {
 pub struct RefreshGrants {
     by_user: Mutex<HashMap<i64, RefreshGrant>>,
     running: AtomicBool,
+    /// Set: the grants live in the database, their tokens sealed with this.
+    sealer: Option<Sealer>,
 }
 
 impl RefreshGrants {
+    /// Grants kept in the database, sealed with `sealer`.
+    pub fn stored(sealer: Sealer) -> Self {
+        Self {
+            sealer: Some(sealer),
+            ..Self::default()
+        }
+    }
+
+    /// Whether grants live in the database.
+    pub fn in_database(&self) -> bool {
+        self.sealer.is_some()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, RefreshGrant>> {
         match self.by_user.lock() {
             Ok(g) => g,
@@ -133,8 +174,142 @@ impl RefreshGrants {
 }
 
 impl SignIn {
+    /// Keep `grant` for re-evaluation: in memory, or sealed in the database.
+    pub async fn keep_grant(&self, grant: RefreshGrant) {
+        let Some(sealer) = &self.grants.sealer else {
+            self.grants.insert(grant);
+            return;
+        };
+        let token = match sealer.seal(grant.user_id, &grant.provider, grant.refresh_token.expose()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "refresh grant not kept");
+                return;
+            }
+        };
+        let stored = StoredGrant {
+            user_id: grant.user_id,
+            provider: grant.provider.clone(),
+            issuer: grant.issuer.clone(),
+            sub: grant.sub.clone(),
+            subject: grant.subject.clone(),
+            token,
+            login_id: grant.login_id.clone(),
+            interval_ms: ms(grant.interval),
+            next_at: unix_ms() + ms(grant.interval),
+            until_at: grant.until_ms,
+        };
+        if let Err(e) = self
+            .store
+            .write_with(WriteMode::Simple, move |tx| tx.put_refresh_grant(&stored))
+            .await
+        {
+            tracing::error!(error = %e, user_id = grant.user_id, "refresh grant not stored; groups are re-read at the next sign-in");
+        }
+    }
+
+    /// Claim the stored grants due now, their tokens opened (a token that does not open is
+    /// dropped: another secret key, or a damaged row).
+    async fn claim_due(&self) -> Vec<RefreshGrant> {
+        let Some(sealer) = &self.grants.sealer else {
+            return self.grants.take_due();
+        };
+        let now = unix_ms();
+        let claimed = self
+            .store
+            .write_with(WriteMode::Simple, move |tx| {
+                tx.claim_refresh_grants(now, now + ms(CLAIM), CLAIM_BATCH)
+            })
+            .await;
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim due refresh grants");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(claimed.len());
+        for g in claimed {
+            match sealer.open(g.user_id, &g.provider, &g.token) {
+                Ok(refresh_token) => out.push(RefreshGrant {
+                    user_id: g.user_id,
+                    provider: g.provider,
+                    issuer: g.issuer,
+                    sub: g.sub,
+                    subject: g.subject,
+                    refresh_token,
+                    interval: Duration::from_millis(u64::try_from(g.interval_ms).unwrap_or(0)),
+                    next: Instant::now(),
+                    until: Instant::now(),
+                    login_id: g.login_id,
+                    until_ms: g.until_at,
+                }),
+                Err(e) => {
+                    tracing::warn!(user_id = g.user_id, error = %e, "refresh grant dropped");
+                    let (user_id, login_id) = (g.user_id, g.login_id);
+                    let _ = self
+                        .store
+                        .write_with(WriteMode::Simple, move |tx| {
+                            tx.drop_refresh_grant(user_id, &login_id)
+                        })
+                        .await;
+                }
+            }
+        }
+        out
+    }
+
+    /// Put a used grant back (the IdP may have rotated its token).
+    async fn return_grant(&self, mut grant: RefreshGrant, rotated: Option<Secret>) {
+        let Some(sealer) = &self.grants.sealer else {
+            if let Some(rotated) = rotated {
+                grant.refresh_token = rotated;
+            }
+            self.grants.put_back(grant);
+            return;
+        };
+        let token = match rotated {
+            Some(t) => match sealer.seal(grant.user_id, &grant.provider, t.expose()) {
+                Ok(sealed) => Some(sealed),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot seal the rotated refresh token");
+                    return self.forget_grant(&grant).await;
+                }
+            },
+            None => None,
+        };
+        let next = unix_ms() + ms(grant.interval);
+        let (user_id, login_id) = (grant.user_id, grant.login_id.clone());
+        if let Err(e) = self
+            .store
+            .write_with(WriteMode::Simple, move |tx| {
+                tx.release_refresh_grant(user_id, &login_id, token.as_deref(), next)
+            })
+            .await
+        {
+            tracing::warn!(error = %e, user_id, "cannot put the refresh grant back; another replica takes it over when its claim ends");
+        }
+    }
+
+    async fn forget_grant(&self, grant: &RefreshGrant) {
+        if self.grants.sealer.is_none() {
+            return;
+        }
+        let (user_id, login_id) = (grant.user_id, grant.login_id.clone());
+        if let Err(e) = self
+            .store
+            .write_with(WriteMode::Simple, move |tx| {
+                tx.drop_refresh_grant(user_id, &login_id)
+            })
+            .await
+        {
+            tracing::warn!(error = %e, user_id, "cannot delete the refresh grant");
+        }
+    }
+
     /// Start the re-evaluation task unless it runs already. Called after each login that
-    /// stored a grant.
+    /// kept a grant, and at start when grants live in the database (kept by earlier runs or
+    /// other replicas).
     pub fn ensure_refreshing(&self) {
         if self.grants.running.swap(true, Ordering::SeqCst) {
             return;
@@ -145,16 +320,12 @@ impl SignIn {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                for grant in signin.grants.take_due() {
+                for grant in signin.claim_due().await {
                     match signin.reevaluate(&grant).await {
-                        Ok(Some(rotated)) => {
-                            let mut grant = grant;
-                            grant.refresh_token = rotated;
-                            signin.grants.put_back(grant);
-                        }
-                        Ok(None) => signin.grants.put_back(grant),
+                        Ok(rotated) => signin.return_grant(grant, rotated).await,
                         Err(GiveUp(why)) => {
                             tracing::warn!(user_id = grant.user_id, provider = %grant.provider, reason = %why, "refresh grant dropped; groups are re-read at the next sign-in");
+                            signin.forget_grant(&grant).await;
                         }
                     }
                 }

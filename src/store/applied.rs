@@ -197,3 +197,99 @@ pub fn last_reload(tx: &dyn ReadTx) -> Result<Option<ReloadStatus>> {
 pub fn touch_ready(tx: &dyn WriteTx, now: &str) -> Result<()> {
     tx.set_setting(READY_KEY, now)
 }
+
+/// Settings key of the applied config's text, digest and version.
+const TEXT_KEY: &str = "config.applied";
+/// Settings key of the applied config's version alone (read by every PostgreSQL write job).
+pub const VERSION_KEY: &str = "config.version";
+
+/// The config applied to this database: its text, so every replica runs the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedText {
+    /// Increases with every change of the applied text.
+    pub version: u64,
+    pub sha256: String,
+    /// The file it was read from, on the replica that applied it.
+    pub path: String,
+    pub at: String,
+    pub text: String,
+}
+
+pub fn load_text(tx: &dyn ReadTx) -> Result<Option<AppliedText>> {
+    tx.setting(TEXT_KEY)?
+        .map(|s| serde_json::from_str(&s).map_err(StoreError::from))
+        .transpose()
+}
+
+/// The stored version alone (0 when none was stored).
+pub fn load_version(tx: &dyn ReadTx) -> Result<u64> {
+    Ok(tx
+        .setting(VERSION_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Record `source` (read from `path`) as the applied config: the same version when its text is
+/// what is stored already, the next one otherwise. Returns the version.
+pub fn save_text(
+    tx: &dyn WriteTx,
+    source: &crate::config::Source,
+    path: &str,
+    now: &str,
+) -> Result<u64> {
+    let stored = load_text(tx)?;
+    let version = match &stored {
+        Some(s) if s.sha256 == source.sha256 => return Ok(s.version),
+        Some(s) => s.version + 1,
+        None => 1,
+    };
+    let text = AppliedText {
+        version,
+        sha256: source.sha256.clone(),
+        path: path.to_owned(),
+        at: now.to_owned(),
+        text: source.text.to_string(),
+    };
+    tx.set_setting(TEXT_KEY, &serde_json::to_string(&text)?)?;
+    tx.set_setting(VERSION_KEY, &version.to_string())?;
+    Ok(version)
+}
+
+/// Make the applied config `applied` the one `live` serves, parsed as if it were this
+/// replica's own file (secrets are read here). `Err` says why it cannot be.
+pub fn follow(
+    applied: &AppliedText,
+    live: &crate::config::LiveConfig,
+) -> std::result::Result<(), String> {
+    if applied.version <= live.version() {
+        return Ok(());
+    }
+    let own = live.get();
+    // Whatever happens, this version is not tried again (the reason stays for readyz).
+    let refuse = |why: String| {
+        live.set_version_number(applied.version);
+        why
+    };
+    let config = crate::config::Config::parse(&applied.text, &own.path).map_err(|e| {
+        refuse(format!(
+            "the applied config version {} (sha256 {}) is invalid here, this replica keeps the config it has: {e}",
+            applied.version,
+            &applied.sha256[..12.min(applied.sha256.len())]
+        ))
+    })?;
+    if config.server.database != own.server.database {
+        return Err(refuse(format!(
+            "the applied config version {} names another database ({}); only a restart can move it",
+            applied.version,
+            config.server.database.describe()
+        )));
+    }
+    live.note_applied(&applied.sha256);
+    live.set_version(std::sync::Arc::new(config), applied.version);
+    tracing::info!(
+        version = applied.version,
+        sha256 = &applied.sha256[..12.min(applied.sha256.len())],
+        "switched to the config applied by another replica"
+    );
+    Ok(())
+}

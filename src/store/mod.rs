@@ -13,7 +13,9 @@
 pub mod applied;
 pub mod audit;
 pub mod cache;
+pub mod copy;
 pub mod error;
+pub mod grants;
 pub mod keys;
 pub mod memberships;
 pub mod port;
@@ -92,6 +94,10 @@ pub trait Backend: Send + Sync + 'static {
         job();
         Ok(true)
     }
+    /// Keep `live` on the applied config version stored in the database: before each write
+    /// job, a newer version stored by another process is loaded first (PostgreSQL; SQLite has
+    /// one process).
+    fn follow_config(&self, _live: Arc<crate::config::LiveConfig>) {}
     /// Tell every other process on this database `payload` on `channel` (no-op for SQLite,
     /// which has one process).
     fn broadcast(&self, _channel: &str, _payload: &str) -> Result<()> {
@@ -174,6 +180,45 @@ impl Store {
         }
     }
 
+    /// `teamgate migrate-db`: copy every row of the SQLite database at `from` into the empty
+    /// PostgreSQL database `to` (migrated first), in one transaction, and count the rows of
+    /// both. Blocks: call it outside a runtime. Stop the server on `from` first.
+    pub fn copy_sqlite_to_postgres(
+        from: &Path,
+        to: &crate::config::PgDatabase,
+    ) -> Result<copy::Counts> {
+        let conn = sqlite::export::open(from)?;
+        let tables = sqlite::export::with_snapshot(&conn, || {
+            copy::TABLES
+                .iter()
+                .map(|(table, cols)| {
+                    Ok(postgres::import::TableRows {
+                        table,
+                        cols,
+                        rows: sqlite::export::rows(&conn, table, cols)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let source: Vec<(&'static str, i64)> = copy::TABLES
+            .iter()
+            .zip(&tables)
+            .map(|((name, _), t)| (*name, i64::try_from(t.rows.len()).unwrap_or(i64::MAX)))
+            .collect();
+        let target = postgres::import::import(to, tables)?;
+        let counts: copy::Counts = source
+            .iter()
+            .zip(&target)
+            .map(|((name, n), (_, m))| (*name, *n, *m))
+            .collect();
+        if let Some((name, n, m)) = counts.iter().find(|(_, n, m)| n != m) {
+            return Err(StoreError::Corrupt(format!(
+                "table {name}: {n} rows in SQLite, {m} in PostgreSQL after the copy"
+            )));
+        }
+        Ok(counts)
+    }
+
     /// Open an existing SQLite database for reading only (the command-line tools): no writer,
     /// no migrations, no file created.
     pub fn open_read_only(path: &Path) -> Result<Store> {
@@ -209,6 +254,11 @@ impl Store {
             return self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         }
         self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// See [`Backend::follow_config`].
+    pub fn follow_config(&self, live: Arc<crate::config::LiveConfig>) {
+        self.inner.backend.follow_config(live);
     }
 
     /// Events from other processes on the same database (PostgreSQL); `None` for SQLite.

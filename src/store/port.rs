@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::audit::{AuditFilter, AuditRow, Entry, Trigger};
 use super::error::Result;
+use super::grants::StoredGrant;
 use super::keys::StoredKey;
 use super::memberships::{ConfigTables, StoredMembership, TeamMembers};
 use super::scim::{
@@ -142,6 +143,35 @@ pub trait KeyWrites {
     fn rotate_key(&self, key: &StoredKey, now: i64, previous_until: i64) -> Result<Option<String>>;
 }
 
+/// Refresh grants shared by replicas (see [`super::grants`]).
+pub trait GrantReads {
+    fn refresh_grant_count(&self) -> Result<i64>;
+}
+
+pub trait GrantWrites {
+    /// Store `grant` for its user, replacing any earlier one (unclaimed).
+    fn put_refresh_grant(&self, grant: &StoredGrant) -> Result<()>;
+    /// Delete grants past their end at `now`, then claim up to `limit` grants due at `now`
+    /// that no other process holds a claim on, until `claim_until`; returns them.
+    fn claim_refresh_grants(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredGrant>>;
+    /// Put a used grant back, due again at `next_at` (with the IdP's new refresh token, when
+    /// it rotated it), unless a newer login replaced it meanwhile.
+    fn release_refresh_grant(
+        &self,
+        user_id: i64,
+        login_id: &str,
+        token: Option<&[u8]>,
+        next_at: i64,
+    ) -> Result<()>;
+    /// Forget the grant of `login_id` (given up), unless a newer login replaced it.
+    fn drop_refresh_grant(&self, user_id: i64, login_id: &str) -> Result<()>;
+}
+
 /// SCIM users, groups, members and tokens. Every lookup is scoped to one provider: another
 /// provider's resource is not found.
 pub trait ScimReads {
@@ -235,7 +265,14 @@ pub trait ScimWrites {
 
 /// Everything a consistent read may ask.
 pub trait ReadTx:
-    UserReads + MembershipReads + SessionReads + AuditReads + SettingReads + KeyReads + ScimReads
+    UserReads
+    + MembershipReads
+    + SessionReads
+    + AuditReads
+    + SettingReads
+    + KeyReads
+    + ScimReads
+    + GrantReads
 {
 }
 
@@ -247,6 +284,7 @@ impl<T> ReadTx for T where
         + SettingReads
         + KeyReads
         + ScimReads
+        + GrantReads
 {
 }
 
@@ -260,6 +298,7 @@ pub trait WriteTx:
     + SettingWrites
     + KeyWrites
     + ScimWrites
+    + GrantWrites
 {
 }
 
@@ -272,5 +311,6 @@ impl<T> WriteTx for T where
         + SettingWrites
         + KeyWrites
         + ScimWrites
+        + GrantWrites
 {
 }

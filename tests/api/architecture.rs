@@ -30,6 +30,23 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// Where `rusqlite` may be named.
 const SQLITE_HOME: &str = "store/sqlite/";
+/// Where `tokio_postgres` and `deadpool` (the PostgreSQL client and its pool) may be named.
+const POSTGRES_HOME: &str = "store/postgres/";
+
+/// The files of `src/` outside `home` whose code (comments aside) names `word`.
+fn naming_outside(home: &str, word: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    files
+        .iter()
+        .map(|f| f.strip_prefix(src_dir()).unwrap().to_path_buf())
+        .filter(|relative| !relative.to_string_lossy().starts_with(home))
+        .filter(|relative| {
+            code_of(&std::fs::read_to_string(src_dir().join(relative)).unwrap()).contains(word)
+        })
+        .map(|relative| format!("src/{}", relative.display()))
+        .collect()
+}
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -196,6 +213,24 @@ fn rusqlite_is_named_only_inside_the_sqlite_store() {
     assert!(
         offenders.is_empty(),
         "rusqlite outside src/{SQLITE_HOME}: {offenders:?}"
+    );
+}
+
+#[test]
+fn the_postgresql_client_and_pool_are_named_only_inside_the_postgresql_store() {
+    for word in ["tokio_postgres", "deadpool", "postgres_types", "tokio_postgres_rustls"] {
+        let offenders = naming_outside(POSTGRES_HOME, word);
+        assert!(
+            offenders.is_empty(),
+            "{word} outside src/{POSTGRES_HOME}: {offenders:?}"
+        );
+    }
+    // And the other way round: neither backend names the other's client.
+    assert!(
+        naming_outside(SQLITE_HOME, "rusqlite")
+            .iter()
+            .all(|f| !f.starts_with(&format!("src/{POSTGRES_HOME}"))),
+        "rusqlite inside the PostgreSQL store"
     );
 }
 

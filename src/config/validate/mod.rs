@@ -6,7 +6,7 @@
 
 mod providers;
 mod sections;
-mod server;
+pub(super) mod server;
 mod teams;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +148,14 @@ impl Validator<'_> {
         let server = self.server(raw.server.get_ref());
         let public_url = server.as_ref().map(|s| s.public_url.clone());
         let providers = self.providers(&raw.providers, server.as_ref());
+        if let Some(server) = &server
+            && server.database.is_postgres()
+            && server.secret_key.is_none()
+        {
+            for p in providers.iter().filter(|p| p.refresh_interval.is_some()) {
+                self.push(p.line, format!("provider \"{}\": refresh_interval_seconds on a PostgreSQL database needs server.secret_key_file or server.secret_key_env: replicas share the refresh tokens, encrypted with that key", p.id));
+            }
+        }
         let provider_kinds: BTreeMap<ProviderId, GroupKey> = providers
             .iter()
             .map(|p| (p.id.clone(), p.group_key))
@@ -169,6 +177,7 @@ impl Validator<'_> {
                 known_roles,
                 forward_auth,
                 admin: admin?,
+                source: super::Source::of(self.text),
                 view: ConfigView::default(),
                 policy: Policy::default(),
             }

@@ -210,7 +210,7 @@ impl Validator<'_> {
 }
 
 /// `postgres://USER@HOST[:PORT]/DBNAME[?sslmode=...&sslrootcert=...]`.
-fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result<PgDatabase, String> {
+pub(crate) fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result<PgDatabase, String> {
     let url = url::Url::parse(text).map_err(|e| {
         format!("\"{text}\" is not a URL ({e}); write e.g. postgres://teamgate@db.example.com:5432/teamgate?sslmode=verify-full")
     })?;

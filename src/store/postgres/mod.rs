@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod connect;
 pub mod grants;
+pub mod import;
 pub mod keys;
 pub mod listen;
 pub mod memberships;
@@ -71,6 +72,8 @@ struct Shared {
     origin: String,
     location: String,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
+    /// The config in force, kept on the applied version (see [`Backend::follow_config`]).
+    follow: std::sync::OnceLock<Arc<crate::config::LiveConfig>>,
 }
 
 pub struct PgBackend {
@@ -105,6 +108,15 @@ impl PgBackend {
         Self::open_with(db, epoch, false)
     }
 
+    /// Connect and migrate, without listening (`teamgate migrate-db`).
+    pub fn open_existing_or_migrate(db: &PgDatabase) -> Result<PgBackend> {
+        let mut backend = Self::open_with(db, Arc::new(AtomicU64::new(0)), true)?;
+        if let Some(listener) = backend.listener.take() {
+            listener.abort();
+        }
+        Ok(backend)
+    }
+
     fn open_with(db: &PgDatabase, epoch: Arc<AtomicU64>, serve: bool) -> Result<PgBackend> {
         let (rt, own_runtime) = match Handle::try_current() {
             Ok(h) => (h, None),
@@ -131,6 +143,7 @@ impl PgBackend {
             origin: crate::domain::ids::random_id(),
             location,
             events,
+            follow: std::sync::OnceLock::new(),
         });
         // Fail fast and clearly when the server is not there.
         let setup = || -> Result<()> {
@@ -226,7 +239,7 @@ impl Shared {
         }
         // Waiting on a lock longer than this is `Busy` (503 with Retry-After), as SQLite's
         // busy timeout.
-        let outcome = self.attempt_in(&conn, begin, job);
+        let outcome = self.attempt_in(&conn, begin, mode, job);
         if mode == WriteMode::Exclusive {
             // Released after the commit or rollback; a lost connection releases it anyway.
             let _ = self.rt.block_on(
@@ -236,16 +249,59 @@ impl Shared {
         outcome
     }
 
-    fn attempt_in(&self, conn: &Object, begin: &str, job: &mut dyn WriteJob) -> Attempt {
-        if let Err(e) = self.rt.block_on(conn.batch_execute(begin)) {
-            let _ = self.rt.block_on(conn.batch_execute("ROLLBACK"));
-            return if retryable(&e) {
-                Attempt::Retry("begin")
-            } else {
-                Attempt::Failed(classify(&e))
-            };
-        }
+    fn attempt_in(
+        &self,
+        conn: &Object,
+        begin: &str,
+        mode: WriteMode,
+        job: &mut dyn WriteJob,
+    ) -> Attempt {
+        // In the same round trip: the applied config version, under the shared lock (so no
+        // config sync runs until this transaction ends).
+        let follow = self.follow.get().filter(|_| mode != WriteMode::Exclusive);
+        let sql = match follow {
+            Some(_) => format!(
+                "{begin}; SELECT value FROM settings WHERE key = '{}'",
+                super::applied::VERSION_KEY
+            ),
+            None => begin.to_owned(),
+        };
+        let stored_version = match self.rt.block_on(conn.simple_query(&sql)) {
+            Ok(messages) => messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    r.get(0).and_then(|v| v.parse::<u64>().ok())
+                }
+                _ => None,
+            }),
+            Err(e) => {
+                let _ = self.rt.block_on(conn.batch_execute("ROLLBACK"));
+                return if retryable(&e) {
+                    Attempt::Retry("begin")
+                } else {
+                    Attempt::Failed(classify(&e))
+                };
+            }
+        };
         let tx = PgTx::new(conn, &self.rt);
+        if let (Some(live), Some(stored)) = (follow, stored_version)
+            && stored > live.version()
+        {
+            // Another replica applied a newer config: run this job under it, as that replica's
+            // own jobs do.
+            match super::applied::load_text(&tx) {
+                Ok(Some(applied)) => {
+                    if let Err(why) = super::applied::follow(&applied, live) {
+                        tracing::error!(%why, "cannot switch to the applied config");
+                        live.set_file_differs(Some(why));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = self.rt.block_on(conn.batch_execute("ROLLBACK"));
+                    return Attempt::Failed(e);
+                }
+            }
+        }
         let ran = catch_unwind(AssertUnwindSafe(|| job.run(&tx)));
         let retry = tx.retry.get();
         let notify = tx.changed_cached.get();
@@ -380,6 +436,10 @@ impl Backend for PgBackend {
         job();
         let _ = rt.block_on(conn.query_one("SELECT pg_advisory_unlock($1)", &[&key]));
         Ok(true)
+    }
+
+    fn follow_config(&self, live: Arc<crate::config::LiveConfig>) {
+        let _ = self.shared.follow.set(live);
     }
 
     fn broadcast(&self, channel: &str, payload: &str) -> Result<()> {

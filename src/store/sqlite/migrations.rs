@@ -13,6 +13,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_refresh_grants.sql"),
 ];
 
+/// How many migrations this binary has.
+pub const COUNT: usize = MIGRATIONS.len();
+
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let done = usize::try_from(done).unwrap_or(usize::MAX);

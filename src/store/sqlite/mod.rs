@@ -12,6 +12,8 @@
 
 pub mod audit;
 mod checkpointer;
+pub mod export;
+pub mod grants;
 pub mod memberships;
 pub mod migrations;
 pub mod scim;
