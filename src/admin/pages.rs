@@ -644,6 +644,9 @@ mod tests {
                     IndexView {
                         config_path: "c.toml".into(),
                         applied: Some(("c.toml".into(), "2024".into())),
+                        config_version: 3,
+                        config_sha256: "0123456789ab".into(),
+                        config_file_differs: Some("differs <file>".into()),
                         users: 1,
                         teams: 1,
                         mappings: 1,

@@ -62,6 +62,7 @@ impl From<StoreError> for ScimError {
             StoreError::NotFound => ScimError::NotFound("no such resource".into()),
             StoreError::Conflict(what) => ScimError::Uniqueness(what),
             StoreError::Unsupported(what) => ScimError::InvalidFilter(what),
+            StoreError::Unstorable(what) => ScimError::InvalidValue(what),
             StoreError::Corrupt(_)
             | StoreError::CommitFailed(_)
             | StoreError::Open { .. }

@@ -20,6 +20,10 @@ pub enum StoreError {
     /// A query the backend cannot express (a SCIM filter it has no translation for).
     #[error("unsupported query: {0}")]
     Unsupported(String),
+    /// A value this database cannot hold (PostgreSQL text has no NUL character): the request
+    /// is refused as invalid, nothing is written.
+    #[error("cannot store this value: {0}")]
+    Unstorable(String),
     /// A stored value could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -740,7 +740,8 @@ async fn case_68_bad_filter_syntax_and_unsupported_attributes_are_400_never_all_
 #[tokio::test]
 async fn case_69_hostile_filter_values_are_bound_parameters() {
     let rig = ScimRig::start().await;
-    let names = [
+    let long = "ü".repeat(300);
+    let mut names = vec![
         "quote\"d@x",
         "back\\slash@x",
         "o'brien@x",
@@ -748,9 +749,21 @@ async fn case_69_hostile_filter_values_are_bound_parameters() {
         "under_score@x",
         "' OR 1=1 --",
         "nul\u{0}byte",
-        &"ü".repeat(300),
+        &long,
     ];
-    for n in names {
+    if rig.app.db.is_postgres() {
+        // PostgreSQL text holds no NUL character: refused as an invalid value, not a 500.
+        let r = rig
+            .post(
+                "entra",
+                "/Users",
+                &json!({"schemas": [USER], "userName": "nul\u{0}byte"}),
+            )
+            .await;
+        r.assert_error(400, Some("invalidValue"));
+        names.retain(|n| !n.contains('\u{0}'));
+    }
+    for n in names.iter().copied() {
         rig.create_user("entra", n, None).await;
     }
     rig.create_user("entra", "1000@x", None).await;

@@ -79,17 +79,17 @@ impl AuditReads for PgTx<'_> {
         };
         if let Some(since) = f.since {
             let coarse = since.replace_nanosecond(0).unwrap_or(since) - time::Duration::SECOND;
-            arg(&mut sql, " AND at >= ?", Box::new(fmt(coarse)));
+            arg(&mut sql, " AND at >= ?::text", Box::new(fmt(coarse)));
             arg(
                 &mut sql,
-                " AND at::timestamptz >= (?)::timestamptz",
+                " AND at::timestamptz >= (?::text)::timestamptz",
                 Box::new(fmt(since)),
             );
         }
         if let Some(until) = f.until {
             arg(
                 &mut sql,
-                " AND at::timestamptz <= (?)::timestamptz",
+                " AND at::timestamptz <= (?::text)::timestamptz",
                 Box::new(fmt(until)),
             );
         }

@@ -51,7 +51,7 @@ use super::{Backend, ReadTx, StoreEvent, WriteJob, WriteMode};
 use crate::config::PgDatabase;
 
 /// Attempts of a write job that keeps meeting serialization failures.
-const MAX_ATTEMPTS: u32 = 12;
+const MAX_ATTEMPTS: u32 = 24;
 /// The advisory lock every write job takes shared and the config sync exclusive.
 /// (Tests name it too: `pg_advisory_lock(8386093285548536933)` blocks every write.)
 pub const WRITE_LOCK: i64 = 8386093285548536933;
@@ -74,6 +74,10 @@ struct Shared {
     events: tokio::sync::broadcast::Sender<StoreEvent>,
     /// The config in force, kept on the applied version (see [`Backend::follow_config`]).
     follow: std::sync::OnceLock<Arc<crate::config::LiveConfig>>,
+    /// Held by a job while it runs again after a serialization failure: jobs that met a
+    /// conflict retry one at a time in this process, so a burst on one hot row (a hundred
+    /// logins of one user) drains instead of colliding again and again.
+    retry_gate: std::sync::Mutex<()>,
 }
 
 pub struct PgBackend {
@@ -144,6 +148,7 @@ impl PgBackend {
             location,
             events,
             follow: std::sync::OnceLock::new(),
+            retry_gate: std::sync::Mutex::new(()),
         });
         // Fail fast and clearly when the server is not there.
         let setup = || -> Result<()> {
@@ -183,6 +188,10 @@ impl Shared {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let _single_file = (attempt > 1).then(|| match self.retry_gate.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            });
             match self.attempt(&mut *job, mode) {
                 Attempt::Committed => {
                     // After the commit, before anyone is answered (see `store::cache`).
@@ -375,6 +384,13 @@ pub fn classify(e: &tokio_postgres::Error) -> StoreError {
         let code = db.code();
         if retryable(e) || *code == SqlState::LOCK_NOT_AVAILABLE {
             return StoreError::Busy;
+        }
+        if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || *code == SqlState::UNTRANSLATABLE_CHARACTER
+        {
+            return StoreError::Unstorable(
+                "PostgreSQL text cannot hold a NUL character (U+0000)".into(),
+            );
         }
         if *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CRASH_SHUTDOWN
