@@ -35,7 +35,11 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve,
+    Serve {
+        /// Listen here instead of server.listen (replicas sharing one config file on one host).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Validate a config file and print a summary; exits 1 listing every error.
     CheckConfig {
         /// The file to check (default: --config).
@@ -156,10 +160,13 @@ fn load_or_report(path: &std::path::Path) -> Option<Config> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => {
-            let Some(config) = load_or_report(&cli.config) else {
+        Command::Serve { listen } => {
+            let Some(mut config) = load_or_report(&cli.config) else {
                 return Ok(ExitCode::FAILURE);
             };
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
@@ -222,9 +229,11 @@ fn migrate_db(
     }
     let password = match (password_env, password_file) {
         (Some(_), Some(_)) => anyhow::bail!("give --password-env or --password-file, not both"),
-        (Some(var), None) => Some(Secret::new(std::env::var(&var).map_err(|_| {
-            anyhow::anyhow!("the environment variable {var} is not set")
-        })?)),
+        (Some(var), None) => {
+            Some(Secret::new(std::env::var(&var).map_err(|_| {
+                anyhow::anyhow!("the environment variable {var} is not set")
+            })?))
+        }
         (None, Some(path)) => Some(Secret::new(
             std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
@@ -233,13 +242,9 @@ fn migrate_db(
         )),
         (None, None) => None,
     };
-    let target = crate::config::PgDatabase::parse(to, password)
-        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-    eprintln!(
-        "copying {} into {} ...",
-        from.display(),
-        target.describe()
-    );
+    let target =
+        crate::config::PgDatabase::parse(to, password).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    eprintln!("copying {} into {} ...", from.display(), target.describe());
     let counts = crate::store::Store::copy_sqlite_to_postgres(from, &target)?;
     println!("{:<16} {:>10} {:>10}", "table", "sqlite", "postgres");
     for (table, source, copied) in &counts {

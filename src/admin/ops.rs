@@ -112,7 +112,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let config_readiness = ConfigReadiness {
         version: state.config.version(),
         sha256: config.source.short().to_owned(),
-        file: if differs.is_some() { "differs" } else { "matches" },
+        file: if differs.is_some() {
+            "differs"
+        } else {
+            "matches"
+        },
         detail: differs,
     };
     let ready = database == "ok" && providers.iter().all(|p| p.discovery == "ok");

@@ -596,3 +596,148 @@ fn idp_timeouts_default_to_2_s_to_connect_and_10_s_in_all() {
     let config = Config::parse(&text, &case_path()).expect("valid");
     assert_eq!(config.server.idp_timeout, Duration::from_secs(4));
 }
+
+#[test]
+fn a_postgres_url_is_validated_and_never_holds_the_password() {
+    let server = |database: &str, extra: &str| {
+        file(
+            "",
+            &format!("{URL}\ndatabase = \"{database}\" {HERE}\n{extra}"),
+            "",
+        )
+    };
+    // A valid URL: host, port, database, user, sslmode; the password from a file.
+    let text = server(
+        "postgres://teamgate@db.example.com:6543/tg?sslmode=verify-full",
+        "database_password_file = \"example-secrets/okta-client-secret\"",
+    )
+    .replace(&format!(" {HERE}"), "");
+    let config = Config::parse(&text, &case_path()).unwrap();
+    let Database::Postgres(pg) = &config.server.database else {
+        panic!("not PostgreSQL: {:?}", config.server.database);
+    };
+    assert_eq!(
+        (
+            pg.host.as_str(),
+            pg.port,
+            pg.dbname.as_str(),
+            pg.user.as_str()
+        ),
+        ("db.example.com", 6543, "tg", "teamgate")
+    );
+    assert_eq!(pg.sslmode, SslMode::VerifyFull);
+    assert!(pg.password.is_some(), "the password file is read");
+    let shown = config.server.database.describe();
+    assert_eq!(
+        shown,
+        "postgres://teamgate@db.example.com:6543/tg?sslmode=verify-full"
+    );
+    // A file path is SQLite, as before.
+    let text = server("data/x.db", "").replace(&format!(" {HERE}"), "");
+    let config = Config::parse(&text, &case_path()).unwrap();
+    assert_eq!(
+        config.server.database.sqlite_path(),
+        Some(Path::new("data/x.db"))
+    );
+    // Each mistake: one error on the database line that says how to fix it.
+    for (database, says) in [
+        (
+            "postgres://teamgate:hunter2@db.example.com/tg?sslmode=require",
+            "database_password_env",
+        ),
+        (
+            "postgres://db.example.com/tg?sslmode=require",
+            "names no user",
+        ),
+        (
+            "postgres://teamgate@db.example.com/?sslmode=require",
+            "names no database",
+        ),
+        (
+            "postgres://teamgate@db.example.com/tg",
+            "add ?sslmode=verify-full",
+        ),
+        (
+            "postgres://teamgate@db.example.com/tg?sslmode=prefer",
+            "use disable, require or verify-full",
+        ),
+        (
+            "postgres://teamgate@db.example.com/tg?sslmode=require&application_name=x",
+            "only sslmode and sslrootcert",
+        ),
+        (
+            "mysql://teamgate@db.example.com/tg",
+            "a file path (SQLite) or a postgres:// URL",
+        ),
+        (
+            "postgres://teamgate@db.example.com/tg?sslmode=verify-full&sslrootcert=no-such-ca.pem",
+            "is not a readable file",
+        ),
+    ] {
+        let text = server(database, "");
+        let errors = errors_of(&text);
+        assert_eq!(errors.len(), 1, "{database}: {errors:?}");
+        assert_eq!(errors[0].line, marked_lines(&text)[0], "{database}");
+        assert!(
+            errors[0].message.contains(says),
+            "{database}: {}",
+            errors[0].message
+        );
+        assert!(
+            !errors[0].message.contains("hunter2"),
+            "the password is repeated in the error"
+        );
+    }
+    // The loopback may go without sslmode (plain, as a local socket would).
+    let text = server("postgres://postgres@127.0.0.1/test", "").replace(&format!(" {HERE}"), "");
+    let config = Config::parse(&text, &case_path()).unwrap();
+    assert!(config.server.database.is_postgres());
+    // A password setting with a SQLite file is a mistake, said on its own line.
+    let text = server(
+        "data/x.db",
+        &format!("database_password_env = \"PATH\" {HERE}"),
+    )
+    .replacen(&format!(" {HERE}"), "", 1);
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("has no password"),
+        "{}",
+        errors[0].message
+    );
+    // Refresh re-evaluation on PostgreSQL needs the secret key that seals the tokens.
+    let text = file(
+        "",
+        &format!("{URL}\ndatabase = \"postgres://postgres@127.0.0.1/test\""),
+        "",
+    )
+    .replacen(
+        "client_id = \"entra-client\"",
+        "client_id = \"entra-client\"\nrefresh_interval_seconds = 600",
+        1,
+    );
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("secret_key_file"),
+        "{}",
+        errors[0].message
+    );
+    // A short secret key is refused.
+    let text = file(
+        "",
+        &format!("{URL}\nsecret_key_file = \"example-secrets/okta-client-secret\""),
+        "",
+    );
+    let short = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-secrets/okta-client-secret"),
+    )
+    .unwrap();
+    if short.trim().len() < 32 {
+        let errors = errors_of(&text);
+        assert!(
+            errors.iter().any(|e| e.message.contains("at least 32")),
+            "{errors:?}"
+        );
+    }
+}

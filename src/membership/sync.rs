@@ -91,16 +91,25 @@ async fn sync(
                     &stored.sha256[..12.min(stored.sha256.len())]
                 ))
             })?;
-            file_differs = Some(format!(
-                "this replica's config file {} (sha256 {}) differs from the applied config version {} (sha256 {}, applied at {} from {}); serving the applied one: run `teamgate reload` to apply the file",
-                own.path.display(),
-                own.source.short(),
-                stored.version,
-                &stored.sha256[..12.min(stored.sha256.len())],
-                stored.at,
-                stored.path
-            ));
-            config = Arc::new(parsed);
+            if parsed.server.database != own.server.database {
+                // Applied where the data was before (`teamgate migrate-db`): this file, which
+                // names this database, becomes the applied config.
+                tracing::warn!(
+                    previous = %parsed.server.database.describe(),
+                    "the applied config names another database; applying this replica's file"
+                );
+            } else {
+                file_differs = Some(format!(
+                    "this replica's config file {} (sha256 {}) differs from the applied config version {} (sha256 {}, applied at {} from {}); serving the applied one: run `teamgate reload` to apply the file",
+                    own.path.display(),
+                    own.source.short(),
+                    stored.version,
+                    &stored.sha256[..12.min(stored.sha256.len())],
+                    stored.at,
+                    stored.path
+                ));
+                config = Arc::new(parsed);
+            }
         }
         let trigger = Trigger::new(
             TriggerKind::Config,

@@ -26,8 +26,6 @@ use openidconnect::{ClientId, OAuth2TokenResponse, RefreshToken};
 
 use super::groups::{GroupsSubject, settle_groups};
 use super::sealed::Sealer;
-use crate::store::WriteMode;
-use crate::store::grants::StoredGrant;
 use super::{LoginError, SignIn};
 use crate::domain::secret::Secret;
 use crate::idp::claims::{self, GroupsClaim};
@@ -35,7 +33,9 @@ use crate::idp::provider::error_chain;
 use crate::idp::verify::{self, NonceCheck};
 use crate::membership::reconcile::reconcile_record;
 use crate::store::StoreError;
+use crate::store::WriteMode;
 use crate::store::audit::{Trigger, TriggerKind};
+use crate::store::grants::StoredGrant;
 use crate::store::users::LoginProfile;
 
 /// Most grants kept; beyond it the one closest to its end is dropped.
@@ -180,7 +180,8 @@ impl SignIn {
             self.grants.insert(grant);
             return;
         };
-        let token = match sealer.seal(grant.user_id, &grant.provider, grant.refresh_token.expose()) {
+        let token = match sealer.seal(grant.user_id, &grant.provider, grant.refresh_token.expose())
+        {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "refresh grant not kept");

@@ -48,7 +48,10 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("last_login_at", Text),
         ],
     ),
-    ("teams", &[("id", Text), ("name", Text), ("updated_at", Text)]),
+    (
+        "teams",
+        &[("id", Text), ("name", Text), ("updated_at", Text)],
+    ),
     (
         "role_bindings",
         &[("team_id", Text), ("scope", Text), ("role", Text)],
@@ -171,7 +174,8 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
 ];
 
 /// Tables whose `id` is generated: their sequences are moved past the copied ids.
-pub const IDENTITY_TABLES: &[&str] = &["users", "audit", "scim_users", "scim_groups", "scim_tokens"];
+pub const IDENTITY_TABLES: &[&str] =
+    &["users", "audit", "scim_users", "scim_groups", "scim_tokens"];
 
 /// Rows per table after a copy: (table, in the source, in the target).
 pub type Counts = Vec<(&'static str, i64, i64)>;

@@ -72,14 +72,14 @@ pub fn stderr(out: &Output) -> String {
 pub async fn dump(app: &TestApp) -> Vec<String> {
     let mut out = Vec::new();
     for sql in [
-                "SELECT id || '|' || at || '|' || action || '|' || COALESCE(team_id, '') FROM audit ORDER BY id",
-                "SELECT user_id || '|' || team_id || '|' || source || '|' || via || '|' || since || '|' || confirmed_at FROM memberships ORDER BY 1",
-                "SELECT id || '|' || email || '|' || updated_at || '|' || session_generation FROM users ORDER BY id",
-                "SELECT id || '|' || name FROM teams ORDER BY id",
-                "SELECT team_id || '|' || scope || '|' || role FROM role_bindings ORDER BY 1",
-                "SELECT provider || '|' || group_key || '|' || team_id FROM mappings ORDER BY 1",
-                "SELECT key || '=' || value FROM settings WHERE key NOT LIKE 'demo_idp%' ORDER BY key",
-            ] {
+        "SELECT id || '|' || at || '|' || action || '|' || COALESCE(team_id, '') FROM audit ORDER BY id",
+        "SELECT user_id || '|' || team_id || '|' || source || '|' || via || '|' || since || '|' || confirmed_at FROM memberships ORDER BY 1",
+        "SELECT id || '|' || email || '|' || updated_at || '|' || session_generation FROM users ORDER BY id",
+        "SELECT id || '|' || name FROM teams ORDER BY id",
+        "SELECT team_id || '|' || scope || '|' || role FROM role_bindings ORDER BY 1",
+        "SELECT provider || '|' || group_key || '|' || team_id FROM mappings ORDER BY 1",
+        "SELECT key || '=' || value FROM settings WHERE key NOT LIKE 'demo_idp%' ORDER BY key",
+    ] {
         out.extend(crate::helpers::sql_column(&app.state, sql, &[]).await);
     }
     out
@@ -99,9 +99,15 @@ impl Server {
     /// it logs its port and, after writing the pid file `teamgate reload` needs, that it
     /// listens for SIGHUP.
     pub fn start(config: &Path, database: &str) -> Server {
+        Self::start_with(config, database, &[])
+    }
+
+    /// [`Server::start`] with more arguments to `serve` (e.g. `--listen`).
+    pub fn start_with(config: &Path, database: &str, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -218,7 +218,12 @@ fn rusqlite_is_named_only_inside_the_sqlite_store() {
 
 #[test]
 fn the_postgresql_client_and_pool_are_named_only_inside_the_postgresql_store() {
-    for word in ["tokio_postgres", "deadpool", "postgres_types", "tokio_postgres_rustls"] {
+    for word in [
+        "tokio_postgres",
+        "deadpool",
+        "postgres_types",
+        "tokio_postgres_rustls",
+    ] {
         let offenders = naming_outside(POSTGRES_HOME, word);
         assert!(
             offenders.is_empty(),

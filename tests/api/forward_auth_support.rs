@@ -179,6 +179,7 @@ async fn spawn_with(
     )
     .replace("{PUBLIC_URL}", public_url)
     .replace("{DB}", &db.setting);
+    let text = crate::helpers::with_pg_secret_key(&text, &db, dir.path());
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let direct = format!("http://{}", listener.local_addr().unwrap());

@@ -38,14 +38,27 @@ pub fn new_browser() -> reqwest::Client {
 /// app's URL and a fresh database (a file path, or a PostgreSQL URL when the suite runs on
 /// PostgreSQL: see `support::postgres`).
 pub async fn spawn_app(config_toml: &str) -> TestApp {
+    spawn_app_with(config_toml, TestDb::fresh).await
+}
+
+/// [`spawn_app`] on the database `make_db` gives for the app's directory (e.g. SQLite
+/// whatever the suite's backend).
+pub async fn spawn_app_with(
+    config_toml: &str,
+    make_db: impl FnOnce(&std::path::Path) -> TestDb,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new().unwrap();
     let address = format!("http://127.0.0.1:{port}");
-    let db = TestDb::fresh(dir.path());
-    let text = config_toml
-        .replace("{PUBLIC_URL}", &address)
-        .replace("{DB}", &db.setting);
+    let db = make_db(dir.path());
+    let text = with_pg_secret_key(
+        &config_toml
+            .replace("{PUBLIC_URL}", &address)
+            .replace("{DB}", &db.setting),
+        &db,
+        dir.path(),
+    );
     // On disk too, as a server's config is: a reload re-reads it.
     let path = dir.path().join("teamgate.toml");
     std::fs::write(&path, &text).unwrap();
@@ -91,6 +104,42 @@ pub async fn follow(client: &reqwest::Client, url: &str) -> (Vec<(Url, StatusCod
         url = url.join(&location).unwrap();
     }
     panic!("too many redirects: {hops:?}");
+}
+
+/// On PostgreSQL, refresh tokens are kept sealed in the database, so a provider with
+/// `refresh_interval_seconds` needs `server.secret_key_*`: a test config without one gets a
+/// key file in `dir`.
+pub fn with_pg_secret_key(text: &str, db: &TestDb, dir: &std::path::Path) -> String {
+    if !db.is_postgres() || text.contains("secret_key_") || !text.contains("[server]\n") {
+        return text.to_owned();
+    }
+    let key = dir.join("test-secret-key");
+    std::fs::write(&key, "test-secret-key-0123456789-0123456789-abcdef").unwrap();
+    text.replacen(
+        "[server]\n",
+        &format!("[server]\nsecret_key_file = \"{}\"\n", key.display()),
+        1,
+    )
+}
+
+/// Follow redirects from `url` like [`follow`], but give up quietly (`None`) when a hop fails
+/// (a server killed under load); the final status otherwise.
+pub async fn follow_lenient(client: &reqwest::Client, url: &str) -> Option<u16> {
+    let mut url = Url::parse(url).ok()?;
+    for _ in 0..10 {
+        let response = client.get(url.clone()).send().await.ok()?;
+        if !response.status().is_redirection() {
+            return Some(response.status().as_u16());
+        }
+        let location = response
+            .headers()
+            .get("location")?
+            .to_str()
+            .ok()?
+            .to_owned();
+        url = url.join(&location).ok()?;
+    }
+    None
 }
 
 /// `config/demo.toml` with `{PUBLIC_URL}` and `{DB}` placeholders.
@@ -242,7 +291,8 @@ fn raw(database: &Database, sql: &str, args: &[Arg], write: bool) -> (Rows, u64)
                 )
                 .unwrap()
             };
-            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
             let params: Vec<rusqlite::types::Value> = args
                 .iter()
                 .map(|a| match a {
@@ -342,7 +392,8 @@ fn pg_row(row: &tokio_postgres::Row) -> Vec<Option<String>> {
         .map(|i| {
             let ty = row.columns()[i].type_().clone();
             if ty == Type::BOOL {
-                row.get::<_, Option<bool>>(i).map(|b| if b { "1" } else { "0" }.to_owned())
+                row.get::<_, Option<bool>>(i)
+                    .map(|b| if b { "1" } else { "0" }.to_owned())
             } else if ty == Type::INT8 {
                 row.get::<_, Option<i64>>(i).map(|v| v.to_string())
             } else if ty == Type::INT4 {
@@ -350,7 +401,8 @@ fn pg_row(row: &tokio_postgres::Row) -> Vec<Option<String>> {
             } else if ty == Type::BYTEA {
                 row.get::<_, Option<Vec<u8>>>(i).map(|b| hex(&b))
             } else if ty == Type::JSONB || ty == Type::JSON {
-                row.get::<_, Option<serde_json::Value>>(i).map(|v| v.to_string())
+                row.get::<_, Option<serde_json::Value>>(i)
+                    .map(|v| v.to_string())
             } else {
                 row.get::<_, Option<String>>(i)
             }

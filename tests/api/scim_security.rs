@@ -1171,7 +1171,8 @@ async fn case_76_an_access_token_in_the_query_is_401() {
 #[tokio::test]
 async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
     let rig = ScimRig::start().await;
-    let stored = crate::helpers::sql_column(&rig.app.state, "SELECT hash FROM scim_tokens", &[]).await;
+    let stored =
+        crate::helpers::sql_column(&rig.app.state, "SELECT hash FROM scim_tokens", &[]).await;
     assert_eq!(stored.len(), 2);
     assert!(stored.iter().all(|h| h.len() == 64), "SHA-256 digests only");
     // Every column of every token row, as text: the tokens themselves appear nowhere.
@@ -1184,7 +1185,10 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
     for t in [&rig.entra_token, &rig.okta_token] {
         let hex = crate::helpers::hex(t.as_bytes());
         for value in everything.iter().flatten().flatten() {
-            assert!(!value.contains(t.as_str()) && !value.contains(&hex), "a token stored in clear");
+            assert!(
+                !value.contains(t.as_str()) && !value.contains(&hex),
+                "a token stored in clear"
+            );
         }
     }
     if let Some(path) = rig.app.state.config.get().server.database.sqlite_path() {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use url::Url;
 
 use super::{Validator, is_loopback_host, parse_origin};
+use crate::config::raw;
 use crate::config::{Database, PgDatabase, ServerConfig, SslMode};
 use crate::domain::secret::Secret;
-use crate::config::raw;
 
 impl Validator<'_> {
     pub(super) fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {
@@ -181,7 +181,10 @@ impl Validator<'_> {
         match (env, file) {
             (None, None) => Some(None),
             (Some(_), Some(f)) => {
-                self.err(f, format!("set server.{key}_env or server.{key}_file, not both"));
+                self.err(
+                    f,
+                    format!("set server.{key}_env or server.{key}_file, not both"),
+                );
                 None
             }
             (Some(env), None) => match std::env::var(env.get_ref()) {
@@ -192,7 +195,11 @@ impl Validator<'_> {
                 }
             },
             (None, Some(f)) => {
-                let path = self.file.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Some(Secret::new(v.trim().to_owned()))),
                     Ok(_) => {
@@ -200,7 +207,10 @@ impl Validator<'_> {
                         None
                     }
                     Err(e) => {
-                        self.err(f, format!("server.{key}_file: cannot read {}: {e}", path.display()));
+                        self.err(
+                            f,
+                            format!("server.{key}_file: cannot read {}: {e}", path.display()),
+                        );
                         None
                     }
                 }
@@ -210,7 +220,10 @@ impl Validator<'_> {
 }
 
 /// `postgres://USER@HOST[:PORT]/DBNAME[?sslmode=...&sslrootcert=...]`.
-pub(crate) fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result<PgDatabase, String> {
+pub(crate) fn parse_postgres_url(
+    text: &str,
+    password: Option<Secret>,
+) -> Result<PgDatabase, String> {
     let url = url::Url::parse(text).map_err(|e| {
         format!("\"{text}\" is not a URL ({e}); write e.g. postgres://teamgate@db.example.com:5432/teamgate?sslmode=verify-full")
     })?;
@@ -219,15 +232,23 @@ pub(crate) fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result
     }
     let user = url.username();
     if user.is_empty() {
-        return Err(format!("\"{text}\" names no user; write postgres://USER@HOST/DBNAME"));
+        return Err(format!(
+            "\"{text}\" names no user; write postgres://USER@HOST/DBNAME"
+        ));
     }
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-        _ => return Err(format!("\"{text}\" names no host; write postgres://USER@HOST/DBNAME")),
+        _ => {
+            return Err(format!(
+                "\"{text}\" names no host; write postgres://USER@HOST/DBNAME"
+            ));
+        }
     };
     let dbname = url.path().trim_start_matches('/');
     if dbname.is_empty() || dbname.contains('/') {
-        return Err(format!("\"{text}\" names no database; write postgres://USER@HOST/DBNAME"));
+        return Err(format!(
+            "\"{text}\" names no database; write postgres://USER@HOST/DBNAME"
+        ));
     }
     let mut sslmode = None;
     let mut root_cert = None;
@@ -238,12 +259,18 @@ pub(crate) fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result
                     "disable" => SslMode::Disable,
                     "require" => SslMode::Require,
                     "verify-full" => SslMode::VerifyFull,
-                    other => return Err(format!("sslmode={other} is not supported; use disable, require or verify-full (verify-full checks the certificate and the host name)")),
+                    other => {
+                        return Err(format!(
+                            "sslmode={other} is not supported; use disable, require or verify-full (verify-full checks the certificate and the host name)"
+                        ));
+                    }
                 })
             }
             "sslrootcert" => root_cert = Some(PathBuf::from(&*value)),
             other => {
-                return Err(format!("the URL parameter {other} is not supported; only sslmode and sslrootcert are"));
+                return Err(format!(
+                    "the URL parameter {other} is not supported; only sslmode and sslrootcert are"
+                ));
             }
         }
     }
@@ -251,10 +278,16 @@ pub(crate) fn parse_postgres_url(text: &str, password: Option<Secret>) -> Result
         Some(m) => m,
         // libpq's default ("prefer") may fall back to plain text silently; teamgate asks for
         // a choice, and picks the plain one only for the loopback.
-        None if matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") || host.starts_with('/') => {
+        None if matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || host.starts_with('/') =>
+        {
             SslMode::Disable
         }
-        None => return Err(format!("\"{text}\" reaches a remote host without sslmode; add ?sslmode=verify-full (or require, or disable on a trusted network)")),
+        None => {
+            return Err(format!(
+                "\"{text}\" reaches a remote host without sslmode; add ?sslmode=verify-full (or require, or disable on a trusted network)"
+            ));
+        }
     };
     if root_cert.is_some() && sslmode != SslMode::VerifyFull {
         return Err("sslrootcert is used only with sslmode=verify-full".into());

@@ -33,7 +33,10 @@ fn from_row(r: &Row) -> Result<AuditRow> {
 impl AuditReads for PgTx<'_> {
     fn audit_of_user(&self, user_id: i64) -> Result<Vec<AuditRow>> {
         let sql = format!("SELECT {COLUMNS} FROM audit WHERE user_id = $1 ORDER BY id");
-        self.query(&sql, &[&user_id])?.iter().map(from_row).collect()
+        self.query(&sql, &[&user_id])?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
@@ -93,7 +96,11 @@ impl AuditReads for PgTx<'_> {
                 Box::new(fmt(until)),
             );
         }
-        arg(&mut sql, " ORDER BY id DESC LIMIT ?", Box::new(big(f.limit)));
+        arg(
+            &mut sql,
+            " ORDER BY id DESC LIMIT ?",
+            Box::new(big(f.limit)),
+        );
         let params: Vec<&(dyn ToSql + Sync)> = args
             .iter()
             .map(|a| a.as_ref() as &(dyn ToSql + Sync))

@@ -180,7 +180,9 @@ pub async fn connect_one(
             dyn FnMut(
                     &mut std::task::Context<'_>,
                 ) -> std::task::Poll<
-                    Option<std::result::Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>>,
+                    Option<
+                        std::result::Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>,
+                    >,
                 > + Send,
         >,
     ),

@@ -28,7 +28,10 @@ fn read(r: &Row) -> Result<StoredGrant> {
 
 impl GrantReads for PgTx<'_> {
     fn refresh_grant_count(&self) -> Result<i64> {
-        get(&self.query_one("SELECT COUNT(*) FROM refresh_grants", &[])?, 0)
+        get(
+            &self.query_one("SELECT COUNT(*) FROM refresh_grants", &[])?,
+            0,
+        )
     }
 }
 
@@ -65,10 +68,7 @@ impl GrantWrites for PgTx<'_> {
         claim_until: i64,
         limit: usize,
     ) -> Result<Vec<StoredGrant>> {
-        self.execute(
-            "DELETE FROM refresh_grants WHERE until_at <= $1",
-            &[&now],
-        )?;
+        self.execute("DELETE FROM refresh_grants WHERE until_at <= $1", &[&now])?;
         let sql = format!(
             "UPDATE refresh_grants SET claimed_until = $2 WHERE user_id IN (
                  SELECT user_id FROM refresh_grants

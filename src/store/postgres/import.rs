@@ -83,8 +83,9 @@ pub fn import(db: &PgDatabase, tables: Vec<TableRows<'_>>) -> Result<Vec<(String
                     .iter()
                     .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                     .collect();
-                rt.block_on(conn.execute(&stmt, &refs))
-                    .map_err(|e| StoreError::Corrupt(format!("copying {}: {}", t.table, classify(&e))))?;
+                rt.block_on(conn.execute(&stmt, &refs)).map_err(|e| {
+                    StoreError::Corrupt(format!("copying {}: {}", t.table, classify(&e)))
+                })?;
             }
         }
         for table in IDENTITY_TABLES {

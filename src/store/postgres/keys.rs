@@ -24,7 +24,10 @@ fn from_row(r: &Row) -> Result<StoredKey> {
 impl PgTx<'_> {
     fn current_key(&self) -> Result<Option<StoredKey>> {
         let sql = format!("SELECT {COLUMNS} FROM signing_keys WHERE retired_at IS NULL");
-        self.query_opt(&sql, &[])?.as_ref().map(from_row).transpose()
+        self.query_opt(&sql, &[])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
     fn insert_key(&self, key: &StoredKey) -> Result<()> {

@@ -41,13 +41,19 @@ impl From<&Arc<Shared>> for Sink {
     }
 }
 
-pub fn start(db: PgDatabase, sink: Sink) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn start(
+    rt: &tokio::runtime::Handle,
+    db: PgDatabase,
+    sink: Sink,
+) -> tokio::task::JoinHandle<()> {
+    rt.spawn(async move {
         let mut first = true;
         loop {
             match listen_once(&db, &sink, first).await {
                 Ok(()) => tracing::warn!("the PostgreSQL notification connection closed"),
-                Err(e) => tracing::warn!(error = %e, "the PostgreSQL notification connection failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the PostgreSQL notification connection failed")
+                }
             }
             first = false;
             sink.coherent.store(false, Ordering::Release);

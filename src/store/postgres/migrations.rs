@@ -21,10 +21,7 @@ const MIGRATION_LOCK: i64 = 0x7467_6d69_6772_6174;
 
 fn version(rt: &Handle, conn: &Object) -> Result<usize> {
     let exists = rt
-        .block_on(conn.query_one(
-            "SELECT to_regclass('teamgate_schema') IS NOT NULL",
-            &[],
-        ))
+        .block_on(conn.query_one("SELECT to_regclass('teamgate_schema') IS NOT NULL", &[]))
         .map_err(|e| classify(&e))?;
     let exists: bool = exists
         .try_get(0)
@@ -35,7 +32,9 @@ fn version(rt: &Handle, conn: &Object) -> Result<usize> {
     let row = rt
         .block_on(conn.query_one("SELECT version FROM teamgate_schema", &[]))
         .map_err(|e| classify(&e))?;
-    let v: i32 = row.try_get(0).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let v: i32 = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(usize::try_from(v).unwrap_or(0))
 }
 
@@ -48,7 +47,10 @@ fn too_new(done: usize) -> StoreError {
 
 /// Apply every pending migration, one transaction each, under the migration lock.
 pub(super) fn apply(rt: &Handle, conn: &Object) -> Result<()> {
-    let exec = |sql: &str| rt.block_on(conn.batch_execute(sql)).map_err(|e| classify(&e));
+    let exec = |sql: &str| {
+        rt.block_on(conn.batch_execute(sql))
+            .map_err(|e| classify(&e))
+    };
     exec(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
     let outcome = (|| {
         let done = version(rt, conn)?;
@@ -58,7 +60,9 @@ pub(super) fn apply(rt: &Handle, conn: &Object) -> Result<()> {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             let n = i + 1;
             let bump = if i == 0 {
-                format!("CREATE TABLE teamgate_schema (version INTEGER NOT NULL); INSERT INTO teamgate_schema VALUES ({n});")
+                format!(
+                    "CREATE TABLE teamgate_schema (version INTEGER NOT NULL); INSERT INTO teamgate_schema VALUES ({n});"
+                )
             } else {
                 format!("UPDATE teamgate_schema SET version = {n};")
             };

@@ -166,7 +166,8 @@ impl PgBackend {
             },
             other => other,
         })?;
-        let listener = serve.then(|| listen::start(db.clone(), listen::Sink::from(&shared)));
+        let listener =
+            serve.then(|| listen::start(&shared.rt, db.clone(), listen::Sink::from(&shared)));
         Ok(PgBackend {
             shared,
             own_runtime,
@@ -240,9 +241,9 @@ impl Shared {
             WriteMode::Exclusive => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         };
         if mode == WriteMode::Exclusive
-            && let Err(e) = self.rt.block_on(
-                conn.batch_execute("SELECT pg_advisory_lock(8386093285548536933)"),
-            )
+            && let Err(e) = self
+                .rt
+                .block_on(conn.batch_execute("SELECT pg_advisory_lock(8386093285548536933)"))
         {
             return Attempt::Failed(classify(&e));
         }
@@ -251,9 +252,9 @@ impl Shared {
         let outcome = self.attempt_in(&conn, begin, mode, job);
         if mode == WriteMode::Exclusive {
             // Released after the commit or rollback; a lost connection releases it anyway.
-            let _ = self.rt.block_on(
-                conn.batch_execute("SELECT pg_advisory_unlock(8386093285548536933)"),
-            );
+            let _ = self
+                .rt
+                .block_on(conn.batch_execute("SELECT pg_advisory_unlock(8386093285548536933)"));
         }
         outcome
     }
@@ -409,9 +410,7 @@ pub fn classify(e: &tokio_postgres::Error) -> StoreError {
 impl Backend for PgBackend {
     fn submit(&self, job: Box<dyn WriteJob>) {
         let shared = self.shared.clone();
-        self.shared
-            .rt
-            .spawn_blocking(move || shared.run_job(job));
+        self.shared.rt.spawn_blocking(move || shared.run_job(job));
     }
 
     fn read_blocking(&self, f: &mut dyn FnMut(&dyn ReadTx)) -> Result<()> {

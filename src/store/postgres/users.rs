@@ -31,7 +31,10 @@ fn from_row(r: &Row) -> Result<UserRecord> {
 impl PgTx<'_> {
     fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        self.query_opt(&sql, &[&id])?.as_ref().map(from_row).transpose()
+        self.query_opt(&sql, &[&id])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
     fn user_by_subject_(&self, provider: &str, subject: &str) -> Result<Option<UserRecord>> {

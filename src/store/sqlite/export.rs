@@ -10,12 +10,13 @@ use crate::store::error::{Result, StoreError};
 
 /// Open the database at `path` read-only, checking it is a teamgate database of this version.
 pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
-        |e| StoreError::Open {
-            path: path.display().to_string(),
-            source: Box::new(e),
-        },
-    )?;
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
+            StoreError::Open {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            }
+        })?;
     conn.busy_timeout(super::BUSY_TIMEOUT)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let latest = i64::try_from(super::migrations::COUNT).unwrap_or(i64::MAX);

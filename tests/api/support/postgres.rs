@@ -50,9 +50,9 @@ pub fn rows_on(server: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, Stri
                 messages
                     .iter()
                     .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                            (0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect(),
-                        ),
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                        }
                         _ => None,
                     })
                     .collect()
@@ -159,13 +159,17 @@ impl TestDb {
         }
     }
 
+    /// A SQLite file in `dir` whatever the suite's backend.
+    pub fn sqlite(dir: &Path) -> TestDb {
+        TestDb {
+            setting: dir.join("teamgate.db").display().to_string(),
+            pg_name: None,
+        }
+    }
+
     /// A fresh PostgreSQL database whatever the suite's backend (call [`require`] first).
     pub fn postgres() -> TestDb {
-        let name = format!(
-            "tg_{}_{}",
-            std::process::id(),
-            rand_suffix()
-        );
+        let name = format!("tg_{}_{}", std::process::id(), rand_suffix());
         batch(&format!("CREATE DATABASE \"{name}\""))
             .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
         TestDb {

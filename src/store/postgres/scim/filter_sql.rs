@@ -375,7 +375,9 @@ impl Translator {
                         _ => format!("%{}", escape_like(v)),
                     };
                     self.params.push(Param::Text(pattern));
-                    Ok(guard(format!("lower({text}) LIKE lower(?::text) ESCAPE '\\'")))
+                    Ok(guard(format!(
+                        "lower({text}) LIKE lower(?::text) ESCAPE '\\'"
+                    )))
                 } else {
                     Ok(guard(self.exact_substring(op, v, text)))
                 }

@@ -47,7 +47,11 @@ fn translated(
 
 impl ScimReads for PgTx<'_> {
     fn scim_user(&self, provider: &str, scim_id: &str) -> Result<Option<UserRow>> {
-        users::one(self, "r.scim_id = $1 AND r.provider = $2", &[&scim_id, &provider])
+        users::one(
+            self,
+            "r.scim_id = $1 AND r.provider = $2",
+            &[&scim_id, &provider],
+        )
     }
 
     fn scim_user_by_name(&self, provider: &str, user_name: &str) -> Result<Option<UserRow>> {
@@ -111,10 +115,8 @@ impl ScimReads for PgTx<'_> {
     }
 
     fn scim_group_keys_of_user(&self, user_id: i64, key: GroupKey) -> Result<Option<Vec<String>>> {
-        let Some(member) = self.query_opt(
-            "SELECT id FROM scim_users WHERE user_id = $1",
-            &[&user_id],
-        )?
+        let Some(member) =
+            self.query_opt("SELECT id FROM scim_users WHERE user_id = $1", &[&user_id])?
         else {
             return Ok(None);
         };
@@ -138,7 +140,11 @@ impl ScimReads for PgTx<'_> {
     }
 
     fn scim_group(&self, provider: &str, scim_id: &str) -> Result<Option<GroupRow>> {
-        groups::one(self, "r.scim_id = $1 AND r.provider = $2", &[&scim_id, &provider])
+        groups::one(
+            self,
+            "r.scim_id = $1 AND r.provider = $2",
+            &[&scim_id, &provider],
+        )
     }
 
     fn scim_group_by_name(&self, provider: &str, name: &str) -> Result<Option<GroupRow>> {
