@@ -12,7 +12,7 @@
 //! - a PostgreSQL restart makes replicas unready, then ready again, without a restart.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -639,9 +639,23 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
 struct PrivatePg {
     dir: TempDir,
     port: u16,
+    bin: PathBuf,
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest PostgreSQL's programs (Debian installs them per version).
+fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
 
 impl PrivatePg {
     fn run(&self, args: &[&str]) -> std::process::Output {
@@ -653,7 +667,7 @@ impl PrivatePg {
         } else {
             std::process::Command::new("env")
         };
-        cmd.arg(format!("{PG_BIN}/{}", args[0]));
+        cmd.arg(self.bin.join(args[0]));
         cmd.args(&args[1..]);
         cmd.output().unwrap()
     }
@@ -663,9 +677,7 @@ impl PrivatePg {
     }
 
     fn start() -> Option<PrivatePg> {
-        if !Path::new(&format!("{PG_BIN}/initdb")).exists() {
-            return None;
-        }
+        let bin = pg_bin()?;
         let dir = TempDir::new().unwrap();
         if rustix::process::geteuid().is_root() {
             let _ = std::process::Command::new("chown")
@@ -676,6 +688,7 @@ impl PrivatePg {
         let pg = PrivatePg {
             dir,
             port: free_port(),
+            bin,
         };
         let out = pg.run(&[
             "initdb",
@@ -753,9 +766,9 @@ async fn a_postgresql_restart_makes_replicas_unready_then_ready_again_without_a_
     let Some(pg) = tokio::task::spawn_blocking(PrivatePg::start).await.unwrap() else {
         assert!(
             !std::env::var(e2e::REQUIRE_ENV).is_ok_and(|v| v == "1"),
-            "initdb not found under {PG_BIN}"
+            "initdb not found under /usr/lib/postgresql"
         );
-        eprintln!("SKIPPED: no {PG_BIN}/initdb to run a private PostgreSQL");
+        eprintln!("SKIPPED: no /usr/lib/postgresql/*/bin/initdb to run a private PostgreSQL");
         return;
     };
     postgres::batch_on(
