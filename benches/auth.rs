@@ -5,6 +5,8 @@
 //! ```text
 //! cargo bench --bench auth                 # 16 connections, 3 s per round
 //! cargo bench --bench auth -- 32 5         # connections, seconds per round
+//! cargo bench --bench auth -- --backend postgres  # also PostgreSQL: 1 replica, then 2
+//!                                                 # replicas with logins going on
 //! ```
 //!
 //! teamgate runs as a child process (`teamgate serve`, release build) with the demo IdP; the
@@ -41,37 +43,101 @@ fn main() {
         .collect();
     let connections: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let dir = tempfile::TempDir::new().expect("a temp dir");
-    let port = support::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("bench.toml");
-    write_config(&config, port, &dir.path().join("bench.db"));
+    let table = support::SideBySide::new();
+    for backend in support::backends() {
+        println!("\n=== {} ===", backend.name());
+        let (healthz, auth) = run_backend(backend, 1, false, connections, seconds);
+        table.record("/healthz, 1 replica", backend, healthz);
+        table.record("/auth, 1 replica", backend, auth);
+        if backend == support::Backend::Postgres {
+            println!("\n=== PostgreSQL, 2 replicas, a login every few ms on replica 1 ===");
+            let (healthz, auth) = run_backend(backend, 2, true, connections, seconds);
+            table.record("/healthz, 2 replicas + logins", backend, healthz);
+            table.record("/auth, 2 replicas + logins", backend, auth);
+        }
+    }
+    table.print("requests/s");
+}
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_teamgate"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("teamgate starts");
-    let result = std::panic::catch_unwind(|| run(&base, port, server.id(), connections, seconds));
-    support::stop(&mut server);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
+/// One server (or `replicas` on one PostgreSQL database), driven as described above; with
+/// `writes`, a task keeps signing in on replica 1 meanwhile (each login commits, and the
+/// other replica drops its caches on the notification). Returns the /healthz and /auth rates.
+fn run_backend(
+    backend: support::Backend,
+    replicas: usize,
+    writes: bool,
+    connections: usize,
+    seconds: u64,
+) -> (f64, f64) {
+    let dir = tempfile::TempDir::new().expect("a temp dir");
+    let db = support::BenchDb::new(backend, dir.path(), "auth");
+    let ports: Vec<u16> = (0..replicas).map(|_| support::free_port()).collect();
+    let base = format!("http://127.0.0.1:{}", ports[0]);
+    let config = dir.path().join("bench.toml");
+    write_config(&config, ports[0], &db.setting);
+    let mut servers: Vec<std::process::Child> = ports
+        .iter()
+        .map(|port| {
+            Command::new(env!("CARGO_BIN_EXE_teamgate"))
+                .args(["serve", "--config"])
+                .arg(&config)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("teamgate starts")
+        })
+        .collect();
+    let targets: Vec<(u16, u32)> = ports
+        .iter()
+        .zip(&servers)
+        .map(|(port, s)| (*port, s.id()))
+        .collect();
+    let result =
+        std::panic::catch_unwind(|| run(&base, &targets, writes, connections, seconds));
+    for server in &mut servers {
+        support::stop(server);
+    }
+    drop(db);
+    match result {
+        Ok(rates) => rates,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
-fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
+fn run(
+    base: &str,
+    targets: &[(u16, u32)],
+    writes: bool,
+    connections: usize,
+    seconds: u64,
+) -> (f64, f64) {
+    let (port, pid) = targets[0];
     // One worker thread for the client: the server keeps the other core.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(async {
-        wait_ready(base).await;
+    let rates = runtime.block_on(async {
+        for (port, _) in targets {
+            wait_ready(&format!("http://127.0.0.1:{port}")).await;
+        }
         let cookie = sign_in(base).await;
+        // Logins on replica 1 for as long as the rounds run: every one commits a user.
+        let stop_writes = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = writes.then(|| {
+            let (base, stop) = (base.to_owned(), stop_writes.clone());
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sign_in(&base).await;
+                    n += 1;
+                }
+                n
+            })
+        });
         let auth = format!(
             "GET /auth?team=platform HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nAccept: */*\r\n\r\n"
         );
@@ -80,8 +146,8 @@ fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
         // reads cost against the handler itself.
         let anonymous = format!("GET /auth?team=platform HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n");
         // Warm up both paths (first key load, first signature, connection pools).
-        round(port, pid, &auth, 200, connections, Duration::from_millis(500)).await;
-        round(port, pid, &healthz, 200, connections, Duration::from_millis(500)).await;
+        round(targets, &auth, 200, connections, Duration::from_millis(500)).await;
+        round(targets, &healthz, 200, connections, Duration::from_millis(500)).await;
 
         let duration = Duration::from_secs(seconds);
         println!(
@@ -95,14 +161,14 @@ fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
         let mut totals = [(0usize, Duration::ZERO, Duration::ZERO); 2];
         for _ in 0..2 {
             for (i, (name, request)) in [("/healthz", &healthz), ("/auth", &auth)].into_iter().enumerate() {
-                let r = round(port, pid, request, 200, connections, duration).await;
+                let r = round(targets, request, 200, connections, duration).await;
                 r.print(name);
                 totals[i].0 += r.latencies.len();
                 totals[i].1 += r.elapsed;
                 totals[i].2 += r.server_cpu;
             }
         }
-        round(port, pid, &anonymous, 401, connections, duration).await.print("/auth 401");
+        round(targets, &anonymous, 401, connections, duration).await.print("/auth 401");
         let rate = |(n, t, _): (usize, Duration, Duration)| n as f64 / t.as_secs_f64();
         let cpu = |(n, _, c): (usize, Duration, Duration)| c.as_secs_f64() * 1e6 / n.max(1) as f64;
         let (healthz_rate, auth_rate) = (rate(totals[0]), rate(totals[1]));
@@ -120,6 +186,16 @@ fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
             cpu(totals[0]),
             100.0 * cpu(totals[0]) / cpu(totals[1])
         );
+        if let Some(writer) = writer {
+            stop_writes.store(true, std::sync::atomic::Ordering::Relaxed);
+            let logins = writer.await.expect("the login task");
+            let total: Duration = totals.iter().map(|t| t.1).sum();
+            println!(
+                "meanwhile {logins} logins on replica 1 ({:.0}/s), each committing a user the other replica had cached",
+                logins as f64 / total.as_secs_f64()
+            );
+        }
+        (healthz_rate, auth_rate)
     });
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     for key in ["VmHWM", "VmRSS"] {
@@ -130,6 +206,8 @@ fn run(base: &str, port: u16, pid: u32, connections: usize, seconds: u64) {
             );
         }
     }
+    let _ = port;
+    rates
 }
 
 struct Round {
@@ -164,18 +242,25 @@ impl Round {
 
 /// `connections` connections sending `request` back to back for `duration`.
 async fn round(
-    port: u16,
-    pid: u32,
+    targets: &[(u16, u32)],
     request: &str,
     expected: u16,
     connections: usize,
     duration: Duration,
 ) -> Round {
-    let cpu_before = support::cpu_time(&pid.to_string());
+    let cpu = || -> Duration {
+        targets
+            .iter()
+            .map(|(_, pid)| support::cpu_time(&pid.to_string()))
+            .sum()
+    };
+    let cpu_before = cpu();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for c in 0..connections {
+        // Connections spread over the replicas, as a load balancer would.
+        let port = targets[c % targets.len()].0;
         let request = request.as_bytes().to_vec();
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(("127.0.0.1", port))
@@ -212,7 +297,7 @@ async fn round(
         all.failures += failures;
     }
     all.elapsed = start.elapsed();
-    all.server_cpu = support::cpu_time(&pid.to_string()).saturating_sub(cpu_before);
+    all.server_cpu = cpu().saturating_sub(cpu_before);
     all
 }
 
@@ -238,7 +323,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
     }
 }
 
-fn write_config(path: &Path, port: u16, db: &Path) {
+fn write_config(path: &Path, port: u16, db: &str) {
     let text = format!(
         r#"[server]
 public_url = "http://127.0.0.1:{port}"
@@ -261,7 +346,7 @@ email = "alice@example.com"
 name = "Alice Admin"
 groups = ["g-platform"]
 "#,
-        db = db.display()
+        db = db
     );
     std::fs::File::create(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))

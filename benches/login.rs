@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench login                      # 4,000 logins, 64 concurrent clients
 //! cargo bench --bench login -- 20000 128         # logins, concurrency
+//! cargo bench --bench login -- --backend postgres # SQLite, then PostgreSQL, side by side
 //! ```
 //!
 //! What one measured login is: `GET /callback/bench?code&state&iss` from a browser with its
@@ -21,6 +22,9 @@
     clippy::expect_used,
     reason = "a benchmark driver, like a test: a panic is how it reports a broken setup"
 )]
+
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,10 +119,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(logins, concurrency));
+    let table = support::SideBySide::new();
+    for backend in support::backends() {
+        println!("\n=== {} ===", backend.name());
+        let rate = runtime.block_on(run(logins, concurrency, backend));
+        table.record("login callbacks", backend, rate);
+    }
+    table.print("logins/s");
 }
 
-async fn run(logins: usize, concurrency: usize) {
+async fn run(logins: usize, concurrency: usize, backend: support::Backend) -> f64 {
     // ---- the in-process IdP ----
     let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
     let encoding = EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes());
@@ -140,6 +150,7 @@ async fn run(logins: usize, concurrency: usize) {
 
     // ---- teamgate ----
     let dir = tempfile::tempdir().unwrap();
+    let db = support::BenchDb::new(backend, dir.path(), "login");
     std::fs::write(dir.path().join("secret"), CLIENT_SECRET).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_url = format!("http://{}", listener.local_addr().unwrap());
@@ -168,7 +179,7 @@ roles = [{{ scope = "org/acme", role = "viewer" }}]
 [defaults]
 teams_without_groups = ["everyone"]
 "#,
-        db = dir.path().join("bench.db").display()
+        db = db.setting
     );
     let config =
         teamgate::config::Config::parse(&config, &dir.path().join("teamgate.toml")).unwrap();
@@ -290,4 +301,5 @@ teams_without_groups = ["everyone"]
         );
     }
     assert_eq!(failures, 0, "some logins failed");
+    logins as f64 / elapsed.as_secs_f64()
 }

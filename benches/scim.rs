@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench scim                  # 100,000 users, 1,000 groups, 32 connections
 //! cargo bench --bench scim -- 20000 200 16  # users, groups, connections
+//! cargo bench --bench scim -- 20000 200 16 --backend postgres  # SQLite then PostgreSQL
 //! ```
 //!
 //! teamgate runs as a child process (`teamgate serve`, release build, synchronous=FULL with
@@ -55,10 +56,25 @@ fn main() {
     let groups: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let connections: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
     assert!(users >= groups * 10, "each group takes 10 distinct users");
+    for backend in support::backends() {
+        ON_POSTGRES.store(backend == support::Backend::Postgres, Ordering::Relaxed);
+        println!("\n=== {} ===", backend.name());
+        run_on(backend, users, groups, connections);
+    }
+    TABLE.print("requests/s");
+}
+
+/// The rates of every phase, per backend, for the side-by-side table.
+static TABLE: support::SideBySide = support::SideBySide::new();
+/// Whether the run now printing is the PostgreSQL one.
+static ON_POSTGRES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn run_on(backend: support::Backend, users: usize, groups: usize, connections: usize) {
     let dir = tempfile::TempDir::new().expect("a temp dir");
+    let db = support::BenchDb::new(backend, dir.path(), "scim");
     let port = support::free_port();
     let config_path = dir.path().join("bench.toml");
-    write_config(&config_path, port, &dir.path().join("bench.db"));
+    write_config(&config_path, port, &db.setting);
     let token = create_token(&config_path);
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_teamgate"))
@@ -232,6 +248,12 @@ impl Round {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
         let pct = |p: f64| support::percentile_ms(&sorted, p);
+        let backend = if ON_POSTGRES.load(Ordering::Relaxed) {
+            support::Backend::Postgres
+        } else {
+            support::Backend::Sqlite
+        };
+        TABLE.record(name, backend, sorted.len() as f64 / self.elapsed.as_secs_f64());
         println!(
             "{:<34} {:>9} {:>11.0} {:>9.3} {:>9.3}",
             name,
@@ -353,7 +375,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u
     }
 }
 
-fn write_config(path: &Path, port: u16, db: &Path) {
+fn write_config(path: &Path, port: u16, db: &str) {
     let secret = path.with_file_name("client-secret");
     std::fs::write(&secret, "bench-secret").expect("the secret file");
     let text = format!(
@@ -392,7 +414,7 @@ roles = [{{ scope = "org/acme", role = "viewer" }}]
 [defaults]
 teams_without_groups = ["everyone"]
 "#,
-        db = db.display(),
+        db = db,
         secret = secret.display(),
     );
     std::fs::File::create(path)

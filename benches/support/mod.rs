@@ -76,3 +76,153 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(f64::NAN)
 }
+
+/// Which database a benchmark run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// The backends to run: SQLite, and PostgreSQL too with `--backend postgres` (side by side in
+/// the same run, on the same machine state).
+pub fn backends() -> Vec<Backend> {
+    let args: Vec<String> = std::env::args().collect();
+    let postgres = args
+        .windows(2)
+        .any(|w| w[0] == "--backend" && w[1] == "postgres")
+        || args.iter().any(|a| a == "--backend=postgres");
+    if postgres {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        vec![Backend::Sqlite]
+    }
+}
+
+/// The PostgreSQL server benchmarks use: the local one (trust authentication on the loopback,
+/// as scripts/install-e2e-deps.sh sets it up).
+pub const PG_SERVER: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+/// A database for one benchmark run; a PostgreSQL one is dropped with it.
+pub struct BenchDb {
+    /// `server.database`.
+    pub setting: String,
+    pg_name: Option<String>,
+}
+
+impl BenchDb {
+    pub fn new(backend: Backend, dir: &std::path::Path, name: &str) -> BenchDb {
+        match backend {
+            Backend::Sqlite => BenchDb {
+                setting: dir.join(format!("{name}.db")).display().to_string(),
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let db = format!("tgbench_{}_{name}", std::process::id());
+                pg_batch(&format!(
+                    "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE); CREATE DATABASE \"{db}\""
+                ));
+                BenchDb {
+                    setting: format!("postgres://postgres@127.0.0.1:5432/{db}"),
+                    pg_name: Some(db),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Some(db) = self.pg_name.take() {
+            pg_batch(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+        }
+    }
+}
+
+/// Run `sql` on the PostgreSQL server (separate statements: CREATE DATABASE cannot share a
+/// transaction).
+pub fn pg_batch(sql: &str) {
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(PG_SERVER, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL answers on 127.0.0.1:5432 (scripts/install-e2e-deps.sh)");
+            let driver = tokio::spawn(conn);
+            for statement in sql.split("; ") {
+                client.batch_execute(statement).await.expect("the statement runs");
+            }
+            drop(client);
+            let _ = driver.await;
+        });
+    })
+    .join()
+    .expect("the PostgreSQL thread");
+}
+
+/// Lines of a side-by-side table, collected while the runs print.
+pub struct SideBySide {
+    rows: std::sync::Mutex<Vec<(String, Backend, f64)>>,
+}
+
+impl SideBySide {
+    pub const fn new() -> Self {
+        SideBySide {
+            rows: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn record(&self, what: &str, backend: Backend, rate: f64) {
+        if let Ok(mut rows) = self.rows.lock() {
+            rows.push((what.to_owned(), backend, rate));
+        }
+    }
+
+    /// `what`: SQLite rate, PostgreSQL rate, and their ratio.
+    pub fn print(&self, unit: &str) {
+        let Ok(rows) = self.rows.lock() else { return };
+        if !rows.iter().any(|(_, b, _)| *b == Backend::Postgres) {
+            return;
+        }
+        println!();
+        println!(
+            "{:<40} {:>12} {:>12} {:>8}",
+            format!("side by side ({unit})"),
+            "SQLite",
+            "PostgreSQL",
+            "PG/SQLite"
+        );
+        let mut seen: Vec<&str> = Vec::new();
+        for (what, _, _) in rows.iter() {
+            if seen.contains(&what.as_str()) {
+                continue;
+            }
+            seen.push(what);
+            let of = |b: Backend| {
+                rows.iter()
+                    .find(|(w, bb, _)| w == what && *bb == b)
+                    .map(|(_, _, r)| *r)
+            };
+            let (s, p) = (of(Backend::Sqlite), of(Backend::Postgres));
+            let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+            let ratio = match (s, p) {
+                (Some(s), Some(p)) if s > 0.0 => format!("{:.2}", p / s),
+                _ => "-".to_owned(),
+            };
+            println!("{what:<40} {:>12} {:>12} {ratio:>8}", cell(s), cell(p));
+        }
+    }
+}
