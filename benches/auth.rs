@@ -94,8 +94,7 @@ fn run_backend(
         .zip(&servers)
         .map(|(port, s)| (*port, s.id()))
         .collect();
-    let result =
-        std::panic::catch_unwind(|| run(&base, &targets, writes, connections, seconds));
+    let result = std::panic::catch_unwind(|| run(&base, &targets, writes, connections, seconds));
     for server in &mut servers {
         support::stop(server);
     }

@@ -253,7 +253,11 @@ impl Round {
         } else {
             support::Backend::Sqlite
         };
-        TABLE.record(name, backend, sorted.len() as f64 / self.elapsed.as_secs_f64());
+        TABLE.record(
+            name,
+            backend,
+            sorted.len() as f64 / self.elapsed.as_secs_f64(),
+        );
         println!(
             "{:<34} {:>9} {:>11.0} {:>9.3} {:>9.3}",
             name,

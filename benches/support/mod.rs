@@ -163,7 +163,10 @@ pub fn pg_batch(sql: &str) {
                 .expect("PostgreSQL answers on 127.0.0.1:5432 (scripts/install-e2e-deps.sh)");
             let driver = tokio::spawn(conn);
             for statement in sql.split("; ") {
-                client.batch_execute(statement).await.expect("the statement runs");
+                client
+                    .batch_execute(statement)
+                    .await
+                    .expect("the statement runs");
             }
             drop(client);
             let _ = driver.await;

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
-use super::Store;
 use super::cache::CommitCache;
 use super::error::StoreError;
+use super::{Store, WriteMode};
 use crate::domain::Clock;
 
 /// The key in session data under which the signed-in user is kept (see `crate::web::session`).
@@ -75,7 +75,7 @@ impl SessionStore for DbSessionStore {
         // Ids are 128 random bits, but a collision must still never join two sessions.
         let id = self
             .store
-            .write(move |tx| {
+            .write_with(WriteMode::Simple, move |tx| {
                 let mut id = first;
                 while !tx.insert_session(&hash_id(&id), user, &data, expires)? {
                     id = Id::default();
@@ -94,7 +94,9 @@ impl SessionStore for DbSessionStore {
         let expires = record.expiry_date.unix_timestamp();
         let id = hash_id(&record.id);
         self.store
-            .write(move |tx| tx.save_session(&id, user, &data, expires))
+            .write_with(WriteMode::Simple, move |tx| {
+                tx.save_session(&id, user, &data, expires)
+            })
             .await
             .map_err(backend)
     }
@@ -132,7 +134,7 @@ impl SessionStore for DbSessionStore {
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
         let id = hash_id(session_id);
         self.store
-            .write(move |tx| tx.delete_session(&id))
+            .write_with(WriteMode::Simple, move |tx| tx.delete_session(&id))
             .await
             .map_err(backend)
     }

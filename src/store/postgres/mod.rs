@@ -576,6 +576,32 @@ impl<'c> PgTx<'c> {
             .map_err(|e| self.conflict(&e, what))
     }
 
+    /// [`PgTx::query`], or [`PgTx::query_dynamic`] when `cached` is false.
+    pub fn query_maybe_cached(
+        &self,
+        cached: bool,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>> {
+        if cached {
+            self.query(sql, params)
+        } else {
+            self.query_dynamic(sql, params)
+        }
+    }
+
+    pub fn query_one_maybe_cached(
+        &self,
+        cached: bool,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Row> {
+        self.query_maybe_cached(cached, sql, params)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt(format!("no row from {sql}")))
+    }
+
     /// A statement built at run time (filters): prepared without the cache.
     pub fn query_dynamic(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         self.rt

@@ -90,8 +90,11 @@ pub fn list(
 ) -> Result<(usize, Vec<UserRow>)> {
     let (clause, mut args) = SqlFilter::clause(filter, provider);
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    // A filter makes the statement one of many: not kept in the statement cache.
+    let cached = filter.is_none();
     let total: i64 = get(
-        &tx.query_one(
+        &tx.query_one_maybe_cached(
+            cached,
             &format!("SELECT COUNT(*) FROM scim_users r WHERE {clause}"),
             &params,
         )?,
@@ -110,6 +113,6 @@ pub fn list(
         n + 1,
         n + 2
     );
-    let rows = tx.query(&sql, &params)?;
+    let rows = tx.query_maybe_cached(cached, &sql, &params)?;
     Ok((total, rows.iter().map(read).collect::<Result<_>>()?))
 }
