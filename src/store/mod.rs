@@ -46,8 +46,13 @@ pub type Undo = Box<dyn FnOnce() + Send>;
 /// serial order anyway; PostgreSQL picks the isolation level (and lock) from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
-    /// Reads and writes that must look as if run alone (the default): SERIALIZABLE.
-    Serializable,
+    /// Reads and writes that must look as if run alone (the default). PostgreSQL: READ
+    /// COMMITTED where every read of an entity row (a user, a SCIM user or group, a setting)
+    /// takes its row lock, so the read-modify-writes of one entity queue behind each other and
+    /// each reads what the one before committed; memberships are only written under their
+    /// user's lock; deadlocks are re-run. (SERIALIZABLE was measured: its predicate locks made
+    /// 85% of concurrent SCIM creations fail and retry, for 64 transactions/s.)
+    Isolated,
     /// Blind writes of one row that need no read isolation (session rows, the readiness
     /// marker, pruning): READ COMMITTED.
     Simple,
@@ -67,7 +72,7 @@ pub trait WriteJob: Send {
     fn finish(self: Box<Self>, commit: std::result::Result<(), &StoreError>);
     /// The transaction it needs.
     fn mode(&self) -> WriteMode {
-        WriteMode::Serializable
+        WriteMode::Isolated
     }
 }
 
@@ -332,7 +337,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&dyn WriteTx) -> std::result::Result<T, E> + Send + 'static,
     {
-        self.submit(f, None, WriteMode::Serializable).await
+        self.submit(f, None, WriteMode::Isolated).await
     }
 
     /// [`Store::write`] with the transaction `mode` needs (see [`WriteMode`]).

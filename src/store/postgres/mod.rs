@@ -5,12 +5,14 @@
 //! database API), so each job runs on a blocking thread (`spawn_blocking`) that drives the
 //! async client statement by statement (`Handle::block_on`):
 //!
-//! - a write job gets a pooled connection and one transaction: SERIALIZABLE by default,
-//!   READ COMMITTED for blind one-row writes, and for the config sync an exclusive advisory
-//!   lock that every other write job takes shared (so the config in force never changes under
-//!   a running job, in any replica). A serialization failure or deadlock (SQLSTATE 40001,
-//!   40P01) re-runs the job in a new transaction, a bounded number of times. The job is
-//!   answered only after COMMIT returned, with `synchronous_commit = on`.
+//! - a write job gets a pooled connection and one READ COMMITTED transaction in which every
+//!   read of an entity row (user, SCIM user or group, setting) takes its row lock
+//!   ([`WriteMode::Isolated`]: read-modify-writes of one entity queue behind each other), blind
+//!   one-row writes take none, and the config sync takes an exclusive advisory lock that every
+//!   other write job takes shared (so the config in force never changes under a running job, in
+//!   any replica). A deadlock or serialization failure (SQLSTATE 40P01, 40001) re-runs the job
+//!   in a new transaction, a bounded number of times. The job is answered only after COMMIT
+//!   returned, with `synchronous_commit = on`.
 //! - a read gets a pooled connection in a REPEATABLE READ READ ONLY transaction (one snapshot).
 //! - after a commit that changed a cached row (users, sessions), a notification tells the other
 //!   replicas, which bump their commit epoch ([`listen`]); while the notification connection is
@@ -232,13 +234,14 @@ impl Shared {
             Err(e) => return Attempt::Failed(e),
         };
         let begin = match mode {
-            WriteMode::Serializable => {
-                "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
+            WriteMode::Isolated => {
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
             }
             WriteMode::Simple => {
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
             }
-            WriteMode::Exclusive => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            // Alone: every other write job waits on the shared lock.
+            WriteMode::Exclusive => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         if mode == WriteMode::Exclusive
             && let Err(e) = self
@@ -292,7 +295,7 @@ impl Shared {
                 };
             }
         };
-        let tx = PgTx::new(conn, &self.rt);
+        let tx = PgTx::new(conn, &self.rt, mode == WriteMode::Isolated);
         if let (Some(live), Some(stored)) = (follow, stored_version)
             && stored > live.version()
         {
@@ -418,7 +421,7 @@ impl Backend for PgBackend {
         let rt = &self.shared.rt;
         rt.block_on(conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             .map_err(|e| classify(&e))?;
-        let tx = PgTx::new(&conn, rt);
+        let tx = PgTx::new(&conn, rt, false);
         f(&tx);
         // Nothing to commit; ending it only releases the snapshot.
         let _ = rt.block_on(conn.batch_execute("COMMIT"));
@@ -488,16 +491,25 @@ pub struct PgTx<'c> {
     retry: Cell<bool>,
     /// Set when a row other processes may have cached (users, sessions) changed.
     changed_cached: Cell<bool>,
+    /// Reads of entity rows lock them (see [`WriteMode::Isolated`]).
+    locking: bool,
 }
 
 impl<'c> PgTx<'c> {
-    fn new(conn: &'c Object, rt: &'c Handle) -> Self {
+    fn new(conn: &'c Object, rt: &'c Handle, locking: bool) -> Self {
         Self {
             conn,
             rt,
             retry: Cell::new(false),
             changed_cached: Cell::new(false),
+            locking,
         }
+    }
+
+    /// ` FOR UPDATE` in a locking write transaction, nothing elsewhere: appended to the reads
+    /// of one entity row.
+    pub fn lock_clause(&self) -> &'static str {
+        if self.locking { " FOR UPDATE" } else { "" }
     }
 
     fn fail(&self, e: &tokio_postgres::Error) -> StoreError {

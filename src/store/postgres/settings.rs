@@ -6,7 +6,11 @@ use crate::store::port::{SettingReads, SettingWrites};
 
 impl SettingReads for PgTx<'_> {
     fn setting(&self, key: &str) -> Result<Option<String>> {
-        self.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])?
+        let sql = format!(
+            "SELECT value FROM settings WHERE key = $1{}",
+            self.lock_clause()
+        );
+        self.query_opt(&sql, &[&key])?
             .map(|r| get(&r, 0))
             .transpose()
     }

@@ -30,7 +30,10 @@ fn from_row(r: &Row) -> Result<UserRecord> {
 
 impl PgTx<'_> {
     fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE id = $1{}",
+            self.lock_clause()
+        );
         self.query_opt(&sql, &[&id])?
             .as_ref()
             .map(from_row)
@@ -38,7 +41,10 @@ impl PgTx<'_> {
     }
 
     fn user_by_subject_(&self, provider: &str, subject: &str) -> Result<Option<UserRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE provider = $1 AND subject = $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE provider = $1 AND subject = $2{}",
+            self.lock_clause()
+        );
         self.query_opt(&sql, &[&provider, &subject])?
             .as_ref()
             .map(from_row)

@@ -135,7 +135,7 @@ mod tests {
         let flag = undone.clone();
         let failed = store
             .write_undoable(
-                crate::store::WriteMode::Serializable,
+                crate::store::WriteMode::Isolated,
                 |tx: &dyn WriteTx| tx.set_setting("orphan", "x"),
                 Box::new(move || flag.store(true, Ordering::SeqCst)),
             )
@@ -153,7 +153,7 @@ mod tests {
         let flag = kept.clone();
         store
             .write_undoable(
-                crate::store::WriteMode::Serializable,
+                crate::store::WriteMode::Isolated,
                 |tx: &dyn WriteTx| tx.set_setting("fine", "x"),
                 Box::new(move || flag.store(true, Ordering::SeqCst)),
             )

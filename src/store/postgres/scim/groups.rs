@@ -26,7 +26,10 @@ fn read(r: &Row) -> Result<GroupRow> {
 }
 
 pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<GroupRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM scim_groups r WHERE {where_}");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_groups r WHERE {where_}{}",
+        tx.lock_clause()
+    );
     tx.query_opt(&sql, params)?.as_ref().map(read).transpose()
 }
 

@@ -27,7 +27,10 @@ fn read(r: &Row) -> Result<UserRow> {
 }
 
 pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM scim_users r WHERE {where_}");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_users r WHERE {where_}{}",
+        tx.lock_clause()
+    );
     tx.query_opt(&sql, params)?.as_ref().map(read).transpose()
 }
 
