@@ -60,11 +60,22 @@ impl KeyReads for PgTx<'_> {
 
 impl KeyWrites for PgTx<'_> {
     fn insert_key_if_none(&self, key: &StoredKey) -> Result<bool> {
-        if self.current_key()?.is_some() {
-            return Ok(false);
-        }
-        self.insert_key(key)?;
-        Ok(true)
+        // One statement, so replicas starting together end with one signing key: the partial
+        // unique index on the current key turns the loser's insert into nothing.
+        Ok(self.execute(
+            "INSERT INTO signing_keys (kid, private_der, public_x, public_y, created_at, retired_at, publish_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT ((true)) WHERE retired_at IS NULL DO NOTHING",
+            &[
+                &key.kid,
+                &key.private_der,
+                &key.x,
+                &key.y,
+                &key.created_at,
+                &key.retired_at,
+                &key.publish_until,
+            ],
+        )? == 1)
     }
 
     fn rotate_key(&self, key: &StoredKey, now: i64, previous_until: i64) -> Result<Option<String>> {

@@ -51,7 +51,10 @@ pub(super) fn apply(rt: &Handle, conn: &Object) -> Result<()> {
         rt.block_on(conn.batch_execute(sql))
             .map_err(|e| classify(&e))
     };
-    exec(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    // Another replica may be migrating: wait for it, however long it takes.
+    exec(&format!(
+        "SET lock_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK}); RESET lock_timeout"
+    ))?;
     let outcome = (|| {
         let done = version(rt, conn)?;
         if done > MIGRATIONS.len() {

@@ -246,7 +246,11 @@ impl Shared {
         if mode == WriteMode::Exclusive
             && let Err(e) = self
                 .rt
-                .block_on(conn.batch_execute("SELECT pg_advisory_lock(8386093285548536933)"))
+                // The config sync waits for the jobs in flight, however long they take (a
+                // replica starting while another syncs waits for it too).
+                .block_on(conn.batch_execute(
+                    "SET lock_timeout = 0; SELECT pg_advisory_lock(8386093285548536933); RESET lock_timeout",
+                ))
         {
             return Attempt::Failed(classify(&e));
         }
