@@ -423,12 +423,21 @@ impl Backend for PgBackend {
     fn read_blocking(&self, f: &mut dyn FnMut(&dyn ReadTx)) -> Result<()> {
         let conn = self.shared.connection()?;
         let rt = &self.shared.rt;
-        rt.block_on(conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            .map_err(|e| classify(&e))?;
         let tx = PgTx::new(&conn, rt, false);
+        // One snapshot for everything `f` reads; BEGIN travels with its first statement.
+        tx.defer_begin(Box::pin(
+            conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        ));
         f(&tx);
-        // Nothing to commit; ending it only releases the snapshot.
-        let _ = rt.block_on(conn.batch_execute("COMMIT"));
+        let began = tx.began.get();
+        drop(tx);
+        if began {
+            // Nothing to commit; ending it only releases the snapshot, so nobody waits for
+            // it: the connection goes back to the pool when it is done.
+            rt.spawn(async move {
+                let _ = conn.batch_execute("COMMIT").await;
+            });
+        }
         Ok(())
     }
 
@@ -497,7 +506,14 @@ pub struct PgTx<'c> {
     changed_cached: Cell<bool>,
     /// Reads of entity rows lock them (see [`WriteMode::Isolated`]).
     locking: bool,
+    /// A BEGIN not sent yet: it goes with the first statement.
+    pending_begin: std::cell::RefCell<Option<PendingBegin<'c>>>,
+    /// Whether a deferred BEGIN was sent.
+    began: Cell<bool>,
 }
+
+type PendingBegin<'c> =
+    std::pin::Pin<Box<dyn Future<Output = std::result::Result<(), tokio_postgres::Error>> + 'c>>;
 
 impl<'c> PgTx<'c> {
     fn new(conn: &'c Object, rt: &'c Handle, locking: bool) -> Self {
@@ -507,6 +523,8 @@ impl<'c> PgTx<'c> {
             retry: Cell::new(false),
             changed_cached: Cell::new(false),
             locking,
+            pending_begin: std::cell::RefCell::new(None),
+            began: Cell::new(false),
         }
     }
 
@@ -541,12 +559,11 @@ impl<'c> PgTx<'c> {
     }
 
     pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
-        self.rt
-            .block_on(async {
-                let st = self.conn.prepare_cached(sql).await?;
-                self.conn.query(&st, params).await
-            })
-            .map_err(|e| self.fail(&e))
+        self.drive(async {
+            let st = self.conn.prepare_cached(sql).await?;
+            self.conn.query(&st, params).await
+        })
+        .map_err(|e| self.fail(&e))
     }
 
     pub fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
@@ -564,32 +581,29 @@ impl<'c> PgTx<'c> {
     }
 
     pub fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
-        self.rt
-            .block_on(async {
-                let st = self.conn.prepare_cached(sql).await?;
-                self.conn.execute(&st, params).await
-            })
-            .map_err(|e| self.fail(&e))
+        self.drive(async {
+            let st = self.conn.prepare_cached(sql).await?;
+            self.conn.execute(&st, params).await
+        })
+        .map_err(|e| self.fail(&e))
     }
 
     /// [`PgTx::execute`] where a unique index refusing the row means `what` is taken.
     pub fn execute_unique(&self, sql: &str, params: Params<'_>, what: &str) -> Result<u64> {
-        self.rt
-            .block_on(async {
-                let st = self.conn.prepare_cached(sql).await?;
-                self.conn.execute(&st, params).await
-            })
-            .map_err(|e| self.conflict(&e, what))
+        self.drive(async {
+            let st = self.conn.prepare_cached(sql).await?;
+            self.conn.execute(&st, params).await
+        })
+        .map_err(|e| self.conflict(&e, what))
     }
 
     /// [`PgTx::query_opt`] where a unique index refusing the row means `what` is taken.
     pub fn query_unique(&self, sql: &str, params: Params<'_>, what: &str) -> Result<Option<Row>> {
-        self.rt
-            .block_on(async {
-                let st = self.conn.prepare_cached(sql).await?;
-                self.conn.query_opt(&st, params).await
-            })
-            .map_err(|e| self.conflict(&e, what))
+        self.drive(async {
+            let st = self.conn.prepare_cached(sql).await?;
+            self.conn.query_opt(&st, params).await
+        })
+        .map_err(|e| self.conflict(&e, what))
     }
 
     /// [`PgTx::query`], or [`PgTx::query_dynamic`] when `cached` is false.
@@ -620,9 +634,34 @@ impl<'c> PgTx<'c> {
 
     /// A statement built at run time (filters): prepared without the cache.
     pub fn query_dynamic(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
-        self.rt
-            .block_on(self.conn.query(sql, params))
+        self.drive(self.conn.query(sql, params))
             .map_err(|e| self.fail(&e))
+    }
+
+    /// Run one statement's future to completion on this blocking thread; a deferred BEGIN is
+    /// sent with it, in the same round trip (the connection keeps their order).
+    fn drive<T>(
+        &self,
+        fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> std::result::Result<T, tokio_postgres::Error> {
+        let begin = self.pending_begin.borrow_mut().take();
+        match begin {
+            Some(begin) => {
+                self.began.set(true);
+                self.rt.block_on(async move {
+                    let (begun, out) = tokio::join!(begin, fut);
+                    begun?;
+                    out
+                })
+            }
+            None => self.rt.block_on(fut),
+        }
+    }
+
+    /// Send `begin` with the first statement rather than on its own (reads: one round trip
+    /// less).
+    fn defer_begin(&self, begin: PendingBegin<'c>) {
+        *self.pending_begin.borrow_mut() = Some(begin);
     }
 
     /// Note that a row other replicas may have cached changed in this transaction.
