@@ -301,6 +301,16 @@ pub fn summary(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", config.path.display());
     let _ = writeln!(out, "public URL: {}", config.server.public_url);
+    let _ = writeln!(
+        out,
+        "database: {} ({})",
+        config.server.database.describe(),
+        if config.server.database.is_postgres() {
+            "PostgreSQL: replicas may share it"
+        } else {
+            "SQLite: one server"
+        }
+    );
     let _ = writeln!(out, "providers ({}):", config.providers.len());
     for p in &config.providers {
         let _ = writeln!(
