@@ -58,7 +58,9 @@ impl Provisioning {
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Busy => ScimError::Busy,
+            // A database that is down (PostgreSQL restarting) is temporary: 503 with
+            // Retry-After, so the IdP retries, as for a lock held too long.
+            StoreError::Busy | StoreError::Unavailable(_) => ScimError::Busy,
             StoreError::NotFound => ScimError::NotFound("no such resource".into()),
             StoreError::Conflict(what) => ScimError::Uniqueness(what),
             StoreError::Unsupported(what) => ScimError::InvalidFilter(what),
@@ -66,7 +68,6 @@ impl From<StoreError> for ScimError {
             StoreError::Corrupt(_)
             | StoreError::CommitFailed(_)
             | StoreError::Open { .. }
-            | StoreError::Unavailable(_)
             | StoreError::WriterGone
             | StoreError::Database(_) => ScimError::Internal(e.to_string()),
         }
@@ -91,6 +92,10 @@ mod tests {
         assert!(matches!(
             ScimError::from(StoreError::WriterGone),
             ScimError::Internal(_)
+        ));
+        assert!(matches!(
+            ScimError::from(StoreError::Unavailable("restarting".into())),
+            ScimError::Busy
         ));
     }
 }

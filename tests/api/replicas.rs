@@ -801,6 +801,16 @@ async fn a_postgresql_restart_makes_replicas_unready_then_ready_again_without_a_
         assert_eq!(status, 503, "{ready}");
         assert_ne!(ready["database"], "ok", "{ready}");
     }
+    // A SCIM write meanwhile is a 503 the IdP retries, not a 500.
+    let (status, body) = cluster
+        .scim(
+            &cluster.direct(0),
+            reqwest::Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "during-outage@x"})),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
     let starting = pg.clone();
     tokio::task::spawn_blocking(move || starting.ctl_start())
         .await
@@ -823,11 +833,20 @@ async fn a_postgresql_restart_makes_replicas_unready_then_ready_again_without_a_
         "replicas ready again {:?} after PostgreSQL came back",
         back.elapsed()
     );
-    // The session survived (it is in the database), on both replicas, and the caches follow
-    // commits again: a revocation through replica 0 reaches replica 1.
+    // The session survived (it is in the database), on both replicas.
     for i in 0..2 {
         assert_eq!(cluster.auth_at(&agent, i).await, 200);
     }
+    // And writes work again.
+    let (status, body) = cluster
+        .scim(
+            &cluster.direct(1),
+            reqwest::Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "after-outage@x"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let _ = cluster.dir.path();
     drop(cluster);
 }
