@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -192,7 +192,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     ),
     scim: Family::new(
         "teamgate_scim_requests_total",
-        "SCIM requests by provider (from the URL) and HTTP status.",
+        "SCIM requests by provider (the one whose token authenticated them; `unauthenticated` when none did) and HTTP status.",
         &["provider", "status"],
     ),
     graph: Family::new(
@@ -278,30 +278,56 @@ pub fn scim_activity() -> BTreeMap<String, ScimActivity> {
     lock(&REGISTRY.scim_activity).clone()
 }
 
+/// The provider a SCIM request authenticated as, set by the SCIM authentication once the
+/// bearer token is checked. SCIM metrics take their provider label from here, never from the
+/// URL: a configured provider id, and only for a caller holding its token, so junk paths
+/// cannot create series or push real providers into `other`.
+#[derive(Debug, Clone, Default)]
+pub struct ScimLabel(Arc<OnceLock<String>>);
+
+impl ScimLabel {
+    /// Record the authenticated provider (the first call wins).
+    pub fn set(&self, provider: &str) {
+        let _ = self.0.set(provider.to_owned());
+    }
+}
+
+/// The label of SCIM requests that did not authenticate.
+pub const SCIM_UNAUTHENTICATED: &str = "unauthenticated";
+
 /// Times every request (by route class) and records SCIM statuses per provider.
-pub async fn middleware(request: Request, next: Next) -> Response {
+pub async fn middleware(mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = route_index(request.uri().path());
-    // Only SCIM needs the path after the response (for its provider); other requests, the
-    // hot /auth path among them, allocate nothing here.
-    let scim_provider = (ROUTES[route] == "scim").then(|| {
-        // /scim/v2/{provider}/...
-        request
-            .uri()
-            .path()
-            .split('/')
-            .nth(3)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("unknown")
-            .to_owned()
+    // Only SCIM requests carry a label slot; other requests, the hot /auth path among them,
+    // allocate nothing here.
+    let scim = (ROUTES[route] == "scim").then(|| {
+        let label = ScimLabel::default();
+        request.extensions_mut().insert(label.clone());
+        label
     });
     let response = next.run(request).await;
     let status = response.status().as_u16();
     REGISTRY.latency[route].observe(start.elapsed().as_secs_f64(), status);
-    if let Some(provider) = scim_provider {
-        record_scim(&provider, status);
+    if let Some(label) = scim {
+        match label.0.get() {
+            Some(provider) => record_scim(provider, status),
+            None => REGISTRY
+                .scim
+                .add(&[SCIM_UNAUTHENTICATED, &status.to_string()], 1),
+        }
     }
     response
+}
+
+/// The current value of `teamgate_scim_requests_total{provider, status}`.
+pub fn scim_requests(provider: &str, status: u16) -> u64 {
+    REGISTRY.scim.get(&[provider, &status.to_string()])
+}
+
+/// How many label sets `teamgate_scim_requests_total` holds.
+pub fn scim_series() -> usize {
+    lock(&REGISTRY.scim.series).len()
 }
 
 /// Escape a label value (exposition format: backslash, double quote, newline).

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::membership::Identity;
 use crate::state::AppState;
 use crate::web::error::ErrorPage;
-use crate::web::headers::no_store_no_framing;
+use crate::web::headers;
 use crate::web::request_id::RequestId;
 use crate::web::session::SignedIn;
 
@@ -244,10 +244,10 @@ pub fn refused(state: &AppState, rid: &RequestId, why: CsrfRefusal) -> Response 
     .into_response())
 }
 
-/// Admin responses are never cached, and never framed (a framed admin button could be
-/// clicked by a user who cannot see it).
+/// Admin responses are never cached (the router's header layer keeps every page from being
+/// framed).
 pub fn no_store(response: Response) -> Response {
-    no_store_no_framing(response)
+    headers::no_store(response)
 }
 
 #[cfg(test)]

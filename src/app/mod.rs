@@ -21,6 +21,7 @@ use crate::provisioning::Provisioning;
 use crate::signin::{RefreshGrants, SignIn};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
+use crate::web::rate_limit::RateLimit;
 use crate::web::templates::{TemplateError, Templates};
 
 /// Why the application could not start.
@@ -95,8 +96,12 @@ impl Application {
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
         let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
             .map_err(StartError::Http)?;
+        let login_limit = Arc::new(RateLimit::per_minute(
+            config.server.login_rate_per_minute,
+            config.server.login_rate_burst,
+        ));
         let config = Arc::new(LiveConfig::new(config));
-        let providers = Arc::new(Providers::new(http));
+        let providers = Arc::new(Providers::new(http, clock.clone()));
         let state = AppState {
             signin: SignIn {
                 store: store.clone(),
@@ -116,11 +121,13 @@ impl Application {
             templates,
             clock,
             providers,
+            login_limit,
         };
         tokio::spawn(prune_expired_sessions(
             state.store.clone(),
             state.clock.clone(),
         ));
+        tokio::spawn(forget_idle_clients(state.login_limit.clone()));
         Ok(Application {
             listener,
             metrics_listener,
@@ -147,8 +154,10 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "serving /metrics on its own listener");
             }
+            let token = self.state.config.get().server.metrics_token.clone();
             tokio::spawn(async move {
-                let router: axum::Router = crate::admin::ops::metrics_routes();
+                let router = crate::admin::ops::metrics_routes(token)
+                    .layer(axum::middleware::from_fn(crate::web::headers::layer));
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "the metrics listener stopped");
                 }
@@ -200,6 +209,15 @@ async fn demo_provider(
     )
     .map_err(StartError::Demo)?;
     Ok((Some(Arc::new(idp)), Some(secret)))
+}
+
+/// Forget rate-limited addresses that have fully recovered, every minute.
+async fn forget_idle_clients(limit: Arc<RateLimit>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        limit.forget_idle();
+    }
 }
 
 /// Delete expired session rows every ten minutes.

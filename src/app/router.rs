@@ -20,10 +20,7 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
         .merge(crate::oidc::routes::routes())
         .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
-        .merge(match config.server.metrics_listen {
-            None => crate::admin::ops::metrics_routes(),
-            Some(_) => Router::new(),
-        })
+        // No /metrics here: it is served only on `server.metrics_listen` (see `app`).
         .layer(sessions)
         .with_state(state.clone())
         // SCIM stays outside the session layer: a bearer token, never a cookie (case 78).
@@ -31,6 +28,8 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
     if let Some(idp) = demo_idp {
         app = app.nest("/demo-idp", crate::demo_idp::router(idp));
     }
-    app.layer(middleware::from_fn(request_id::middleware))
+    // The security headers go on every response, the demo IdP's and the 404s' included.
+    app.layer(middleware::from_fn(crate::web::headers::layer))
+        .layer(middleware::from_fn(request_id::middleware))
         .layer(middleware::from_fn(crate::metrics::middleware))
 }

@@ -73,9 +73,15 @@ pub struct ServerConfig {
     /// Connect and total timeouts of every call to an identity provider (security case 82).
     pub idp_connect_timeout: Duration,
     pub idp_timeout: Duration,
-    /// A separate address for `/metrics` (then absent from `listen`), as peers offer
-    /// (oauth2-proxy's `--metrics-address`, Pomerium's `metrics_address`).
+    /// The address `/metrics` is served on, never `listen` (as peers offer: oauth2-proxy's
+    /// `--metrics-address`, Pomerium's `metrics_address`); `None`: no `/metrics` at all.
     pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires; required when `metrics_listen` is not loopback.
+    pub metrics_token: Option<Secret>,
+    /// `/login` requests per client address per minute; 0 turns the limit off.
+    pub login_rate_per_minute: u32,
+    /// Requests a client address may make at once before the rate applies.
+    pub login_rate_burst: u32,
     /// Origins `rd` may point to, as `scheme://host:port` (ASCII serialisation).
     pub allowed_redirect_origins: Vec<url::Origin>,
     pub trusted_proxies: Vec<IpAddr>,
@@ -160,9 +166,10 @@ pub struct ForwardAuthConfig {
     pub assertion_ttl: Duration,
 }
 
-pub const HEADER_KEYS: [(&str, &str); 6] = [
+pub const HEADER_KEYS: [(&str, &str); 7] = [
     ("user", "X-Teamgate-User"),
     ("email", "X-Teamgate-Email"),
+    ("email_verified", "X-Teamgate-Email-Verified"),
     ("name", "X-Teamgate-Name"),
     ("teams", "X-Teamgate-Teams"),
     ("roles", "X-Teamgate-Roles"),

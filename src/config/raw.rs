@@ -37,9 +37,9 @@ pub struct RawServer {
     pub listen: S<String>,
     #[serde(default = "default_database")]
     pub database: S<String>,
-    /// Allows `kind = "demo"` providers, which sign in anyone who clicks.
+    /// Allows `kind = "demo"` providers, which sign in anyone who clicks (loopback only).
     #[serde(default)]
-    pub demo: bool,
+    pub demo: Option<S<bool>>,
     #[serde(default = "default_idle")]
     pub session_idle_minutes: S<i64>,
     #[serde(default = "default_absolute")]
@@ -52,9 +52,21 @@ pub struct RawServer {
     /// Time allowed for a whole IdP call, connection and response body included.
     #[serde(default = "default_idp_timeout")]
     pub idp_timeout_seconds: S<i64>,
-    /// When set, `/metrics` is served on this address only, not on `listen`.
+    /// Where `/metrics` is served (its own listener); without it there is no `/metrics`.
     #[serde(default)]
     pub metrics_listen: Option<S<String>>,
+    /// The bearer token `/metrics` requires, from an env var or a file (required when
+    /// `metrics_listen` is not a loopback address).
+    #[serde(default)]
+    pub metrics_token_env: Option<S<String>>,
+    #[serde(default)]
+    pub metrics_token_file: Option<S<String>>,
+    /// `/login` requests allowed per client address per minute (0: no limit).
+    #[serde(default = "default_login_rate")]
+    pub login_rate_per_minute: S<i64>,
+    /// How many `/login` requests a client address may make at once before the rate applies.
+    #[serde(default = "default_login_burst")]
+    pub login_rate_burst: S<i64>,
     /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
     #[serde(default)]
     pub allowed_redirect_origins: Vec<S<String>>,
@@ -86,6 +98,12 @@ fn default_idp_connect_timeout() -> S<i64> {
 }
 fn default_idp_timeout() -> S<i64> {
     spanned(10)
+}
+fn default_login_rate() -> S<i64> {
+    spanned(60)
+}
+fn default_login_burst() -> S<i64> {
+    spanned(30)
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,7 +204,8 @@ pub struct RawDemoUser {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForwardAuth {
-    /// Identity header names, keyed by what they carry (user, email, name, teams, roles, assertion).
+    /// Identity header names, keyed by what they carry (user, email, email_verified, name,
+    /// teams, roles, assertion).
     #[serde(default)]
     pub headers: BTreeMap<String, S<String>>,
     pub assertion_audience: Option<String>,

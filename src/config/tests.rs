@@ -253,6 +253,15 @@ fn mistakes() -> Vec<Case> {
             &["signs in anyone", "set demo = true under [server]"],
         ),
         case(
+            "demo = true on a public address",
+            file("", &format!("{URL}\ndemo = true {HERE}"), ""),
+            &[
+                "server.demo = true needs a loopback server.public_url",
+                "signs in anyone",
+                "Remove demo = true",
+            ],
+        ),
+        case(
             "missing client secret",
             with(&format!(
                 "[[provider]] {HERE}\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://sso.example.com\"\nclient_id = \"c\"\n"

@@ -35,8 +35,11 @@ pub struct Claims {
     pub aud: String,
     /// The user's stable opaque id (`X-Teamgate-User`).
     pub sub: String,
+    /// Only a verified email (see `email_verified`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether the IdP verified the user's email; `email` is present only when it did.
+    pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub teams: Vec<String>,
@@ -92,6 +95,7 @@ pub fn build(
         aud: aud.to_owned(),
         sub: identity.id.clone(),
         email: identity.email.clone(),
+        email_verified: identity.email_verified,
         name: identity.name.clone(),
         teams: teams.iter().cloned().collect(),
         roles: roles.clone(),
@@ -107,7 +111,9 @@ pub fn build(
     let value_of = |key: &str| -> String {
         match key {
             "user" => identity.id.clone(),
+            // `Identity` holds a verified email only: an unverified one never reaches an app.
             "email" => identity.email.clone().unwrap_or_default(),
+            "email_verified" => identity.email_verified.to_string(),
             "name" => identity.name.clone().unwrap_or_default(),
             "teams" => claims.teams.join(","),
             "roles" => roles.join(","),

@@ -38,9 +38,13 @@ pub struct RoleView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Identity {
-    /// The stable opaque id (`X-Teamgate-User`, assertion `sub`).
+    /// The stable opaque id (`X-Teamgate-User`, assertion `sub`): THE identity.
     pub id: String,
+    /// The email, only when the IdP verified it (an unverified email is anyone's claim: the
+    /// "nOAuth" class of account takeover); informational, never an identity.
     pub email: Option<String>,
+    /// Whether the IdP verified the user's email (`email_verified`, or Entra's `xms_edov`).
+    pub email_verified: bool,
     pub name: Option<String>,
     pub provider: String,
     pub teams: Vec<TeamView>,
@@ -89,7 +93,8 @@ impl Identity {
             .collect();
         Identity {
             id: user.public_id.clone(),
-            email: user.email.clone(),
+            email: user.email.clone().filter(|_| user.email_verified),
+            email_verified: user.email_verified && user.email.is_some(),
             name: user.name.clone(),
             provider: user.provider.clone(),
             teams: teams.into_values().collect(),

@@ -1,8 +1,10 @@
 //! `/login`, `/callback/{provider}` and `POST /logout`: thin handlers around the OIDC flow in
 //! [`super::flow`] and the sign-in use case in [`crate::signin`].
 
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -13,6 +15,7 @@ use super::flow;
 use super::refusal::Refusal;
 use crate::signin::LoginError;
 use crate::state::AppState;
+use crate::web::client_addr::client_ip;
 use crate::web::error::ErrorPage;
 use crate::web::headers::no_store_layer;
 use crate::web::redirect::safe_return_to;
@@ -54,10 +57,20 @@ fn login_error_page(state: &AppState, rid: &RequestId, e: LoginError) -> ErrorPa
 async fn login_page(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     session: Session,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
+    // Every /login stores a pre-login session: limited per client address, before anything
+    // is stored (the session layer writes only what a handler put in).
+    let peer = connect.map(|Extension(ConnectInfo(addr))| addr);
+    if let Some(ip) = client_ip(&headers, peer, &config.server)
+        && let Err(wait) = state.login_limit.check(ip)
+    {
+        return Ok(too_many_logins(&state, &rid, ip, wait));
+    }
     let return_to =
         q.rd.as_deref()
             .and_then(|rd| safe_return_to(rd, &config.server))
@@ -101,6 +114,27 @@ async fn login_page(
     .await
     .map_err(|e| login_error_page(&state, &rid, e))?;
     Ok(Redirect::to(&url).into_response())
+}
+
+/// 429 with the readable error page and `Retry-After` (RFC 9110 §10.2.3, RFC 6585 §4).
+fn too_many_logins(state: &AppState, rid: &RequestId, ip: IpAddr, wait: u64) -> Response {
+    let mut response = ErrorPage::new(
+        &state.templates,
+        rid,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        format!(
+            "Too many sign-ins were started from your network in a short time. Wait {wait} second{} and try again.",
+            if wait == 1 { "" } else { "s" }
+        ),
+        format!("/login rate limit reached by {ip}"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&wait.to_string()).unwrap_or(HeaderValue::from_static("60")),
+    );
+    response
 }
 
 async fn callback(

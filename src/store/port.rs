@@ -76,6 +76,8 @@ pub trait SessionReads {
     /// (data, expiry in unix seconds) of the session with this hashed id.
     fn session(&self, id_hash: &str) -> Result<Option<(String, i64)>>;
     fn session_count(&self, user_id: i64) -> Result<i64>;
+    /// How many sessions have no signed-in user (logins in flight).
+    fn pending_session_count(&self) -> Result<i64>;
 }
 
 pub trait SessionWrites {
@@ -87,15 +89,19 @@ pub trait SessionWrites {
         data: &str,
         expires_at: i64,
     ) -> Result<bool>;
-    /// Write a session's data and expiry.
+    /// Write a session's data and expiry, only when its row still exists: a session deleted
+    /// meanwhile (signed out, revoked, expired) stays deleted. False when there was no row.
     fn save_session(
         &self,
         id_hash: &str,
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Delete the sessions without a signed-in user (logins in flight) beyond the `cap`
+    /// newest, oldest first; returns how many.
+    fn cap_pending_sessions(&self, cap: usize) -> Result<usize>;
     /// Delete sessions expired at `now`; returns how many.
     fn delete_expired_sessions(&self, now: i64) -> Result<usize>;
     /// End every session of a user: bump the session generation (so a session minted before

@@ -74,6 +74,9 @@ mod tests {
             idp_connect_timeout: Duration::from_secs(2),
             idp_timeout: Duration::from_secs(10),
             metrics_listen: None,
+            metrics_token: None,
+            login_rate_per_minute: 60,
+            login_rate_burst: 30,
             allowed_redirect_origins: vec![Url::parse("https://app.example.com").unwrap().origin()],
             trusted_proxies: vec![],
         }

@@ -10,6 +10,7 @@ use url::Url;
 use super::{Validator, is_loopback_host, parse_origin};
 use crate::config::ServerConfig;
 use crate::config::raw;
+use crate::domain::secret::Secret;
 
 impl Validator<'_> {
     pub(super) fn server(&mut self, s: &raw::RawServer) -> Option<ServerConfig> {
@@ -53,6 +54,33 @@ impl Validator<'_> {
                 "server.metrics_listen is the same address as server.listen; give /metrics its own port, or remove metrics_listen to serve it on listen".into(),
             );
         }
+        let metrics_token = self.metrics_token(s);
+        if let (Some(Some(addr)), Some(m)) = (metrics_listen, s.metrics_listen.as_ref())
+            && !addr.ip().is_loopback()
+            && metrics_token.is_none()
+            && s.metrics_token_env.is_none()
+            && s.metrics_token_file.is_none()
+        {
+            self.err(
+                m,
+                format!("server.metrics_listen = \"{addr}\" is not a loopback address, and /metrics would be open to anyone who reaches it; set metrics_token_env or metrics_token_file under [server] (scrapers then send Authorization: Bearer <token>), or listen on 127.0.0.1"),
+            );
+        }
+        if s.metrics_listen.is_none()
+            && let Some(key) = s.metrics_token_env.as_ref().or(s.metrics_token_file.as_ref())
+        {
+            self.err(
+                key,
+                "server.metrics_token_env / metrics_token_file protect /metrics, which is served only on server.metrics_listen; set metrics_listen too, or remove the token".into(),
+            );
+        }
+        let login_rate = self.seconds_in(
+            &s.login_rate_per_minute,
+            "server.login_rate_per_minute",
+            0..=100_000,
+        );
+        let login_burst =
+            self.seconds_in(&s.login_rate_burst, "server.login_rate_burst", 1..=100_000);
         let idle = self.positive(&s.session_idle_minutes, "server.session_idle_minutes");
         let absolute = self.positive(&s.session_absolute_hours, "server.session_absolute_hours");
         let skew = self.seconds_in(&s.clock_skew_seconds, "server.clock_skew_seconds", 0..=600);
@@ -91,6 +119,20 @@ impl Validator<'_> {
                 proxies.push(ip);
             }
         }
+        let demo = s.demo.as_ref().is_some_and(|d| *d.get_ref());
+        // The demo IdP signs in anyone who clicks: only on a loopback address (the machine's
+        // own user is the only one who can reach it).
+        if let (Some(d), Some(url)) = (s.demo.as_ref(), public_url.as_ref())
+            && demo
+            && !is_loopback_host(url)
+        {
+            self.err(
+                d,
+                format!(
+                    "server.demo = true needs a loopback server.public_url (http://127.0.0.1:PORT or http://localhost:PORT), not \"{url}\": the demo identity provider signs in anyone who clicks. Remove demo = true (and the demo provider) on a public address"
+                ),
+            );
+        }
         if s.database.get_ref().trim().is_empty() {
             self.err(
                 &s.database,
@@ -101,7 +143,7 @@ impl Validator<'_> {
             public_url: public_url?,
             listen: listen?,
             database: PathBuf::from(s.database.get_ref()),
-            demo: s.demo,
+            demo,
             session_idle: Duration::from_secs(idle? * 60),
             session_absolute: Duration::from_secs(absolute? * 3600),
             clock_skew: Duration::from_secs(skew?),
@@ -111,8 +153,50 @@ impl Validator<'_> {
                 Some(parsed) => Some(parsed?),
                 None => None,
             },
+            metrics_token,
+            login_rate_per_minute: u32::try_from(login_rate?).unwrap_or(u32::MAX),
+            login_rate_burst: u32::try_from(login_burst?).unwrap_or(u32::MAX),
             allowed_redirect_origins: origins,
             trusted_proxies: proxies,
         })
+    }
+
+    /// `metrics_token_env` or `metrics_token_file` (beside the config file when relative).
+    fn metrics_token(&mut self, s: &raw::RawServer) -> Option<Secret> {
+        match (&s.metrics_token_env, &s.metrics_token_file) {
+            (None, None) => None,
+            (Some(_), Some(f)) => {
+                self.err(
+                    f,
+                    "server: set metrics_token_env or metrics_token_file, not both".into(),
+                );
+                None
+            }
+            (Some(env), None) => match std::env::var(env.get_ref()) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                _ => {
+                    self.err(env, format!("server.metrics_token_env: the environment variable {} is not set or empty; export the /metrics bearer token in it", env.get_ref()));
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = self
+                    .file
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                    Ok(_) => {
+                        self.err(file, format!("server.metrics_token_file: {} is empty; put the /metrics bearer token in it", path.display()));
+                        None
+                    }
+                    Err(e) => {
+                        self.err(file, format!("server.metrics_token_file: cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+        }
     }
 }

@@ -61,12 +61,10 @@ impl SqliteBackend {
     /// Open (creating if needed) the database at `path`, apply pending migrations and start
     /// the writer thread, which bumps `epoch` after every commit.
     pub fn open(path: &Path, epoch: Arc<AtomicU64>) -> Result<SqliteBackend> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            })?;
-        }
+        private_file(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
         let open_err = |source: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             source: Box::new(source),
@@ -187,6 +185,57 @@ impl Backend for SqliteBackend {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
+}
+
+/// The database holds the assertion signing key, the demo IdP's key, CSRF tokens and PKCE
+/// verifiers: only teamgate's user may read it. A directory teamgate creates is made `0700`
+/// and a new database file `0600` before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode). An existing file readable by others is left as it is,
+/// with a warning: changing an operator's file modes behind their back would surprise them.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                    let Ok(meta) = std::fs::metadata(&file) else {
+                        continue;
+                    };
+                    let mode = meta.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        tracing::warn!(
+                            path = %file.display(),
+                            mode = %format!("{mode:o}"),
+                            "a database file can be read by other users; it holds signing keys \
+                             and login secrets: chmod 600 it"
+                        );
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -44,6 +44,13 @@ impl SessionReads for SqliteTx<'_> {
     fn session_count(&self, user_id: i64) -> Result<i64> {
         count_for_user(self.conn, user_id)
     }
+
+    fn pending_session_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT pending FROM session_stats WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
 }
 
 impl SessionWrites for SqliteTx<'_> {
@@ -69,15 +76,16 @@ impl SessionWrites for SqliteTx<'_> {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
-    ) -> Result<()> {
-        self.conn
+    ) -> Result<bool> {
+        // An UPDATE, never an upsert: a request that loaded the session before a sign-out (or
+        // a revocation) and saves it afterwards must not bring the row back.
+        Ok(self
+            .conn
             .prepare_cached(
-                "INSERT INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
-                 expires_at = excluded.expires_at",
+                "UPDATE sessions SET user_id = ?2, data = ?3, expires_at = ?4 WHERE id = ?1",
             )?
-            .execute(params![id_hash, user_id, data, expires_at])?;
-        Ok(())
+            .execute(params![id_hash, user_id, data, expires_at])?
+            == 1)
     }
 
     fn delete_session(&self, id_hash: &str) -> Result<()> {
@@ -85,6 +93,20 @@ impl SessionWrites for SqliteTx<'_> {
             .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
             .execute([id_hash])?;
         Ok(())
+    }
+
+    fn cap_pending_sessions(&self, cap: usize) -> Result<usize> {
+        // The count comes from `session_stats` (kept by triggers), the oldest from the partial
+        // index `sessions_pending`: no scan, whatever the number of rows.
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        Ok(self
+            .conn
+            .prepare_cached(
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions WHERE user_id IS NULL ORDER BY expires_at
+                     LIMIT max(0, (SELECT pending FROM session_stats WHERE id = 1) - ?1))",
+            )?
+            .execute([cap])?)
     }
 
     fn delete_expired_sessions(&self, now: i64) -> Result<usize> {
