@@ -253,6 +253,44 @@ fn mistakes() -> Vec<Case> {
             &["signs in anyone", "set demo = true under [server]"],
         ),
         case(
+            "metrics_listen on a public address without a token",
+            file(
+                "",
+                &format!("{URL}\nmetrics_listen = \"0.0.0.0:9100\" {HERE}"),
+                "",
+            ),
+            &[
+                "is not a loopback address",
+                "set metrics_token_env or metrics_token_file",
+                "or listen on 127.0.0.1",
+            ],
+        ),
+        case(
+            "a metrics token without metrics_listen",
+            file(
+                "",
+                &format!("{URL}\nmetrics_token_file = \"example-secrets/okta-api-token\" {HERE}"),
+                "",
+            ),
+            &["served only on server.metrics_listen", "set metrics_listen too"],
+        ),
+        case(
+            "an unreadable metrics token file",
+            file(
+                "",
+                &format!(
+                    "{URL}\nmetrics_listen = \"0.0.0.0:9100\"\nmetrics_token_file = \"no-such-file\" {HERE}"
+                ),
+                "",
+            ),
+            &["server.metrics_token_file: cannot read"],
+        ),
+        case(
+            "a login rate burst of zero",
+            file("", &format!("{URL}\nlogin_rate_burst = 0 {HERE}"), ""),
+            &["server.login_rate_burst must be 1 to 100000"],
+        ),
+        case(
             "demo = true on a public address",
             file("", &format!("{URL}\ndemo = true {HERE}"), ""),
             &[

@@ -55,6 +55,10 @@ pub struct SqliteBackend {
     /// `None` for a read-only store (the command-line tools).
     writer: Option<writer::WriterHandle>,
     readers: Mutex<Vec<Connection>>,
+    /// `PRAGMA synchronous` of every connection that writes, as handed to its thread (the
+    /// durability test reads it).
+    #[cfg(test)]
+    synchronous: Vec<(&'static str, i64)>,
 }
 
 impl SqliteBackend {
@@ -100,11 +104,21 @@ impl SqliteBackend {
             c.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT)
                 .map_err(open_err)?;
         }
+        #[cfg(test)]
+        let synchronous = {
+            let level = |c: &Connection| -> i64 {
+                c.pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .unwrap_or(-1)
+            };
+            vec![("writer", level(&conn)), ("checkpointer", level(&checkpoint_conn))]
+        };
         let nudge = checkpointer::start(checkpoint_conn);
         Ok(SqliteBackend {
             path: path.to_owned(),
             writer: Some(writer::WriterHandle::start(conn, epoch, nudge)),
             readers: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            synchronous,
         })
     }
 
@@ -115,6 +129,8 @@ impl SqliteBackend {
             path: path.to_owned(),
             writer: None,
             readers: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            synchronous: Vec::new(),
         };
         let conn = backend.take_reader().map_err(|e| match e {
             StoreError::Database(source) => StoreError::Open {
@@ -272,4 +288,46 @@ impl From<rusqlite::Error> for StoreError {
 
 fn from_sqlite(e: rusqlite::Error) -> StoreError {
     StoreError::from(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::SqliteBackend;
+
+    /// `PRAGMA synchronous` values: 2 is FULL, 3 EXTRA.
+    const FULL: i64 = 2;
+
+    /// A write is acknowledged only once durable (ARCHITECTURE.md, "one transaction per
+    /// change"): every connection that writes (the writer's commits, the checkpointer's copies
+    /// into the database file) syncs FULL or stronger; WAL's default NORMAL could lose the
+    /// last commits on power loss.
+    #[test]
+    fn every_connection_that_writes_is_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            SqliteBackend::open(&dir.path().join("t.db"), Arc::new(AtomicU64::new(0))).unwrap();
+        let names: Vec<&str> = backend.synchronous.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["writer", "checkpointer"]);
+        for (name, level) in &backend.synchronous {
+            assert!(*level >= FULL, "the {name} connection runs synchronous={level}");
+        }
+    }
+
+    /// The database file is created 0600 and a directory teamgate creates 0700, before
+    /// SQLite opens the file (it gives `-wal` and `-shm` the database's mode).
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/t.db");
+        let _backend = SqliteBackend::open(&path, Arc::new(AtomicU64::new(0))).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+    }
 }

@@ -429,6 +429,17 @@ impl TestIdp {
         self.lock().directory_requests.clone()
     }
 
+    /// Every access token the token endpoint issued (log scans, security case 44).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.lock().access_tokens.keys().cloned().collect()
+    }
+
+    /// Revoke every refresh token issued so far, as an IdP does when it disables a user or
+    /// signs them out: the next refresh with one is refused with `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.lock().refresh_tokens.clear();
+    }
+
     /// The last ID token the token endpoint issued (for mix-up and replay tests).
     pub fn last_id_token(&self) -> Option<String> {
         self.lock().id_tokens.last().cloned()

@@ -319,19 +319,27 @@ mod tests {
         assert!(matches!(got, Err(ScimError::NoTarget(_))));
     }
 
+    /// All or nothing: the first operation alone changes the document, yet followed by a
+    /// failing one the whole PATCH is an error naming that second operation, and no document
+    /// (half-patched or not) comes out for the store to write.
     #[test]
-    fn case_66_a_failing_second_operation_leaves_the_document_untouched() {
+    fn case_66_a_failing_second_operation_fails_the_whole_patch() {
         let original = user(bjensen());
+        let first = json!({"op": "replace", "path": "displayName", "value": "changed"});
+        let alone = apply(ResourceType::User, &original, &ops(json!([first]))).unwrap();
+        assert_eq!(alone.doc["displayName"], "changed");
         let result = apply(
             ResourceType::User,
             &original,
-            &ops(json!([
-                {"op": "replace", "path": "displayName", "value": "changed"},
-                {"op": "replace", "path": "shoeSize", "value": 44}
-            ])),
+            &ops(json!([first, {"op": "replace", "path": "shoeSize", "value": 44}])),
         );
-        assert!(matches!(result, Err(ScimError::InvalidPath(_))));
-        assert_eq!(original, user(bjensen()));
+        match result {
+            Err(ScimError::InvalidPath(detail)) => {
+                assert!(detail.starts_with("operation 1: "), "{detail}");
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(patched) => panic!("a half-applied PATCH came out: {:?}", patched.doc),
+        }
     }
 
     #[test]
