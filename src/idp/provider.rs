@@ -29,7 +29,7 @@ use crate::domain::Clock;
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Wait after the first failed discovery before the next attempt; it doubles with each
 /// failure in a row, up to [`DISCOVERY_BACKOFF_MAX`].
-pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_secs(5);
 pub const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Least time between two JWKS refetches caused by unknown keys.
 pub const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(30);

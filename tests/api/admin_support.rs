@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use crate::helpers::TestApp;
 pub use crate::helpers::{demo_config, demo_sign_in, hidden_inputs};
 
-/// `text` with the placeholders filled in for `app`, as `spawn_app` did.
+/// `text` with the placeholders filled in for `app`, as `spawn_app` did (the `/login` limit
+/// too, so that a reload sees no change there).
 pub fn fill(app: &TestApp, text: &str) -> String {
-    text.replace("{PUBLIC_URL}", &app.address)
+    crate::helpers::without_login_limit(text)
+        .replace("{PUBLIC_URL}", &app.address)
         .replace("{DB}", &database(app).display().to_string())
 }
 

@@ -185,6 +185,7 @@ async fn spawn_with(
         "{DB}",
         &dir.path().join("teamgate.db").display().to_string(),
     );
+    let text = crate::helpers::without_login_limit(&text);
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let direct = format!("http://{}", listener.local_addr().unwrap());

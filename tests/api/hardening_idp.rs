@@ -90,7 +90,8 @@ async fn a_stale_discovery_document_is_served_at_once_while_the_idp_is_black_hol
     assert_eq!(
         rig.idp.discovery_calls(),
         3,
-        "the second back-off is twice the first"
+        "the second back-off is twice the first; log:\n{}",
+        logs.text()
     );
     // The IdP comes back: after the back-off one refetch replaces the document.
     rig.idp.with_knobs(|k| {

@@ -8,7 +8,7 @@ use serde_json::json;
 use tracing::Level;
 
 use crate::forward_auth_support::claims_of;
-use crate::helpers::{demo_config, demo_sign_in, follow, new_browser, spawn_app};
+use crate::helpers::{demo_config, demo_sign_in_from, follow, new_browser, spawn_app};
 use crate::oidc_common::*;
 use crate::scim_support::ScimRig;
 use crate::test_idp::{EntraUser, TestIdpOptions};
@@ -243,7 +243,7 @@ async fn every_html_page_carries_the_security_headers_and_every_response_nosniff
     let (_, picker) = follow(&b, &app.url("/login?provider=demo")).await;
     pages.push(("demo IdP picker", picker));
     let admin = new_browser();
-    demo_sign_in(&app, &admin, "alice@example.com").await;
+    demo_sign_in_from(&app, &admin, "alice@example.com", "/login?provider=demo").await;
     pages.push(("admin page", admin.get(app.url("/admin")).send().await.unwrap()));
     pages.push((
         "home, signed in",
@@ -299,7 +299,7 @@ async fn an_idp_error_description_with_a_line_break_does_not_start_a_log_line() 
             "denied\r\nFAKE LINE 2026-12-01T00:00:00Z  INFO teamgate: admin signed in\u{1b}[2K",
         );
     let out = rig.hit(url.as_str()).await;
-    assert_eq!(out.status, 400);
+    assert!(out.status.is_client_error(), "{}", out.status);
     let text = logs.text();
     assert!(text.contains("access_denied"), "the capture works: {text}");
     for line in text.lines() {

@@ -30,9 +30,21 @@ pub fn new_browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// `text` with the `/login` rate limit turned off, unless it sets one itself. Every test client
+/// connects from 127.0.0.1, so the default limit per address would throttle tests that start
+/// many logins; the tests of the limit set it explicitly.
+pub fn without_login_limit(text: &str) -> String {
+    if text.contains("login_rate_per_minute") {
+        text.to_owned()
+    } else {
+        text.replacen("[server]", "[server]\nlogin_rate_per_minute = 0", 1)
+    }
+}
+
 /// Start teamgate with `config_toml`, in which `{PUBLIC_URL}` and `{DB}` are replaced by the
 /// app's URL and a fresh database path.
 pub async fn spawn_app(config_toml: &str) -> TestApp {
+    let config_toml = &without_login_limit(config_toml);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new().unwrap();
@@ -121,7 +133,18 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 /// Sign `email` in at the demo IdP with `client` (its own cookie jar), as a browser without
 /// JavaScript would: the login redirect, the picker form, the callback.
 pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) {
-    let (_, picker) = follow(client, &app.url("/login")).await;
+    demo_sign_in_from(app, client, email, "/login").await;
+}
+
+/// [`demo_sign_in`] starting at `login_path` (`/login?provider=demo` when there are several
+/// providers, so that `/login` alone shows the chooser).
+pub async fn demo_sign_in_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    login_path: &str,
+) {
+    let (_, picker) = follow(client, &app.url(login_path)).await;
     let html = picker.text().await.unwrap();
     let mut form = hidden_inputs(&html);
     form.push(("email".into(), email.into()));
