@@ -643,3 +643,30 @@ fn idp_timeouts_default_to_2_s_to_connect_and_10_s_in_all() {
     let config = Config::parse(&text, &case_path()).expect("valid");
     assert_eq!(config.server.idp_timeout, Duration::from_secs(4));
 }
+
+#[test]
+fn the_login_rate_limit_and_metrics_token_are_read_from_the_file() {
+    let config = Config::parse(&file("", URL, ""), &case_path()).unwrap();
+    assert_eq!(config.server.login_rate_per_minute, 60);
+    assert_eq!(config.server.login_rate_burst, 30);
+    assert!(config.server.metrics_token.is_none());
+    let text = file(
+        "",
+        &format!(
+            "{URL}\nlogin_rate_per_minute = 0\nlogin_rate_burst = 5\nmetrics_listen = \"10.0.0.1:9100\"\nmetrics_token_file = \"example-secrets/okta-api-token\""
+        ),
+        "",
+    );
+    let config = Config::parse(&text, &case_path()).unwrap();
+    assert_eq!(config.server.login_rate_per_minute, 0);
+    assert_eq!(config.server.login_rate_burst, 5);
+    let token = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-secrets/okta-api-token"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.metrics_token.as_ref().map(|t| t.expose()),
+        Some(token.trim())
+    );
+}
+
