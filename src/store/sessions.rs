@@ -333,3 +333,4 @@ mod tests {
         assert_eq!(row(&store, &record.id).await, None);
     }
 }
+

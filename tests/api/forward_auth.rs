@@ -534,9 +534,20 @@ async fn case_59_the_assertion_is_es256_explicitly_typed_with_a_kid_and_short_li
     assert_eq!(
         names,
         [
-            "aud", "email", "exp", "iat", "iss", "jti", "name", "roles", "sub", "teams"
+            "aud",
+            "email",
+            "email_verified",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "name",
+            "roles",
+            "sub",
+            "teams"
         ]
     );
+    assert_eq!(claims["email_verified"], json!(true));
     assert_eq!(claims["iss"], json!(gate.public_url));
     assert_eq!(claims["aud"], json!(gate.public_url));
     assert_eq!(claims["sub"], json!(me.public_id));

@@ -97,16 +97,24 @@ impl SessionWrites for SqliteTx<'_> {
 
     fn cap_pending_sessions(&self, cap: usize) -> Result<usize> {
         // The count comes from `session_stats` (kept by triggers), the oldest from the partial
-        // index `sessions_pending`: no scan, whatever the number of rows.
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        // index `sessions_pending` (named: the planner would otherwise take `sessions_user`
+        // and sort every pre-login row): no scan, whatever the number of rows.
+        let pending: i64 = self
+            .conn
+            .prepare_cached("SELECT pending FROM session_stats WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        let excess = pending - i64::try_from(cap).unwrap_or(i64::MAX);
+        if excess <= 0 {
+            return Ok(0);
+        }
         Ok(self
             .conn
             .prepare_cached(
                 "DELETE FROM sessions WHERE id IN (
-                     SELECT id FROM sessions WHERE user_id IS NULL ORDER BY expires_at
-                     LIMIT max(0, (SELECT pending FROM session_stats WHERE id = 1) - ?1))",
+                     SELECT id FROM sessions INDEXED BY sessions_pending
+                     WHERE user_id IS NULL ORDER BY expires_at LIMIT ?1)",
             )?
-            .execute([cap])?)
+            .execute([excess])?)
     }
 
     fn delete_expired_sessions(&self, now: i64) -> Result<usize> {
