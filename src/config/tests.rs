@@ -272,7 +272,10 @@ fn mistakes() -> Vec<Case> {
                 &format!("{URL}\nmetrics_token_file = \"example-secrets/okta-api-token\" {HERE}"),
                 "",
             ),
-            &["served only on server.metrics_listen", "set metrics_listen too"],
+            &[
+                "served only on server.metrics_listen",
+                "set metrics_listen too",
+            ],
         ),
         case(
             "an unreadable metrics token file",
@@ -669,4 +672,3 @@ fn the_login_rate_limit_and_metrics_token_are_read_from_the_file() {
         Some(token.trim())
     );
 }
-

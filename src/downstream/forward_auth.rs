@@ -26,9 +26,9 @@ use crate::domain::{Role, Scope, TeamId};
 use crate::membership::Identity;
 use crate::state::AppState;
 use crate::store::users::UserRecord;
+use crate::web::client_addr::trusted_peer;
 use crate::web::error::ErrorPage;
 use crate::web::headers::no_store;
-use crate::web::client_addr::trusted_peer;
 use crate::web::redirect::safe_return_to;
 use crate::web::request_id::RequestId;
 

@@ -7,8 +7,8 @@
 //! that its exact comparison refuses; every other issuer is still compared exactly (case 16).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
 use std::sync::Weak;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -428,7 +428,9 @@ impl Providers {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.entry(key)
-            .or_insert_with(|| ProviderRuntime::new(provider, self.http.clone(), self.clock.clone()))
+            .or_insert_with(|| {
+                ProviderRuntime::new(provider, self.http.clone(), self.clock.clone())
+            })
             .clone()
     }
 }

@@ -252,7 +252,9 @@ mod tests {
         // ...meanwhile POST /logout deletes it...
         sessions.delete(&created.id).await.unwrap();
         // ...then the first request saves what it loaded.
-        loaded.data.insert("touched".into(), serde_json::json!(true));
+        loaded
+            .data
+            .insert("touched".into(), serde_json::json!(true));
         sessions.save(&loaded).await.unwrap();
         assert_eq!(row(&store, &created.id).await, None, "the row came back");
         assert!(sessions.load(&created.id).await.unwrap().is_none());
@@ -300,10 +302,7 @@ mod tests {
             clock.advance(std::time::Duration::from_secs(1));
         }
         assert_eq!(
-            store
-                .read(|tx| tx.pending_session_count())
-                .await
-                .unwrap(),
+            store.read(|tx| tx.pending_session_count()).await.unwrap(),
             5
         );
         for (i, id) in ids.iter().enumerate() {
@@ -313,10 +312,7 @@ mod tests {
         // Deletions keep the count right (the triggers of migration 0004).
         sessions.delete(&ids[19]).await.unwrap();
         assert_eq!(
-            store
-                .read(|tx| tx.pending_session_count())
-                .await
-                .unwrap(),
+            store.read(|tx| tx.pending_session_count()).await.unwrap(),
             4
         );
     }
@@ -333,4 +329,3 @@ mod tests {
         assert_eq!(row(&store, &record.id).await, None);
     }
 }
-

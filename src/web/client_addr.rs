@@ -138,7 +138,11 @@ mod tests {
         );
         // Two trusted proxies in a row; entries split across headers.
         assert_eq!(
-            client_ip(&xff(&["1.1.1.1, 198.51.100.1", "10.0.0.6"]), Some(proxy), &s),
+            client_ip(
+                &xff(&["1.1.1.1, 198.51.100.1", "10.0.0.6"]),
+                Some(proxy),
+                &s
+            ),
             ip("198.51.100.1")
         );
         // Nothing forwarded: the proxy itself.

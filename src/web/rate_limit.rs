@@ -38,11 +38,13 @@ impl RateLimit {
         if limiter.len() > MAX_TRACKED {
             limiter.retain_recent();
         }
-        limiter.check_key(&rate_key(ip)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
-        .map_err(|secs| secs.max(1))
+        limiter
+            .check_key(&rate_key(ip))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
+            .map_err(|secs| secs.max(1))
     }
 
     /// Forget addresses whose limit has fully recovered (called every minute).

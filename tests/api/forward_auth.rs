@@ -1292,7 +1292,10 @@ async fn case_52_a_group_removed_through_scim_reaches_forward_auth_within_half_t
     let bound = Duration::from_secs(5) + Duration::from_millis(1500);
     let added_at = Instant::now();
     while auth(&agent, &gate, "?team=engineers").await.status() != 200 {
-        assert!(added_at.elapsed() < bound, "the SCIM group never granted engineers");
+        assert!(
+            added_at.elapsed() < bound,
+            "the SCIM group never granted engineers"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let old = header(&auth(&agent, &gate, "").await, "x-teamgate-assertion").unwrap();
@@ -1352,7 +1355,11 @@ async fn case_85_forward_auth_while_the_database_is_locked_past_the_busy_timeout
     let started = Instant::now();
     let r = auth(&agent, &gate, "").await;
     assert!(r.status().is_server_error(), "{}", r.status());
-    assert!(identity_headers(&r).is_empty(), "{:?}", identity_headers(&r));
+    assert!(
+        identity_headers(&r).is_empty(),
+        "{:?}",
+        identity_headers(&r)
+    );
     assert!(
         started.elapsed() >= teamgate::store::sqlite::BUSY_TIMEOUT - Duration::from_millis(100)
     );

@@ -11,7 +11,7 @@ use tracing::Level;
 
 use crate::oidc_common::*;
 use crate::test_idp::{
-    EntraUser, Endpoint, GroupsPlacement, IssParam, LoginSpec, TestIdp, TestIdpOptions,
+    Endpoint, EntraUser, GroupsPlacement, IssParam, LoginSpec, TestIdp, TestIdpOptions,
     okta_group_names, okta_login_spec,
 };
 use teamgate::idp::provider::{DISCOVERY_BACKOFF_FIRST, METADATA_TTL};

@@ -110,10 +110,7 @@ async fn a_login_flood_from_one_address_leaves_the_sessions_table_bounded_and_re
     assert_eq!(allowed + refused.len(), 2000, "only 303 or 429");
     // The burst, plus one a second for as long as the flood ran.
     let budget = 20 + elapsed.as_secs() as usize + 2;
-    assert!(
-        allowed <= budget,
-        "{allowed} logins started in {elapsed:?}"
-    );
+    assert!(allowed <= budget, "{allowed} logins started in {elapsed:?}");
     let (status, retry_after, page) = refused[0];
     assert_eq!(*status, 429);
     let wait: u64 = retry_after
@@ -260,13 +257,16 @@ async fn an_idp_refusing_the_refresh_token_ends_the_users_sessions_and_forward_a
         auth().await == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(ended, "/auth still answers for the user; log:\n{}", logs.text());
+    assert!(
+        ended,
+        "/auth still answers for the user; log:\n{}",
+        logs.text()
+    );
     assert_eq!(me(&rig.app, &rig.app.browser).await.0, 401);
     assert_eq!(signed_in_sessions(&rig.app).await, 0, "the rows are gone");
     let audit: Vec<(String, String, Option<String>)> = db_read(&rig.app.state, |conn| {
-        let mut stmt = conn.prepare(
-            "SELECT trigger, action, detail FROM audit WHERE action = 'session.revoke'",
-        )?;
+        let mut stmt = conn
+            .prepare("SELECT trigger, action, detail FROM audit WHERE action = 'session.revoke'")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     })
@@ -283,4 +283,82 @@ async fn an_idp_refusing_the_refresh_token_ends_the_users_sessions_and_forward_a
     login(&rig.app, &browser(), &rig.idp, PROVIDER)
         .await
         .assert_signed_in();
+}
+
+// ---- I4. A signed-out session cannot come back ----
+
+/// The race, ordered with the database lock: another process holds the write lock, so every
+/// write waits in the writer's queue, in order. `POST /logout` queues the deletion of the
+/// session; then a request that loaded the same session (before the deletion could commit)
+/// queues its save of a fresher `last_seen`. When the lock is released the deletion commits
+/// first and the save second: the save must not bring the row back.
+#[tokio::test]
+async fn a_request_that_loaded_the_session_before_sign_out_cannot_write_it_back() {
+    let app = spawn_app(&demo_config()).await;
+    let b = crate::helpers::new_browser();
+    crate::helpers::demo_sign_in(&app, &b, "alice@example.com").await;
+    let home = b
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::helpers::hidden_inputs(&home)
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value)
+        .expect("the sign-out form's token");
+    let user_sessions = || async {
+        db_read(&app.state, |conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(user_sessions().await, 1);
+    // A minute on, every request refreshes last_seen: each one writes the session back.
+    app.state.clock.advance(Duration::from_secs(61));
+    let hog = rusqlite::Connection::open(app.state.store.location()).unwrap();
+    hog.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let logout = {
+        let (b, url) = (b.clone(), app.url("/logout"));
+        tokio::spawn(async move {
+            b.post(url)
+                .form(&[("csrf", csrf)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // The sign-out has loaded the session and queued its deletion behind the lock (there is
+    // no signal for "queued"; it takes microseconds, the lock holds for seconds).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stale = {
+        let (b, url) = (b.clone(), app.url("/api/v1/me"));
+        tokio::spawn(async move { b.get(url).send().await.unwrap().status() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !logout.is_finished() && !stale.is_finished(),
+        "the lock held nobody"
+    );
+    hog.execute_batch("ROLLBACK").unwrap();
+    assert!(logout.await.unwrap().is_redirection());
+    assert_eq!(
+        stale.await.unwrap(),
+        StatusCode::OK,
+        "it was signed in when it loaded"
+    );
+    assert_eq!(user_sessions().await, 0, "the signed-out session came back");
+    assert_eq!(
+        b.get(app.url("/api/v1/me")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -33,7 +33,10 @@ async fn an_unverified_email_never_reaches_apps_through_headers_the_assertion_or
         .unwrap();
     assert_eq!(r.status(), 200);
     let h = |name: &str| r.headers()[name].to_str().unwrap().to_owned();
-    assert!(!h("x-teamgate-user").is_empty(), "the identity is the user id");
+    assert!(
+        !h("x-teamgate-user").is_empty(),
+        "the identity is the user id"
+    );
     assert_eq!(h("x-teamgate-email"), "", "an unverified email is not sent");
     assert_eq!(h("x-teamgate-email-verified"), "false");
     let claims = claims_of(&h("x-teamgate-assertion"));
@@ -244,7 +247,10 @@ async fn every_html_page_carries_the_security_headers_and_every_response_nosniff
     pages.push(("demo IdP picker", picker));
     let admin = new_browser();
     demo_sign_in_from(&app, &admin, "alice@example.com", "/login?provider=demo").await;
-    pages.push(("admin page", admin.get(app.url("/admin")).send().await.unwrap()));
+    pages.push((
+        "admin page",
+        admin.get(app.url("/admin")).send().await.unwrap(),
+    ));
     pages.push((
         "home, signed in",
         admin.get(app.url("/")).send().await.unwrap(),
@@ -261,7 +267,12 @@ async fn every_html_page_carries_the_security_headers_and_every_response_nosniff
         assert_no_inline(what, &html);
     }
     // Responses that are not pages: nosniff, and no page policy needed.
-    for path in ["/healthz", "/api/v1/me", "/.well-known/jwks.json", "/no/such/path"] {
+    for path in [
+        "/healthz",
+        "/api/v1/me",
+        "/.well-known/jwks.json",
+        "/no/such/path",
+    ] {
         let r = b.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
     }
@@ -334,8 +345,16 @@ async fn an_unknown_provider_and_a_provider_with_scim_disabled_answer_401_like_a
     assert_eq!(bad_status, 401);
     for (what, provider, token) in [
         ("unknown provider", "nonexistent", "not-a-token"),
-        ("unknown provider, a real token", "nonexistent", rig.entra_token.as_str()),
-        ("SCIM disabled, its own token", "nosync", nosync_token.as_str()),
+        (
+            "unknown provider, a real token",
+            "nonexistent",
+            rig.entra_token.as_str(),
+        ),
+        (
+            "SCIM disabled, its own token",
+            "nosync",
+            nosync_token.as_str(),
+        ),
         ("SCIM disabled, no valid token", "nosync", "not-a-token"),
     ] {
         let r = rig

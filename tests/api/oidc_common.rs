@@ -15,8 +15,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
-use tracing::subscriber::DefaultGuard;
 use teamgate::web::log_escape::Escaping;
+use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::helpers::{TestApp, new_browser, spawn_app};

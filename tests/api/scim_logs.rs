@@ -1,10 +1,10 @@
 //! security case 44 for SCIM: trace-level logs of SCIM traffic (accepted and refused requests)
 //! never hold a bearer token.
 
-use reqwest::Method;
-use serde_json::json;
 use crate::oidc_common::AllThreads;
 use crate::scim_support::{PATCH_OP, ScimRig, USER};
+use reqwest::Method;
+use serde_json::json;
 
 #[tokio::test]
 async fn case_44_trace_logs_of_scim_requests_hold_no_bearer_token() {

@@ -1327,9 +1327,7 @@ async fn case_78_a_browser_cookie_is_not_a_scim_credential_and_a_scim_token_open
             .client
             .post(&users)
             .header("content-type", "application/scim+json")
-            .body(
-                json!({"schemas": [USER], "userName": "cookie@x"}).to_string(),
-            ),
+            .body(json!({"schemas": [USER], "userName": "cookie@x"}).to_string()),
         agent.client.get(&users).bearer_auth("not-a-token"),
         agent.client.get(&users).basic_auth("alice", Some("x")),
     ];

@@ -67,7 +67,10 @@ impl Validator<'_> {
             );
         }
         if s.metrics_listen.is_none()
-            && let Some(key) = s.metrics_token_env.as_ref().or(s.metrics_token_file.as_ref())
+            && let Some(key) = s
+                .metrics_token_env
+                .as_ref()
+                .or(s.metrics_token_file.as_ref())
         {
             self.err(
                 key,
@@ -192,7 +195,13 @@ impl Validator<'_> {
                         None
                     }
                     Err(e) => {
-                        self.err(file, format!("server.metrics_token_file: cannot read {}: {e}", path.display()));
+                        self.err(
+                            file,
+                            format!(
+                                "server.metrics_token_file: cannot read {}: {e}",
+                                path.display()
+                            ),
+                        );
                         None
                     }
                 }

@@ -110,7 +110,10 @@ impl SqliteBackend {
                 c.pragma_query_value(None, "synchronous", |r| r.get(0))
                     .unwrap_or(-1)
             };
-            vec![("writer", level(&conn)), ("checkpointer", level(&checkpoint_conn))]
+            vec![
+                ("writer", level(&conn)),
+                ("checkpointer", level(&checkpoint_conn)),
+            ]
         };
         let nudge = checkpointer::start(checkpoint_conn);
         Ok(SqliteBackend {
@@ -312,7 +315,10 @@ mod tests {
         let names: Vec<&str> = backend.synchronous.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["writer", "checkpointer"]);
         for (name, level) in &backend.synchronous {
-            assert!(*level >= FULL, "the {name} connection runs synchronous={level}");
+            assert!(
+                *level >= FULL,
+                "the {name} connection runs synchronous={level}"
+            );
         }
     }
 

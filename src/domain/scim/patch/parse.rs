@@ -109,7 +109,10 @@ mod tests {
         );
         match parse_request(&body(MAX_PATCH_OPERATIONS + 1)) {
             Err(ScimError::TooMany(detail)) => {
-                assert!(detail.contains(&MAX_PATCH_OPERATIONS.to_string()), "{detail}");
+                assert!(
+                    detail.contains(&MAX_PATCH_OPERATIONS.to_string()),
+                    "{detail}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -117,10 +120,7 @@ mod tests {
         // what is reported.
         let mut over = body(MAX_PATCH_OPERATIONS + 1);
         over["Operations"][MAX_PATCH_OPERATIONS] = json!({"op": "merge"});
-        assert!(matches!(
-            parse_request(&over),
-            Err(ScimError::TooMany(_))
-        ));
+        assert!(matches!(parse_request(&over), Err(ScimError::TooMany(_))));
     }
 
     #[test]
