@@ -102,8 +102,10 @@ fn alice() -> crate::test_idp::LoginSpec {
     user("u-alice", "alice@example.com", &["g-eng"])
 }
 
-const FORGED: [(&str, &str); 7] = [
+const FORGED: [(&str, &str); 9] = [
     ("X-Teamgate-User", "admin"),
+    ("X-Teamgate-Email", "ceo@example.com"),
+    ("X-Teamgate-Email-Verified", "forged-true"),
     ("X-Teamgate-Teams", "operators"),
     ("X-Teamgate-Roles", "org/acme=owner"),
     ("X-Teamgate-Assertion", "forged"),
@@ -158,6 +160,10 @@ async fn behind_nginx_login_returns_to_the_app_with_verified_identity_headers() 
     assert_eq!(
         received(&seen, "x-teamgate-email").as_deref(),
         Some("alice@example.com")
+    );
+    assert_eq!(
+        received(&seen, "x-teamgate-email-verified").as_deref(),
+        Some("true")
     );
     assert_eq!(
         received(&seen, "x-teamgate-name").as_deref(),
@@ -222,6 +228,14 @@ async fn behind_nginx_identity_headers_forged_by_the_client_never_reach_the_app(
     assert_ne!(
         received(&seen, "x-teamgate-assertion").as_deref(),
         Some("forged")
+    );
+    assert_eq!(
+        received(&seen, "x-teamgate-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        received(&seen, "x-teamgate-email-verified").as_deref(),
+        Some("true")
     );
     for absent in [
         "x_teamgate_teams",
