@@ -1,6 +1,7 @@
 //! Per-provider runtime state: the discovery document and the JWKS, fetched lazily (so
 //! teamgate starts and serves sessions and SCIM while an IdP is down, security case 83) and
-//! cached. An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
+//! cached. A document past its lifetime is still served while one background fetch replaces
+//! it, and failed fetches back off (security cases, I7). An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
 //! concurrent logins (security cases 79-81); a failed, malformed or empty refetch keeps the good
 //! keys. Discovery is done here rather than by openidconnect's `discover_async`, because an
 //! Entra multi-tenant document names a templated issuer (`…/{tenantid}/v2.0`, IdP quirk E9)
