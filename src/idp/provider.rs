@@ -115,8 +115,6 @@ pub struct ProviderRuntime {
     discovery: StdMutex<Discovery>,
     /// Serialises fetches (single flight): a waiter finds the result of the fetch it waited for.
     discovery_lock: Mutex<()>,
-    /// Discovery fetches attempted, for tests.
-    discovery_fetches: std::sync::atomic::AtomicU64,
     keys: RwLock<Keys>,
     /// Last refetch caused by an unknown key; serialises refetches.
     miss_refresh: Mutex<Option<Instant>>,
@@ -164,7 +162,6 @@ impl ProviderRuntime {
             this: this.clone(),
             discovery: StdMutex::new(Discovery::default()),
             discovery_lock: Mutex::new(()),
-            discovery_fetches: std::sync::atomic::AtomicU64::new(0),
             keys: RwLock::new(Keys {
                 current: KeySet {
                     set: Arc::new(IdpJsonWebKeySet::new(Vec::new())),
@@ -189,12 +186,6 @@ impl ProviderRuntime {
     /// How many times the JWKS was fetched (discovery included).
     pub fn jwks_fetches(&self) -> u64 {
         self.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// How many discovery fetches were attempted.
-    pub fn discovery_fetches(&self) -> u64 {
-        self.discovery_fetches
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn discovery_state(&self) -> std::sync::MutexGuard<'_, Discovery> {
@@ -250,8 +241,6 @@ impl ProviderRuntime {
 
     /// One fetch of the document (the caller holds `discovery_lock`), its outcome recorded.
     async fn fetch_metadata(&self) -> Result<Arc<Metadata>, IdpError> {
-        self.discovery_fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.discover().await {
             Ok((metadata, keys)) => {
                 let metadata = Arc::new(metadata);

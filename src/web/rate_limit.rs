@@ -54,11 +54,6 @@ impl RateLimit {
             limiter.shrink_to_fit();
         }
     }
-
-    /// How many addresses are remembered.
-    pub fn tracked(&self) -> usize {
-        self.limiter.as_ref().map_or(0, |l| l.len())
-    }
 }
 
 #[cfg(test)]
