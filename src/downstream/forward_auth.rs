@@ -10,7 +10,7 @@
 //! URL never feeds a rule, so its query or fragment cannot widen one (security case 57).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -217,16 +217,7 @@ impl Refusal {
     }
 }
 
-/// The address of the proxy that asked, when it is one of `server.trusted_proxies`.
-/// IPv4-mapped IPv6 peers compare as IPv4.
-pub fn trusted_peer(peer: Option<SocketAddr>, server: &ServerConfig) -> Option<IpAddr> {
-    let ip = peer?.ip().to_canonical();
-    server
-        .trusted_proxies
-        .iter()
-        .any(|p| p.to_canonical() == ip)
-        .then_some(ip)
-}
+pub use crate::web::client::trusted_peer;
 
 fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let value = headers.get(name)?.to_str().ok()?;

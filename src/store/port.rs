@@ -13,6 +13,7 @@ use super::scim::{
     GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
+use super::sessions::{SessionDetails, StoredSession};
 use super::users::{LoginProfile, NewIdentity, UserRecord};
 use crate::config::GroupKey;
 use crate::domain::reconcile::MembershipRow;
@@ -76,6 +77,8 @@ pub trait SessionReads {
     /// (data, expiry in unix seconds) of the session with this hashed id.
     fn session(&self, id_hash: &str) -> Result<Option<(String, i64)>>;
     fn session_count(&self, user_id: i64) -> Result<i64>;
+    /// The live (unexpired at `now`) sessions of a user, the most recently used first.
+    fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<StoredSession>>;
 }
 
 pub trait SessionWrites {
@@ -86,6 +89,7 @@ pub trait SessionWrites {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        details: &SessionDetails,
     ) -> Result<bool>;
     /// Write a session's data and expiry.
     fn save_session(
@@ -94,6 +98,7 @@ pub trait SessionWrites {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        details: &SessionDetails,
     ) -> Result<()>;
     fn delete_session(&self, id_hash: &str) -> Result<()>;
     /// Delete sessions expired at `now`; returns how many.

@@ -6,8 +6,10 @@
 //! - [`request_id`]: a request id on every request and log line.
 //! - [`headers`]: `Cache-Control: no-store` and framing protection.
 //! - [`redirect`]: which return URLs are safe.
+//! - [`client`]: the client's address, and which proxies are believed.
 //! - [`session`]: the session layer, what a signed-in session holds, and its checks.
 
+pub mod client;
 pub mod error;
 pub mod headers;
 pub mod redirect;

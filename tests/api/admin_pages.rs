@@ -320,7 +320,7 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = response.text().await.unwrap();
     assert!(

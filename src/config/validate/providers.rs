@@ -10,7 +10,9 @@ use url::Url;
 use super::{Validator, default_display_name, is_loopback_host};
 
 use crate::config::raw::{RawProvider, S};
-use crate::config::{GroupFailure, GroupKey, ProviderConfig, ProviderKind, ServerConfig};
+use crate::config::{
+    GroupFailure, GroupKey, LogoutMode, ProviderConfig, ProviderKind, ServerConfig,
+};
 use crate::domain::ProviderId;
 use crate::domain::secret::Secret;
 
@@ -328,10 +330,19 @@ impl Validator<'_> {
                 self.err(t, format!("provider \"{id}\": allowed_tenants applies only to kind = \"entra\" with tenant = \"organizations\" or \"common\""));
             }
         }
+        let logout = match p.logout.as_ref().map(|l| (l, l.get_ref().as_str())) {
+            None | Some((_, "local")) => LogoutMode::Local,
+            Some((_, "idp")) => LogoutMode::Idp,
+            Some((l, other)) => {
+                self.err(l, format!("provider \"{id}\": logout \"{other}\" is unknown; use \"local\" (teamgate's session only) or \"idp\" (the identity provider's session too)"));
+                LogoutMode::Local
+            }
+        };
         if self.errors.len() > before {
             return None;
         }
         Some(ProviderConfig {
+            logout,
             display_name: p
                 .display_name
                 .clone()
