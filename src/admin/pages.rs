@@ -736,8 +736,16 @@ mod tests {
                     UserView {
                         explanation,
                         audit: vec![audit_row()],
-                        sessions: 1,
+                        sessions: vec![super::super::sessions::SessionView {
+                            handle: "h4Ndl3-h4Ndl3".into(),
+                            created: Some("2026-01-01T00:00:00.000Z".into()),
+                            last_seen: None,
+                            client_ip: Some("192.0.2.1".into()),
+                            user_agent: Some("Mozilla/5.0".into()),
+                            expires: None,
+                        }],
                         signed_out: true,
+                        ended: Some("none".into()),
                     },
                 ),
             ),

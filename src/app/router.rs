@@ -43,6 +43,8 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
     // without it, and links and redirects add it back (`ServerConfig::path`).
     match config.server.base_path() {
         "" => app,
-        base => Router::new().nest(base, app),
+        // `nest_service`, not `nest`: the site's start page is `{base}/` (a proxy's
+        // `location /teamgate/` sends it), which `nest` would not route to `/`.
+        base => Router::new().nest_service(base, app),
     }
 }

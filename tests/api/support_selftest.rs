@@ -207,6 +207,7 @@ fn goto_accepts_loopback_urls_only() {
         "http://127.0.0.1:8080/",
         "http://localhost:1/x",
         "http://[::1]:9/",
+        "http://app.teamgate.localhost:9/",
     ] {
         assert!(is_loopback_url(url), "{url}");
     }
@@ -214,6 +215,7 @@ fn goto_accepts_loopback_urls_only() {
         "http://teamgate-e2e.invalid/",
         "https://login.microsoftonline.com/",
         "http://127.0.0.1.nip.io/",
+        "http://localhost.example.com/",
         "http://10.0.0.1/",
         "file:///etc/passwd",
         "not a url",

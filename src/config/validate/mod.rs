@@ -85,9 +85,27 @@ impl Validator<'_> {
         });
     }
 
-    /// `path` as written, or resolved beside the config file when relative.
+    /// `path` as written, or resolved beside the config file when relative (`..` taken off
+    /// lexically, so `config/../data/x.db` reads `data/x.db`).
     pub(super) fn beside_file(&self, path: &str) -> PathBuf {
-        self.file.parent().unwrap_or(Path::new(".")).join(path)
+        use std::path::Component;
+        let joined = self.file.parent().unwrap_or(Path::new(".")).join(path);
+        let mut out = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                Component::ParentDir
+                    if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+                {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        if out.as_os_str().is_empty() {
+            out.push(".");
+        }
+        out
     }
 
     pub(super) fn err<T>(&mut self, at: &S<T>, message: String) {

@@ -2,7 +2,6 @@
 //! environment or a file beside the config, and each kind's own rules.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
@@ -102,11 +101,7 @@ impl Validator<'_> {
                 }
             },
             (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
+                let path = self.beside_file(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     Ok(_) => {
@@ -269,11 +264,7 @@ impl Validator<'_> {
                 None
             }
             (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
+                let path = self.beside_file(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     _ => {
