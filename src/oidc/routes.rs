@@ -195,12 +195,13 @@ struct LogoutForm {
 }
 
 /// The pages of sign-out: no cache, no framing, and forms may post only to teamgate.
-fn logout_page(mut response: Response) -> Response {
+fn logout_page(response: Response) -> Response {
+    let mut response = crate::web::headers::no_store_no_framing(response);
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("form-action 'self'; frame-ancestors 'none'"),
     );
-    crate::web::headers::no_store_no_framing(response)
+    response
 }
 
 /// `GET /logout`, reached from a link on a proxied app: never signs out (a GET must change
