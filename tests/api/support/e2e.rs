@@ -12,6 +12,8 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const NGINX: &str = "/usr/sbin/nginx";
 /// Debian's Caddy (package `caddy`).
 pub const CADDY: &str = "/usr/bin/caddy";
+/// SQLite's shell (package `sqlite3`), as the README's backup uses it.
+pub const SQLITE3: &str = "/usr/bin/sqlite3";
 /// systemd's unit checker (package `systemd`).
 pub const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
 
