@@ -190,7 +190,11 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
             version: env!("CARGO_PKG_VERSION"),
         })
         .set(1);
-    prometheus.register("teamgate_build_info", "The running teamgate version.", build);
+    prometheus.register(
+        "teamgate_build_info",
+        "The running teamgate version.",
+        build,
+    );
     let uptime = Gauge::<f64, AtomicU64>::default();
     prometheus.register(
         "teamgate_uptime_seconds",

@@ -83,7 +83,12 @@ pub enum SessionsCommand {
         #[arg(allow_hyphen_values = true)]
         user: String,
         /// The session's handle, as `list` shows it.
-        #[arg(long, allow_hyphen_values = true, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
         session: Option<String>,
         /// Every session of the user.
         #[arg(long)]

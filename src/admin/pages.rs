@@ -463,10 +463,13 @@ async fn reload(State(state): State<AppState>, AdminForm(admin): AdminForm) -> R
         Ok(_) => "applied",
         Err(_) => "refused",
     };
-    guard::no_store(Redirect::to(&format!(
-        "{}?reload={outcome}",
-        config_path(&state, "/admin")
-    )).into_response())
+    guard::no_store(
+        Redirect::to(&format!(
+            "{}?reload={outcome}",
+            config_path(&state, "/admin")
+        ))
+        .into_response(),
+    )
 }
 
 async fn sign_out_user(

@@ -15,10 +15,10 @@ use super::refusal::Refusal;
 use crate::config::LogoutMode;
 use crate::signin::LoginError;
 use crate::state::AppState;
+use crate::web::client::Peer;
 use crate::web::error::ErrorPage;
 use crate::web::headers::no_store_layer;
 use crate::web::redirect::safe_return_to;
-use crate::web::client::Peer;
 use crate::web::request_id::RequestId;
 use crate::web::session::{IdTokenHint, SignInContext};
 

@@ -58,8 +58,7 @@ pub fn client_ip(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
         .and_then(|v| v.parse::<IpAddr>().ok());
     forwarded.map(|ip| ip.to_canonical()).or(peer_ip)
 }

@@ -73,9 +73,11 @@ async fn with_logout_idp_sign_out_ends_the_session_and_sends_the_browser_to_the_
     let cookie = agent.cookie(&gate.direct, "teamgate").unwrap();
     // The ID token is kept with the session for the hint (and only then).
     let stored = db_read(&gate.state, |conn| {
-        Ok(conn.query_row("SELECT data FROM sessions WHERE user_id IS NOT NULL", [], |r| {
-            r.get::<_, String>(0)
-        })?)
+        Ok(conn.query_row(
+            "SELECT data FROM sessions WHERE user_id IS NOT NULL",
+            [],
+            |r| r.get::<_, String>(0),
+        )?)
     })
     .await
     .unwrap();
@@ -140,13 +142,18 @@ async fn by_default_sign_out_is_local_and_keeps_no_id_token() {
     let agent = signed_in(&gate).await;
     let id_token = gate.idp.last_id_token().unwrap();
     let stored = db_read(&gate.state, |conn| {
-        Ok(conn.query_row("SELECT data FROM sessions WHERE user_id IS NOT NULL", [], |r| {
-            r.get::<_, String>(0)
-        })?)
+        Ok(conn.query_row(
+            "SELECT data FROM sessions WHERE user_id IS NOT NULL",
+            [],
+            |r| r.get::<_, String>(0),
+        )?)
     })
     .await
     .unwrap();
-    assert!(!stored.contains(&id_token) && !stored.contains("id_token"), "{stored}");
+    assert!(
+        !stored.contains(&id_token) && !stored.contains("id_token"),
+        "{stored}"
+    );
     let token = csrf(&gate, &agent).await;
     let response = agent
         .client
@@ -186,7 +193,13 @@ async fn get_logout_asks_for_confirmation_and_never_signs_out() {
     // Signed out: a page that says so.
     let anonymous = Agent::new().get(&gate.url("/logout")).await;
     assert_eq!(anonymous.status(), StatusCode::OK);
-    assert!(anonymous.text().await.unwrap().contains("id=\"signed-out\""));
+    assert!(
+        anonymous
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"signed-out\"")
+    );
 
     let agent = signed_in(&gate).await;
     for _ in 0..2 {
@@ -213,11 +226,7 @@ async fn get_logout_asks_for_confirmation_and_never_signs_out() {
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_client_error(),
-            "{}",
-            response.status()
-        );
+        assert!(response.status().is_client_error(), "{}", response.status());
         assert_eq!(me(&gate, &agent).await, StatusCode::OK);
     }
     assert!(gate.idp.end_session_requests().is_empty());
@@ -244,13 +253,15 @@ async fn in_chromium_a_sign_out_link_confirms_then_ends_the_idp_session_and_come
         .await;
     browser.click("#logout").await;
     // Through the IdP's end-session endpoint and back to teamgate's start page, signed out.
-    browser
-        .wait_for("#sign-in", Duration::from_secs(20))
-        .await;
+    browser.wait_for("#sign-in", Duration::from_secs(20)).await;
     let url = browser.current_url().await;
     assert_eq!(url, gate.url("/"), "{}", browser.page_source().await);
     let calls = gate.idp.end_session_requests();
-    assert_eq!(calls.len(), 1, "the IdP's end-session endpoint was not reached");
+    assert_eq!(
+        calls.len(),
+        1,
+        "the IdP's end-session endpoint was not reached"
+    );
     assert_eq!(calls[0].get("id_token_hint"), Some(id_token.as_str()));
     assert_eq!(
         calls[0].get("post_logout_redirect_uri"),

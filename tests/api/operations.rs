@@ -121,9 +121,16 @@ async fn a_trusted_proxys_request_id_is_kept_and_anyone_elses_is_replaced() {
         }
     };
     let nginx_style = "5f1c0e2b8a9d4c3e9b7a6f5e4d3c2b1a";
-    assert_eq!(id_of(trusting.url("/healthz"), nginx_style).await, nginx_style);
+    assert_eq!(
+        id_of(trusting.url("/healthz"), nginx_style).await,
+        nginx_style
+    );
     // Too long, or not plain: teamgate makes its own.
-    for bad in ["a b", "<x>", "0123456789012345678901234567890123456789012345678901234567890123456789"] {
+    for bad in [
+        "a b",
+        "<x>",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    ] {
         let got = id_of(trusting.url("/healthz"), bad).await;
         assert_ne!(got, bad);
         assert!(!got.is_empty());
@@ -148,7 +155,10 @@ fn a_w3c_traceparent_trace_id_is_logged_with_the_request() {
     let config = dir.path().join("teamgate.toml");
     let text = demo_config()
         .replace("{PUBLIC_URL}", "http://127.0.0.1:8080")
-        .replace("listen     = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "listen     = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:0\"",
+        )
         .replace("{DB}", "teamgate.db");
     std::fs::write(&config, text).unwrap();
     let server = Server::start_logging(
@@ -215,8 +225,15 @@ fn check_config_takes_the_file_as_config_like_every_command_or_as_an_argument() 
     ] {
         let out = teamgate_in(repo, args);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.starts_with("config/demo.toml: OK"), "{args:?}: {stdout}");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("config/demo.toml: OK"),
+            "{args:?}: {stdout}"
+        );
     }
     // An invalid file named by --config fails with its errors, like the positional form.
     let dir = tempfile::TempDir::new().unwrap();
@@ -248,7 +265,10 @@ fn the_database_path_resolves_beside_the_config_file_whatever_the_working_direct
     let config = config_dir.join("teamgate.toml");
     let text = demo_config()
         .replace("{PUBLIC_URL}", "http://127.0.0.1:8080")
-        .replace("listen     = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "listen     = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:0\"",
+        )
         .replace("\"{DB}\"", "\"state/teamgate.db\"");
     assert!(text.contains("listen = \"127.0.0.1:0\""), "{text}");
     std::fs::write(&config, text).unwrap();
@@ -262,9 +282,19 @@ fn the_database_path_resolves_beside_the_config_file_whatever_the_working_direct
     // Commands find the same database from anywhere.
     let out = teamgate_in(
         elsewhere.path(),
-        &["audit", "--config", config.to_str().unwrap(), "--limit", "1"],
+        &[
+            "audit",
+            "--config",
+            config.to_str().unwrap(),
+            "--limit",
+            "1",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -273,9 +303,11 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify_and_its_security_check
         return;
     };
     let dir = tempfile::TempDir::new().unwrap();
-    let unit =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/teamgate.service"))
-            .unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/teamgate.service"
+    ))
+    .unwrap();
     // verify checks that ExecStart's program exists: point it at the binary under test.
     assert!(unit.contains("ExecStart=/usr/local/bin/teamgate serve"));
     let unit = unit.replace("/usr/local/bin/teamgate", env!("CARGO_BIN_EXE_teamgate"));
@@ -300,7 +332,10 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify_and_its_security_check
     let complaints = String::from_utf8_lossy(&verify.stderr).into_owned()
         + &String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{complaints}");
-    assert!(complaints.trim().is_empty(), "systemd-analyze verify: {complaints}");
+    assert!(
+        complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
     // systemd's own exposure score: 0 (locked down) to 10; at most 2 ("OK").
     let security = Command::new(&analyze)
         .args(["security", "--offline=true", "--threshold=20"])
@@ -351,7 +386,9 @@ async fn scim_user_names(client: &reqwest::Client, base: &str, token: &str) -> B
     let mut start = 1;
     loop {
         let page: Value = client
-            .get(format!("{base}/scim/v2/entra/Users?startIndex={start}&count=500"))
+            .get(format!(
+                "{base}/scim/v2/entra/Users?startIndex={start}&count=500"
+            ))
             .bearer_auth(token)
             .send()
             .await
@@ -395,7 +432,10 @@ async fn a_backup_of_the_live_database_under_scim_writes_restores_into_a_server_
     // Let the load build up: wait for the first acknowledged writes to be visible.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while scim_user_names(&client, &live.address, &token).await.len() < 40 {
-        assert!(std::time::Instant::now() < deadline, "the writers do not write");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers do not write"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before = scim_user_names(&client, &live.address, &token).await;
@@ -428,7 +468,11 @@ async fn a_backup_of_the_live_database_under_scim_writes_restores_into_a_server_
             .arg(format!(".backup '{}'", shell_copy.display()))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     stop.store(true, Ordering::SeqCst);
     let mut acknowledged = BTreeSet::new();

@@ -116,7 +116,12 @@ async fn echo(request: Request) -> Response {
 /// One header as the app received it; `None` when absent. Several values fail the test.
 fn received(seen: &Value, name: &str) -> Option<String> {
     let values = seen["headers"].get(name)?.as_array().unwrap();
-    assert_eq!(values.len(), 1, "{name} arrived {} times: {seen}", values.len());
+    assert_eq!(
+        values.len(),
+        1,
+        "{name} arrived {} times: {seen}",
+        values.len()
+    );
     Some(values[0].as_str().unwrap().to_owned())
 }
 
@@ -171,7 +176,10 @@ fn shipped(kind: ProxyKind, shape: Shape, teamgate: SocketAddr, app: SocketAddr)
             let mut edits = vec![
                 ("127.0.0.1:8080", teamgate.to_string()),
                 ("127.0.0.1:3000", app.to_string()),
-                ("app.example.com {", format!("http://{APP_HOST}:{{PORT}} {{")),
+                (
+                    "app.example.com {",
+                    format!("http://{APP_HOST}:{{PORT}} {{"),
+                ),
             ];
             if shape == Shape::OwnHost {
                 edits.push((
@@ -324,7 +332,10 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
     let first = agent.get(&setup.app_url("/whoami?x=1")).await;
     assert_eq!(first.status(), 302, "{:?}\n{}", first.headers(), context());
     let location = first.headers()["location"].to_str().unwrap().to_owned();
-    let login = reqwest::Url::parse(&setup.app_url("/")).unwrap().join(&location).unwrap();
+    let login = reqwest::Url::parse(&setup.app_url("/"))
+        .unwrap()
+        .join(&location)
+        .unwrap();
     assert_eq!(
         login.as_str().split('?').next().unwrap(),
         setup.teamgate_url("/login"),
@@ -339,7 +350,10 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
     );
     let (hops, last) = follow(&agent.client, login.as_str()).await;
     assert_eq!(last.status(), 200, "{hops:?}\n{}", context());
-    assert_eq!(hops.last().unwrap().0.as_str(), setup.app_url("/whoami?x=1"));
+    assert_eq!(
+        hops.last().unwrap().0.as_str(),
+        setup.app_url("/whoami?x=1")
+    );
     assert!(
         hops.iter()
             .any(|(u, _)| u.as_str().starts_with(&setup.teamgate_url("/callback/"))),
@@ -347,7 +361,10 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
     );
     let seen: Value = last.json().await.unwrap();
     let me = setup.gate.user("u-alice").await;
-    assert_eq!(received(&seen, "x-teamgate-user"), Some(me.public_id.clone()));
+    assert_eq!(
+        received(&seen, "x-teamgate-user"),
+        Some(me.public_id.clone())
+    );
     assert_eq!(
         received(&seen, "x-teamgate-teams").as_deref(),
         Some("engineers,everyone")
@@ -369,7 +386,10 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
         request = request.header(name, value);
     }
     let seen: Value = request.send().await.unwrap().json().await.unwrap();
-    assert_eq!(received(&seen, "x-teamgate-user"), Some(me.public_id.clone()));
+    assert_eq!(
+        received(&seen, "x-teamgate-user"),
+        Some(me.public_id.clone())
+    );
     assert_eq!(
         received(&seen, "x-teamgate-teams").as_deref(),
         Some("engineers,everyone")
@@ -378,7 +398,10 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
         received(&seen, "x-teamgate-roles").as_deref(),
         Some("org/acme=viewer,org/acme/space/infra=editor")
     );
-    assert_ne!(received(&seen, "x-teamgate-assertion").as_deref(), Some("forged"));
+    assert_ne!(
+        received(&seen, "x-teamgate-assertion").as_deref(),
+        Some("forged")
+    );
     for absent in [
         "x_teamgate_teams",
         "x_forwarded_user",
@@ -412,12 +435,18 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
         let r = agent.get(&setup.teamgate_url(path)).await;
         assert_eq!(r.status(), status, "{path}\n{}", context());
         let body = r.text().await.unwrap();
-        assert!(!body.contains("\"app\":true"), "{path} reached the app: {body}");
+        assert!(
+            !body.contains("\"app\":true"),
+            "{path} reached the app: {body}"
+        );
     }
     // The proxy's request id is teamgate's: nginx's $request_id (32 hex digits), Caddy's
     // request UUID.
     let health = agent.get(&setup.teamgate_url("/healthz")).await;
-    let rid = health.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let rid = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let proxy_made = match kind {
         ProxyKind::Nginx => rid.len() == 32 && rid.bytes().all(|b| b.is_ascii_hexdigit()),
         ProxyKind::Caddy => rid.len() == 36 && rid.matches('-').count() == 4,
@@ -459,7 +488,12 @@ async fn everything_through(kind: ProxyKind, shape: Shape) {
     assert_eq!(anonymous.status(), 401);
 
     // Sign-out through the proxy: the form on teamgate's home page, then the app asks again.
-    let home = agent.get(&setup.teamgate_url("/")).await.text().await.unwrap();
+    let home = agent
+        .get(&setup.teamgate_url("/"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let form = hidden_inputs(&home);
     let out = agent
         .client
@@ -496,12 +530,19 @@ async fn in_chromium_through(kind: ProxyKind, shape: Shape) {
             Duration::from_secs(20),
         )
         .await;
-    assert!(landed.starts_with(&setup.app), "{landed}\n{}", setup.proxy.describe());
+    assert!(
+        landed.starts_with(&setup.app),
+        "{landed}\n{}",
+        setup.proxy.describe()
+    );
     browser.wait_for("#echo", Duration::from_secs(10)).await;
     let seen: Value = serde_json::from_str(&browser.text("#echo").await).unwrap();
     let me = setup.gate.user("u-alice").await;
     assert_eq!(received(&seen, "x-teamgate-user"), Some(me.public_id));
-    let cookie = browser.cookie("teamgate").await.expect("the session cookie");
+    let cookie = browser
+        .cookie("teamgate")
+        .await
+        .expect("the session cookie");
     assert!(cookie.http_only);
     match shape {
         // Shared with the app's host through the parent domain.

@@ -105,8 +105,14 @@ async fn the_admin_user_page_lists_each_session_with_its_details_and_ends_one_of
         .map(|(hash, _)| hash)
         .collect();
     for hash in &cookies {
-        assert!(!html.contains(hash.as_str()), "a stored hash is on the page");
-        assert!(!html.contains(&hash[..16]), "part of a stored hash is on the page");
+        assert!(
+            !html.contains(hash.as_str()),
+            "a stored hash is on the page"
+        );
+        assert!(
+            !html.contains(&hash[..16]),
+            "part of a stored hash is on the page"
+        );
     }
 
     // End the phone's session.
@@ -118,16 +124,32 @@ async fn the_admin_user_page_lists_each_session_with_its_details_and_ends_one_of
         let url = app.url(&format!("/admin/users/{bob}/sessions/{handle}/end"));
         let token = token.to_owned();
         let alice = alice.clone();
-        async move { alice.post(url).form(&[("csrf", token)]).send().await.unwrap() }
+        async move {
+            alice
+                .post(url)
+                .form(&[("csrf", token)])
+                .send()
+                .await
+                .unwrap()
+        }
     };
     // Without the right CSRF token nothing ends.
-    assert_eq!(end(&phone_handle, "wrong").await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(status_of(&phone, &app.url("/api/v1/me")).await, StatusCode::OK);
+    assert_eq!(
+        end(&phone_handle, "wrong").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status_of(&phone, &app.url("/api/v1/me")).await,
+        StatusCode::OK
+    );
 
     let done = end(&phone_handle, &csrf).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let flash = done.headers()["location"].to_str().unwrap().to_owned();
-    assert!(flash.ends_with(&format!("?ended={phone_handle}")), "{flash}");
+    assert!(
+        flash.ends_with(&format!("?ended={phone_handle}")),
+        "{flash}"
+    );
     let after = page(&alice, &app.url(&flash)).await;
     assert_eq!(handles(&after), vec![laptop_handle.clone()], "{after}");
     assert!(after.contains(&format!("Session <code>{phone_handle}</code> was ended")));
@@ -137,7 +159,10 @@ async fn the_admin_user_page_lists_each_session_with_its_details_and_ends_one_of
     let laptop_status = status_of(&laptop, &app.url("/api/v1/me")).await;
     assert_eq!(phone_status, StatusCode::UNAUTHORIZED);
     assert_eq!(laptop_status, StatusCode::OK);
-    assert_eq!(status_of(&alice, &app.url("/api/v1/me")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&alice, &app.url("/api/v1/me")).await,
+        StatusCode::OK
+    );
 
     // Ending it again (a second click) changes nothing and says so.
     let again = end(&phone_handle, &csrf).await;
@@ -194,7 +219,10 @@ async fn a_session_of_another_user_cannot_be_ended_through_this_users_page() {
             .unwrap()
             .ends_with("?ended=none")
     );
-    assert_eq!(status_of(&laptop, &app.url("/api/v1/me")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&laptop, &app.url("/api/v1/me")).await,
+        StatusCode::OK
+    );
 }
 
 fn teamgate(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
@@ -221,9 +249,15 @@ async fn the_sessions_command_lists_a_users_sessions_and_revokes_one_or_all() {
     assert!(ok, "{err}");
     assert!(out.starts_with("bob@example.com"), "{out}");
     assert!(out.contains("2 live session(s)"), "{out}");
-    assert!(out.contains("BobLaptop/2.0 (X11)") && out.contains("from 127.0.0.1"), "{out}");
+    assert!(
+        out.contains("BobLaptop/2.0 (X11)") && out.contains("from 127.0.0.1"),
+        "{out}"
+    );
     for (hash, _) in stored_sessions(&app).await {
-        assert!(!out.contains(&hash[..16]), "a stored hash was printed: {out}");
+        assert!(
+            !out.contains(&hash[..16]),
+            "a stored hash was printed: {out}"
+        );
     }
     let (ok, json, _) = teamgate(&config, &["sessions", "list", "bob@example.com", "--json"]);
     assert!(ok);
@@ -240,25 +274,49 @@ async fn the_sessions_command_lists_a_users_sessions_and_revokes_one_or_all() {
     // One session, by handle.
     let (ok, out, err) = teamgate(
         &config,
-        &["sessions", "revoke", "bob@example.com", "--session", &phone_handle],
+        &[
+            "sessions",
+            "revoke",
+            "bob@example.com",
+            "--session",
+            &phone_handle,
+        ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains(&format!("ended session {phone_handle}")), "{out}");
+    assert!(
+        out.contains(&format!("ended session {phone_handle}")),
+        "{out}"
+    );
     // The running server sees the other process's write within its cache's bound (2 s).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while status_of(&phone, &app.url("/api/v1/me")).await != StatusCode::UNAUTHORIZED {
-        assert!(std::time::Instant::now() < deadline, "the phone is still signed in");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phone is still signed in"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(status_of(&laptop, &app.url("/api/v1/me")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&laptop, &app.url("/api/v1/me")).await,
+        StatusCode::OK
+    );
 
     // An unknown handle is an error that says what to do.
     let (ok, _, err) = teamgate(
         &config,
-        &["sessions", "revoke", "bob@example.com", "--session", &phone_handle],
+        &[
+            "sessions",
+            "revoke",
+            "bob@example.com",
+            "--session",
+            &phone_handle,
+        ],
     );
     assert!(!ok);
-    assert!(err.contains("no live session") && err.contains("sessions list"), "{err}");
+    assert!(
+        err.contains("no live session") && err.contains("sessions list"),
+        "{err}"
+    );
     // Neither --session nor --all: refused by the parser.
     let (ok, _, err) = teamgate(&config, &["sessions", "revoke", "bob@example.com"]);
     assert!(!ok && err.contains("--session"), "{err}");
@@ -266,13 +324,22 @@ async fn the_sessions_command_lists_a_users_sessions_and_revokes_one_or_all() {
     // All of them.
     let (ok, out, err) = teamgate(&config, &["sessions", "revoke", "bob@example.com", "--all"]);
     assert!(ok, "{err}");
-    assert!(out.contains("ended every session of bob@example.com"), "{out}");
+    assert!(
+        out.contains("ended every session of bob@example.com"),
+        "{out}"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while status_of(&laptop, &app.url("/api/v1/me")).await != StatusCode::UNAUTHORIZED {
-        assert!(std::time::Instant::now() < deadline, "the laptop is still signed in");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the laptop is still signed in"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(status_of(&alice, &app.url("/api/v1/me")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&alice, &app.url("/api/v1/me")).await,
+        StatusCode::OK
+    );
     let (_, out, _) = teamgate(&config, &["sessions", "list", "bob@example.com"]);
     assert!(out.contains("0 live session(s)"), "{out}");
     let (_, out, _) = teamgate(&config, &["audit", "--trigger", "cli"]);
