@@ -69,13 +69,21 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn server(trusted: &[&str]) -> ServerConfig {
-        let text = format!(
-            "[server]\npublic_url = \"http://127.0.0.1:8080\"\ntrusted_proxies = {trusted:?}\n[[provider]]\nid = \"demo\"\nkind = \"demo\"\n",
-        );
-        let text = text.replace("[server]", "[server]\ndemo = true");
-        crate::config::Config::parse(&text, std::path::Path::new("x.toml"))
-            .unwrap()
-            .server
+        ServerConfig {
+            public_url: url::Url::parse("https://login.example.com").unwrap(),
+            cookie_domain: None,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: "x.db".into(),
+            demo: false,
+            session_idle: std::time::Duration::from_secs(60),
+            session_absolute: std::time::Duration::from_secs(60),
+            clock_skew: std::time::Duration::from_secs(60),
+            idp_connect_timeout: std::time::Duration::from_secs(2),
+            idp_timeout: std::time::Duration::from_secs(10),
+            metrics_listen: None,
+            allowed_redirect_origins: vec![],
+            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+        }
     }
 
     #[test]
