@@ -190,51 +190,47 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
             version: env!("CARGO_PKG_VERSION"),
         })
         .set(1);
-    prometheus.register(
-        "teamgate_build_info",
-        "The running teamgate version.",
-        build,
-    );
+    prometheus.register("teamgate_build_info", "The running teamgate version", build);
     let uptime = Gauge::<f64, AtomicU64>::default();
     prometheus.register(
         "teamgate_uptime_seconds",
-        "Seconds since the process started counting.",
+        "Seconds since the process started counting",
         uptime.clone(),
     );
     let logins = Family::new(
         &mut prometheus,
         "teamgate_logins",
-        "Completed login attempts by provider and result (ok, or why refused).",
+        "Completed login attempts by provider and result (ok, or why refused)",
         &["provider", "result"],
     );
     let reconcile = Family::new(
         &mut prometheus,
         "teamgate_reconcile_changes",
-        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change; counted when applied, so a refused login rolled back afterwards still counts.",
+        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change; counted when applied, so a refused login rolled back afterwards still counts",
         &["trigger", "change"],
     );
     let scim = Family::new(
         &mut prometheus,
         "teamgate_scim_requests",
-        "SCIM requests by provider (from the URL) and HTTP status.",
+        "SCIM requests by provider (from the URL) and HTTP status",
         &["provider", "status"],
     );
     let graph = Family::new(
         &mut prometheus,
         "teamgate_graph_calls",
-        "Microsoft Graph (and Okta API) group look-ups by provider and result.",
+        "Microsoft Graph (and Okta API) group look-ups by provider and result",
         &["provider", "result"],
     );
     let reloads = Family::new(
         &mut prometheus,
         "teamgate_config_reloads",
-        "Config reloads by result (applied, refused, failed).",
+        "Config reloads by result (applied, refused, failed)",
         &["result"],
     );
     let requests = PromFamily::<HttpLabels, Counter>::default();
     prometheus.register(
         "teamgate_http_requests",
-        "HTTP responses by route class and status class.",
+        "HTTP responses by route class and status class",
         requests.clone(),
     );
     let latency = PromFamily::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -242,7 +238,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     );
     prometheus.register(
         "teamgate_http_request_duration_seconds",
-        "Time to produce a response, by route class.",
+        "Time to produce a response, by route class",
         latency.clone(),
     );
     Registry {
@@ -374,7 +370,8 @@ fn observe(route: usize, seconds: f64, status: u16) {
 }
 
 /// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]), encoded by the
-/// `prometheus-client` crate.
+/// `prometheus-client` crate (which ends each HELP text with a full stop, and puts a
+/// histogram's `le` label first).
 pub fn render() -> String {
     let r = &*REGISTRY;
     r.uptime.set(r.started.elapsed().as_secs_f64());
@@ -432,6 +429,7 @@ mod tests {
             "# TYPE teamgate_http_request_duration_seconds histogram",
             "teamgate_http_request_duration_seconds_bucket{le=\"0.0005\",route=\"readyz\"} ",
             "teamgate_http_request_duration_seconds_count{route=\"readyz\"} ",
+            "# HELP teamgate_logins Completed login attempts by provider and result (ok, or why refused).\n",
             "# EOF",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");
