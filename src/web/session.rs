@@ -193,3 +193,38 @@ pub fn csrf_matches(auth: &AuthSession, submitted: &str) -> bool {
     use subtle::ConstantTimeEq;
     !submitted.is_empty() && bool::from(auth.csrf.as_bytes().ct_eq(submitted.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AuthSession, IdTokenHint, cookie_name};
+
+    /// The ID token kept for RP-initiated logout is stored, but no `{:?}` of a session (in a
+    /// log line or an error) shows it (security case K4).
+    #[test]
+    fn the_kept_id_token_is_stored_but_never_printed() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let auth = AuthSession {
+            user_id: 1,
+            generation: 0,
+            provider: "entra".into(),
+            login_at: 0,
+            last_seen: 0,
+            csrf: "c".into(),
+            client_ip: None,
+            user_agent: None,
+            id_token: Some(IdTokenHint::new(token.into())),
+        };
+        assert!(!format!("{auth:?}").contains(token));
+        assert!(serde_json::to_string(&auth).unwrap().contains(token));
+    }
+
+    /// `__Host-` forbids a Domain attribute, so a cookie shared with a parent domain is
+    /// `__Secure-` (security case K2); plain http gets no prefix at all.
+    #[test]
+    fn the_cookie_prefix_follows_https_and_sharing() {
+        assert_eq!(cookie_name(true, false), "__Host-teamgate");
+        assert_eq!(cookie_name(true, true), "__Secure-teamgate");
+        assert_eq!(cookie_name(false, false), "teamgate");
+        assert_eq!(cookie_name(false, true), "teamgate");
+    }
+}
