@@ -105,6 +105,11 @@ impl Caddy {
         }
     }
 
+    /// Caddy's process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The directory holding the Caddyfile, the log and Caddy's data.
     pub fn dir(&self) -> &Path {
         self.dir.path()
