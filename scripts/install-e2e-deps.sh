@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the real-browser and real-nginx end-to-end tests need, from Debian's packages:
-# chromium (/usr/bin/chromium), chromium-driver (/usr/bin/chromedriver) and nginx
-# (/usr/sbin/nginx). Idempotent: packages already installed are left alone, and apt is not
+# Installs what the end-to-end tests need, from Debian's packages: chromium (/usr/bin/chromium),
+# chromium-driver (/usr/bin/chromedriver), nginx (/usr/sbin/nginx) and caddy (/usr/bin/caddy)
+# for the proxy tests, sqlite3 (/usr/bin/sqlite3) for the backup test, and systemd's
+# systemd-analyze (/usr/bin/systemd-analyze) for the unit-file check. Idempotent: packages already installed are left alone, and apt is not
 # touched at all when nothing is missing. Prints what it did.
 #
 # Usage: scripts/install-e2e-deps.sh        (as root, or with sudo available)
 set -euo pipefail
 
-packages=(chromium chromium-driver nginx)
+packages=(chromium chromium-driver nginx caddy sqlite3 systemd)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -51,8 +52,9 @@ retry() {
 echo "install-e2e-deps: apt-get update"
 retry "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 echo "install-e2e-deps: installing ${missing[*]}"
-# The nginx package's postinst tries to start the service; in a container without an init
-# system that fails harmlessly (invoke-rc.d reports it), and the tests start their own nginx.
+# The nginx and caddy packages' postinst scripts try to start their services; in a container
+# without an init system that fails harmlessly (invoke-rc.d reports it), and the tests start
+# their own.
 retry "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     --no-install-recommends -o Dpkg::Options::=--force-confdef \
     -o Dpkg::Options::=--force-confold "${missing[@]}"
@@ -65,7 +67,8 @@ for p in "${missing[@]}"; do
         exit 1
     fi
 done
-for b in /usr/bin/chromium /usr/bin/chromedriver /usr/sbin/nginx; do
+for b in /usr/bin/chromium /usr/bin/chromedriver /usr/sbin/nginx /usr/bin/caddy /usr/bin/sqlite3 \
+    /usr/bin/systemd-analyze; do
     [ -x "$b" ] || { echo "install-e2e-deps: $b missing after install" >&2; exit 1; }
 done
 echo "install-e2e-deps: done"

@@ -22,7 +22,7 @@ use crate::membership::lookup::find_users;
 use crate::membership::plan::{
     Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty,
 };
-use crate::store::audit::{AuditFilter, AuditRow};
+use crate::store::audit::{AuditFilter, AuditRow, Trigger, TriggerKind};
 use crate::store::users::UserRecord;
 use crate::store::{ReadTx, Store, StoreError, applied};
 
@@ -58,6 +58,41 @@ pub enum AdminCommand {
         /// Seconds to wait for the server's answer.
         #[arg(long, default_value_t = 30)]
         wait: u64,
+    },
+    /// A user's browser sessions: list them, or end one or all of them.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// List USER's live sessions: handle, sign-in time, last seen, client address, browser.
+    List {
+        /// Email, public id, provider:subject, numeric id, or SCIM userName.
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session of USER (--session HANDLE, from `list`) or all of them (--all); the
+    /// user's next request, at any app, finds them signed out.
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+        /// The session's handle, as `list` shows it.
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        session: Option<String>,
+        /// Every session of the user.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -124,6 +159,7 @@ pub fn run(config_path: &Path, command: AdminCommand) -> ExitCode {
         AdminCommand::Explain { user, json } => explain_command(config_path, &user, json),
         AdminCommand::Audit(args) => audit_command(config_path, &args),
         AdminCommand::Reload { wait } => reload_command(config_path, Duration::from_secs(wait)),
+        AdminCommand::Sessions { action } => sessions_command(config_path, action),
     };
     match result {
         Ok(code) => code,
@@ -225,6 +261,75 @@ fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn sessions_command(config_path: &Path, action: SessionsCommand) -> Result<ExitCode, CliError> {
+    let config = load(config_path)?;
+    let clock = Clock::system();
+    match action {
+        SessionsCommand::List { user, json } => {
+            let store = open(&config.server.database)?;
+            let now = clock.unix();
+            let (user, sessions) = store.read_blocking(|tx| {
+                let user = one_user(tx, &user)?;
+                let sessions = super::sessions::list(tx, &user, now)?;
+                Ok::<_, CliError>((user, sessions))
+            })?;
+            if json {
+                print_json(&serde_json::json!({
+                    "user": { "id": user.public_id, "label": user.label() },
+                    "sessions": sessions,
+                }))?;
+            } else {
+                print!("{}", super::sessions::render_text(&user, &sessions));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionsCommand::Revoke { user, session, all } => {
+            if !config.server.database.exists() {
+                open(&config.server.database)?;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::BadArgument(format!("cannot start the runtime: {e}")))?;
+            let key = user;
+            let (label, outcome) = runtime.block_on(async {
+                let store = Store::open(&config.server.database)?;
+                let trigger = Trigger::new(
+                    TriggerKind::Cli,
+                    None,
+                    Some("teamgate sessions revoke".into()),
+                );
+                let (key, handle, clock) = (key.clone(), session.clone(), clock.clone());
+                store
+                    .write(move |tx| {
+                        let user = one_user(tx, &key)?;
+                        let outcome = match &handle {
+                            Some(handle) => {
+                                super::sessions::end_one(tx, &clock, &trigger, &user, handle)?
+                            }
+                            None => {
+                                super::sessions::end_all(tx, &clock, &trigger, &user)?;
+                                true
+                            }
+                        };
+                        Ok::<_, CliError>((user.label(), outcome))
+                    })
+                    .await
+            })?;
+            match (&session, outcome, all) {
+                (Some(handle), true, _) => println!("ended session {handle} of {label}"),
+                (Some(handle), false, _) => {
+                    return Err(CliError::BadArgument(format!(
+                        "{label} has no live session {handle}; `teamgate sessions list` shows the handles"
+                    )));
+                }
+                (None, _, _) => println!("ended every session of {label}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// The one user `key` names.

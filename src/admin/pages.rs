@@ -25,7 +25,7 @@ use crate::membership::lookup::{find_users, user_by_public_id, users_overview};
 use crate::membership::plan::{explain_user, plan_users};
 use crate::state::AppState;
 use crate::store::applied;
-use crate::store::audit::{AuditFilter, Entry, Trigger, TriggerKind};
+use crate::store::audit::{AuditFilter, Trigger, TriggerKind};
 use crate::web::error::ErrorPage;
 
 /// Users per page of the users table.
@@ -41,6 +41,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users", get(users))
         .route("/admin/users/{id}", get(user))
         .route("/admin/users/{id}/sign-out", post(sign_out_user))
+        .route(
+            "/admin/users/{id}/sessions/{handle}/end",
+            post(end_user_session),
+        )
         .route("/admin/teams", get(teams))
         .route("/admin/mappings", get(mappings))
         .route("/admin/scim", get(scim))
@@ -161,7 +165,8 @@ async fn users(
             query.append_pair("q", q);
         }
         format!(
-            "/admin/users?{}",
+            "{}?{}",
+            config_path(&state, "/admin/users"),
             query.append_pair("page", &page.to_string()).finish()
         )
     };
@@ -180,6 +185,7 @@ async fn users(
 #[derive(Deserialize)]
 struct UserQuery {
     signed_out: Option<String>,
+    ended: Option<String>,
 }
 
 async fn user(
@@ -189,6 +195,7 @@ async fn user(
     Query(query): Query<UserQuery>,
 ) -> Response {
     let config = admin.config.clone();
+    let now = state.clock.unix();
     let result = state
         .store
         .read(move |tx| {
@@ -201,7 +208,7 @@ async fn user(
                 limit: AUDIT_ROWS,
                 ..AuditFilter::default()
             })?;
-            let sessions = tx.session_count(user.id)?;
+            let sessions = super::sessions::list(tx, &user, now)?;
             Ok::<_, crate::store::StoreError>(Some((explanation, audit, sessions)))
         })
         .await;
@@ -227,6 +234,7 @@ async fn user(
         audit,
         sessions,
         signed_out: query.signed_out.is_some(),
+        ended: query.ended.filter(|h| h.len() <= 16),
     };
     render(&state, &admin, "admin_user.html", "users", data)
 }
@@ -444,13 +452,24 @@ async fn plan_page(State(state): State<AppState>, admin: Admin) -> Response {
     render(&state, &admin, "admin_plan.html", "plan", data)
 }
 
+/// `path` under the base path teamgate is served at.
+fn config_path(state: &AppState, path: &str) -> String {
+    state.config.get().server.path(path)
+}
+
 async fn reload(State(state): State<AppState>, AdminForm(admin): AdminForm) -> Response {
     let cause = format!("admin page ({})", admin.signed_in.user.label());
     let outcome = match super::reload::reload(&state, &cause).await {
         Ok(_) => "applied",
         Err(_) => "refused",
     };
-    guard::no_store(Redirect::to(&format!("/admin?reload={outcome}")).into_response())
+    guard::no_store(
+        Redirect::to(&format!(
+            "{}?reload={outcome}",
+            config_path(&state, "/admin")
+        ))
+        .into_response(),
+    )
 }
 
 async fn sign_out_user(
@@ -458,9 +477,8 @@ async fn sign_out_user(
     Path(public_id): Path<String>,
     AdminForm(admin): AdminForm,
 ) -> Response {
-    let by = admin.signed_in.user.label();
+    let trigger = admin_trigger(&admin);
     let id = public_id.clone();
-    let request_id = admin.request_id.0.clone();
     let clock = state.clock.clone();
     let done = state
         .store
@@ -468,34 +486,71 @@ async fn sign_out_user(
             let Some(user) = user_by_public_id(tx, &id)? else {
                 return Ok(false);
             };
-            tx.revoke_user_sessions(user.id)?;
-            let trigger = Trigger::new(
-                TriggerKind::Admin,
-                Some(request_id.clone()),
-                Some(format!("by {by}")),
-            );
-            tx.record_audit(
-                &clock.stamp(),
-                &trigger,
-                &Entry {
-                    user_id: Some(user.id),
-                    user_label: Some(&user.label()),
-                    action: "user.sign_out_everywhere",
-                    ..Entry::default()
-                },
-            )?;
+            super::sessions::end_all(tx, &clock, &trigger, &user)?;
             Ok::<_, crate::store::StoreError>(true)
         })
         .await;
     match done {
         Ok(true) => {
             let target = format!(
-                "/admin/users/{}?signed_out=1",
+                "{}/{}?signed_out=1",
+                config_path(&state, "/admin/users"),
                 url::form_urlencoded::byte_serialize(public_id.as_bytes()).collect::<String>()
             );
             guard::no_store(Redirect::to(&target).into_response())
         }
-        Ok(false) => guard::no_store(Redirect::to("/admin/users").into_response()),
+        Ok(false) => {
+            guard::no_store(Redirect::to(&config_path(&state, "/admin/users")).into_response())
+        }
+        Err(e) => internal(&state, &admin, e),
+    }
+}
+
+/// The audit trigger of an administrator's form: who, and the request.
+fn admin_trigger(admin: &Admin) -> Trigger {
+    Trigger::new(
+        TriggerKind::Admin,
+        Some(admin.request_id.0.clone()),
+        Some(format!("by {}", admin.signed_in.user.label())),
+    )
+}
+
+/// End one session of a user, named by its public handle.
+async fn end_user_session(
+    State(state): State<AppState>,
+    Path((public_id, handle)): Path<(String, String)>,
+    AdminForm(admin): AdminForm,
+) -> Response {
+    let trigger = admin_trigger(&admin);
+    let id = public_id.clone();
+    let clock = state.clock.clone();
+    let wanted = handle.clone();
+    let done = state
+        .store
+        .write(move |tx| {
+            let Some(user) = user_by_public_id(tx, &id)? else {
+                return Ok(None);
+            };
+            super::sessions::end_one(tx, &clock, &trigger, &user, &wanted).map(Some)
+        })
+        .await;
+    let user_page = format!(
+        "{}/{}",
+        config_path(&state, "/admin/users"),
+        url::form_urlencoded::byte_serialize(public_id.as_bytes()).collect::<String>()
+    );
+    match done {
+        Ok(Some(ended)) => {
+            let flash = if ended { handle.as_str() } else { "none" };
+            let target = format!(
+                "{user_page}?ended={}",
+                url::form_urlencoded::byte_serialize(flash.as_bytes()).collect::<String>()
+            );
+            guard::no_store(Redirect::to(&target).into_response())
+        }
+        Ok(None) => {
+            guard::no_store(Redirect::to(&config_path(&state, "/admin/users")).into_response())
+        }
         Err(e) => internal(&state, &admin, e),
     }
 }
@@ -600,7 +655,7 @@ mod tests {
     /// Every admin template renders with data shaped as the handlers build it, and escapes it.
     #[test]
     fn every_admin_template_renders_with_representative_data() {
-        let t = Templates::new().unwrap();
+        let t = Templates::new("").unwrap();
         let held = vec![crate::domain::explain::HeldMembership {
             row: row(),
             since: "2024".into(),
@@ -684,8 +739,16 @@ mod tests {
                     UserView {
                         explanation,
                         audit: vec![audit_row()],
-                        sessions: 1,
+                        sessions: vec![super::super::sessions::SessionView {
+                            handle: "h4Ndl3-h4Ndl3".into(),
+                            created: Some("2026-01-01T00:00:00.000Z".into()),
+                            last_seen: None,
+                            client_ip: Some("192.0.2.1".into()),
+                            user_agent: Some("Mozilla/5.0".into()),
+                            expires: None,
+                        }],
                         signed_out: true,
+                        ended: Some("none".into()),
                     },
                 ),
             ),

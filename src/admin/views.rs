@@ -67,8 +67,11 @@ pub struct UsersView {
 pub struct UserView {
     pub explanation: Explanation,
     pub audit: Vec<AuditRow>,
-    pub sessions: i64,
+    /// The user's live sessions, the most recently used first.
+    pub sessions: Vec<super::sessions::SessionView>,
     pub signed_out: bool,
+    /// A session was just ended (`?ended=HANDLE`), or was already gone (`?ended=none`).
+    pub ended: Option<String>,
 }
 
 /// `/admin/teams`.

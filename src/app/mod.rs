@@ -81,7 +81,7 @@ impl Application {
         };
         let clock = Clock::system();
         let store = Store::open(&config.server.database)?;
-        let templates = Arc::new(Templates::new()?);
+        let templates = Arc::new(Templates::new(config.server.base_path())?);
         let report = sync_config(&store, &clock, config.clone(), None).await?;
         tracing::info!(
             teams_added = report.teams_added.len(),

@@ -52,6 +52,16 @@ pub enum GroupKey {
     Name,
 }
 
+/// What sign-out ends (`logout = "local" | "idp"` per provider).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutMode {
+    /// teamgate's session only; the IdP session lives on (the default).
+    Local,
+    /// teamgate's session, then the IdP's: OpenID Connect RP-Initiated Logout through the
+    /// discovery document's `end_session_endpoint`.
+    Idp,
+}
+
 /// What a login does when the provider's group membership cannot be resolved (Graph down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupFailure {
@@ -63,7 +73,12 @@ pub enum GroupFailure {
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The URL users reach teamgate at; its path (without a trailing `/`) is where every
+    /// route is served (see [`ServerConfig::base_path`]).
     pub public_url: Url,
+    /// A parent domain the session cookie is shared with, when teamgate has its own host and
+    /// the apps it protects sit on sibling hosts.
+    pub cookie_domain: Option<String>,
     pub listen: SocketAddr,
     pub database: PathBuf,
     pub demo: bool,
@@ -91,6 +106,17 @@ impl ServerConfig {
     /// True when cookies must be `Secure` and `__Host-` prefixed.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// The path teamgate is served under: `""` at the root of its site, else `/teamgate`
+    /// (public_url's path without a trailing slash).
+    pub fn base_path(&self) -> &str {
+        self.public_url.path().trim_end_matches('/')
+    }
+
+    /// An absolute path of teamgate's, for links and redirects: `/login` under the base path.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path())
     }
 
     /// `public_url` joined with an absolute path, without a doubled slash.
@@ -127,6 +153,8 @@ pub struct ProviderConfig {
     pub okta_api_token: Option<Secret>,
     pub match_by_email: bool,
     pub scim_enabled: bool,
+    /// What `POST /logout` ends besides teamgate's session.
+    pub logout: LogoutMode,
     /// Line of the `[[provider]]` header, for later messages.
     pub line: usize,
 }

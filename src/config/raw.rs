@@ -70,6 +70,8 @@ pub struct RawServer {
     /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
     #[serde(default)]
     pub allowed_redirect_origins: Vec<S<String>>,
+    /// A parent domain the session cookie is shared with (teamgate on its own host).
+    pub cookie_domain: Option<S<String>>,
     /// Proxy addresses whose `X-Forwarded-*` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
@@ -143,6 +145,8 @@ pub struct RawProvider {
     pub match_by_email: bool,
     #[serde(default)]
     pub scim: RawScim,
+    /// What sign-out ends: `local` (teamgate's session) or `idp` (the IdP's too).
+    pub logout: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,6 +79,39 @@ fn case(name: &'static str, toml: String, says: &'static [&'static str]) -> Case
 fn mistakes() -> Vec<Case> {
     vec![
         case(
+            "cookie_domain that is not a parent of public_url's host",
+            file(
+                "",
+                &format!("{URL}\ncookie_domain = \"example.org\" {HERE}"),
+                "",
+            ),
+            &[
+                "server.cookie_domain",
+                "not server.public_url's host (login.example.com) or a parent of it",
+            ],
+        ),
+        case(
+            "cookie_domain of one label",
+            file("", &format!("{URL}\ncookie_domain = \"com\" {HERE}"), ""),
+            &["server.cookie_domain", "at least two labels", "example.com"],
+        ),
+        case(
+            "unknown logout mode",
+            with(&format!(
+                "[[provider]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://sso.example.com\"\nclient_id = \"c\"\nclient_secret_file = \"example-secrets/okta-client-secret\"\nlogout = \"global\" {HERE}\n"
+            )),
+            &["logout \"global\" is unknown", "\"local\"", "\"idp\""],
+        ),
+        case(
+            "public_url with a path that is not plain segments",
+            file(
+                "",
+                &format!("public_url = \"https://app.example.com/a b\" {HERE}"),
+                "",
+            ),
+            &["server.public_url", "plain segments"],
+        ),
+        case(
             "unknown top-level key",
             file(&format!("colour = \"blue\" {HERE}"), URL, ""),
             &["unknown field `colour`", "remove it or check its spelling"],
@@ -403,6 +436,36 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
     ]
+}
+
+#[test]
+fn cookie_domain_and_logout_are_read_and_the_database_resolves_beside_the_file() {
+    let text = file(
+        "",
+        &format!("{URL}\ncookie_domain = \".Example.com\"\ndatabase = \"../state/t.db\""),
+        "",
+    )
+    .replace(
+        "client_secret_file = \"example-secrets/okta-client-secret\"",
+        "client_secret_file = \"example-secrets/okta-client-secret\"\nlogout = \"idp\"",
+    );
+    let config = Config::parse(&text, &case_path()).expect("valid");
+    assert_eq!(config.server.cookie_domain.as_deref(), Some("example.com"));
+    assert_eq!(
+        config.server.database,
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("state/t.db")
+    );
+    assert_eq!(config.provider("okta").unwrap().logout, LogoutMode::Idp);
+    assert_eq!(config.provider("entra").unwrap().logout, LogoutMode::Local);
+    assert_eq!(config.server.base_path(), "");
+    let under = file("", "public_url = \"https://app.example.com/teamgate/\"", "");
+    let config = Config::parse(&under, &case_path()).expect("valid");
+    assert_eq!(config.server.base_path(), "/teamgate");
+    assert_eq!(config.server.path("/login"), "/teamgate/login");
+    assert_eq!(
+        config.server.url("/callback/entra"),
+        "https://app.example.com/teamgate/callback/entra"
+    );
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub(super) fn test_idp_redirecting_to(issuer: &str, redirect_uri: &str) -> DemoI
         redirect_uri.into(),
         users(),
         test_key().clone(),
-        Arc::new(Templates::new().expect("templates")),
+        Arc::new(Templates::new("").expect("templates")),
     )
     .expect("a demo IdP")
 }
@@ -723,7 +723,7 @@ fn construction_refuses_an_issuer_or_redirect_uri_a_provider_cannot_use() {
             redirect_uri.into(),
             users(),
             test_key().clone(),
-            Arc::new(Templates::new().expect("templates")),
+            Arc::new(Templates::new("").expect("templates")),
         )
         .err()
         .map(|e| e.to_string())

@@ -200,6 +200,7 @@ pub async fn finish(
         claims,
         issuer: verified.issuer,
         access_token: Secret::new(token.access_token().secret().clone()),
+        id_token: Secret::new(id_token.to_string()),
         refresh_token: token
             .refresh_token()
             .map(|r| Secret::new(r.secret().clone())),

@@ -13,6 +13,7 @@ use super::scim::{
     GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
+use super::sessions::{SessionDetails, StoredSession};
 use super::users::{LoginProfile, NewIdentity, UserRecord};
 use crate::config::GroupKey;
 use crate::domain::reconcile::MembershipRow;
@@ -78,6 +79,8 @@ pub trait SessionReads {
     fn session_count(&self, user_id: i64) -> Result<i64>;
     /// How many sessions have no signed-in user (logins in flight).
     fn pending_session_count(&self) -> Result<i64>;
+    /// The live (unexpired at `now`) sessions of a user, the most recently used first.
+    fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<StoredSession>>;
 }
 
 pub trait SessionWrites {
@@ -88,6 +91,7 @@ pub trait SessionWrites {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        details: &SessionDetails,
     ) -> Result<bool>;
     /// Write a session's data and expiry, only when its row still exists: a session deleted
     /// meanwhile (signed out, revoked, expired) stays deleted. False when there was no row.
@@ -97,6 +101,7 @@ pub trait SessionWrites {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        details: &SessionDetails,
     ) -> Result<bool>;
     fn delete_session(&self, id_hash: &str) -> Result<()>;
     /// Delete the sessions without a signed-in user (logins in flight) beyond the `cap`

@@ -45,6 +45,58 @@ fn user_of(record: &Record) -> Option<i64> {
     record.data.get(AUTH_KEY)?.get("user_id")?.as_i64()
 }
 
+/// What an administrator sees of a session: copied into columns from the signed-in
+/// session's data (`login_at`, `last_seen`, `client_ip`, `user_agent`) on every save.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SessionDetails {
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionDetails {
+    fn of(record: &Record) -> Self {
+        let Some(auth) = record.data.get(AUTH_KEY) else {
+            return Self::default();
+        };
+        let text = |key: &str| auth.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        Self {
+            created_at: auth.get("login_at").and_then(|v| v.as_i64()),
+            last_seen_at: auth.get("last_seen").and_then(|v| v.as_i64()),
+            client_ip: text("client_ip"),
+            user_agent: text("user_agent"),
+        }
+    }
+}
+
+/// One stored session of a user, as the admin page and `teamgate sessions list` show it.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    /// The SHA-256 of the session id, as stored: never shown (see [`public_handle`]).
+    pub id_hash: String,
+    pub details: SessionDetails,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl StoredSession {
+    /// The session's public handle.
+    pub fn handle(&self) -> String {
+        public_handle(&self.id_hash)
+    }
+}
+
+/// A short public name of a session, for admins to tell sessions apart and end one: 12
+/// base64url characters of a second hash of the stored hash, so it reveals nothing of the
+/// session id nor of what is stored, and cannot be turned into a cookie.
+pub fn public_handle(id_hash: &str) -> String {
+    use base64::Engine as _;
+    let digest = Sha256::digest(format!("teamgate session handle:{id_hash}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
 #[derive(Clone)]
 pub struct DbSessionStore {
     store: Store,
@@ -110,6 +162,7 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let data = encode(record)?;
         let user = user_of(record);
+        let details = SessionDetails::of(record);
         let expires = self.expiry_of(record, user);
         let first = record.id;
         let cap = self.pre_login_cap;
@@ -118,7 +171,7 @@ impl SessionStore for DbSessionStore {
             .store
             .write(move |tx| {
                 let mut id = first;
-                while !tx.insert_session(&hash_id(&id), user, &data, expires)? {
+                while !tx.insert_session(&hash_id(&id), user, &data, expires, &details)? {
                     id = Id::default();
                 }
                 if user.is_none() {
@@ -135,12 +188,13 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
         let user = user_of(record);
+        let details = SessionDetails::of(record);
         let expires = self.expiry_of(record, user);
         let id = hash_id(&record.id);
         // Only an existing row is updated: when it was deleted since this request loaded it
         // (a sign-out or revocation won the race), the session stays ended.
         self.store
-            .write(move |tx| tx.save_session(&id, user, &data, expires))
+            .write(move |tx| tx.save_session(&id, user, &data, expires, &details))
             .await
             .map(|_| ())
             .map_err(backend)

@@ -4,9 +4,29 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 
 use crate::config::ServerConfig;
+
+/// The peer's address, when the server was started with connection info (always, but in
+/// tests that call a router directly).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| *addr),
+        ))
+    }
+}
 
 /// The address of the proxy that asked, when it is one of `server.trusted_proxies`.
 /// IPv4-mapped IPv6 peers compare as IPv4.
@@ -87,6 +107,7 @@ mod tests {
     fn server(proxies: &[&str]) -> ServerConfig {
         ServerConfig {
             public_url: url::Url::parse("https://login.example.com").unwrap(),
+            cookie_domain: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             database: "x.db".into(),
             demo: false,

@@ -3,9 +3,9 @@
 //! and the browser session. It imports only the layers below (config, domain, store).
 //!
 //! - [`error`]: the HTML error surface; [`templates`]: auto-escaped pages.
-//! - [`request_id`]: a request id on every request and log line.
+//! - [`request_id`]: a request id (and W3C trace id) on every request and log line.
 //! - [`headers`]: the security headers of every response, `Cache-Control: no-store`.
-//! - [`client_addr`]: the client's address, through trusted proxies only.
+//! - [`client_addr`]: the peer and the client's address, through trusted proxies only.
 //! - [`log_escape`]: log lines with control characters escaped (no forged lines).
 //! - [`rate_limit`]: per-client-address rate limits.
 //! - [`redirect`]: which return URLs are safe.

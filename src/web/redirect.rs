@@ -65,6 +65,7 @@ mod tests {
     fn server() -> ServerConfig {
         ServerConfig {
             public_url: Url::parse("https://login.example.com").unwrap(),
+            cookie_domain: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             database: "x.db".into(),
             demo: false,

@@ -333,16 +333,19 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = response.text().await.unwrap();
     assert!(
         text.contains("# TYPE teamgate_http_request_duration_seconds histogram"),
         "{text}"
     );
+    // The label order within the braces is the encoder's (prometheus-client puts `le` first).
     assert!(
-        text.contains(
-            "teamgate_http_request_duration_seconds_bucket{route=\"readyz\",le=\"+Inf\"}"
+        text.lines().any(
+            |l| l.starts_with("teamgate_http_request_duration_seconds_bucket{")
+                && l.contains("route=\"readyz\"")
+                && l.contains("le=\"+Inf\"")
         ),
         "{text}"
     );

@@ -108,10 +108,15 @@ impl Server {
     /// it logs its port and, after writing the pid file `teamgate reload` needs, that it
     /// listens for SIGHUP.
     pub fn start(config: &Path, database: &Path) -> Server {
+        Server::start_logging(config, database, "info")
+    }
+
+    /// [`Server::start`] with `RUST_LOG=filter`.
+    pub fn start_logging(config: &Path, database: &Path, filter: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

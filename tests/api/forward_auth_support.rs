@@ -162,7 +162,7 @@ pub async fn spawn_scim_with(extra: &str) -> (Gate, String) {
     (gate, token.token.expose().to_owned())
 }
 
-async fn spawn_with(
+pub async fn spawn_with(
     listener: TcpListener,
     public_url: &str,
     server_extra: &str,

@@ -104,7 +104,7 @@ pub fn demo_config() -> String {
     std::fs::read_to_string("config/demo.toml")
         .unwrap()
         .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
-        .replace("data/demo.db", "{DB}")
+        .replace("../data/demo.db", "{DB}")
 }
 
 /// Hidden inputs of a page's forms, HTML entities decoded.

@@ -85,6 +85,29 @@ impl Validator<'_> {
         });
     }
 
+    /// `path` as written, or resolved beside the config file when relative (`..` taken off
+    /// lexically, so `config/../data/x.db` reads `data/x.db`).
+    pub(super) fn beside_file(&self, path: &str) -> PathBuf {
+        use std::path::Component;
+        let joined = self.file.parent().unwrap_or(Path::new(".")).join(path);
+        let mut out = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                Component::ParentDir
+                    if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+                {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        if out.as_os_str().is_empty() {
+            out.push(".");
+        }
+        out
+    }
+
     pub(super) fn err<T>(&mut self, at: &S<T>, message: String) {
         let line = self.line_of(&at.span());
         self.push(line, message);
@@ -188,7 +211,8 @@ pub(super) fn default_display_name(kind: ProviderKind, id: &ProviderId) -> Strin
 
 pub(super) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
+        // RFC 6761 §6.3: every name under localhost is the loopback host.
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,

@@ -2,7 +2,6 @@
 //! environment or a file beside the config, and each kind's own rules.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
@@ -10,7 +9,9 @@ use url::Url;
 use super::{Validator, default_display_name, is_loopback_host};
 
 use crate::config::raw::{RawProvider, S};
-use crate::config::{GroupFailure, GroupKey, ProviderConfig, ProviderKind, ServerConfig};
+use crate::config::{
+    GroupFailure, GroupKey, LogoutMode, ProviderConfig, ProviderKind, ServerConfig,
+};
 use crate::domain::ProviderId;
 use crate::domain::secret::Secret;
 
@@ -100,11 +101,7 @@ impl Validator<'_> {
                 }
             },
             (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
+                let path = self.beside_file(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     Ok(_) => {
@@ -267,11 +264,7 @@ impl Validator<'_> {
                 None
             }
             (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
+                let path = self.beside_file(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     _ => {
@@ -328,10 +321,19 @@ impl Validator<'_> {
                 self.err(t, format!("provider \"{id}\": allowed_tenants applies only to kind = \"entra\" with tenant = \"organizations\" or \"common\""));
             }
         }
+        let logout = match p.logout.as_ref().map(|l| (l, l.get_ref().as_str())) {
+            None | Some((_, "local")) => LogoutMode::Local,
+            Some((_, "idp")) => LogoutMode::Idp,
+            Some((l, other)) => {
+                self.err(l, format!("provider \"{id}\": logout \"{other}\" is unknown; use \"local\" (teamgate's session only) or \"idp\" (the identity provider's session too)"));
+                LogoutMode::Local
+            }
+        };
         if self.errors.len() > before {
             return None;
         }
         Some(ProviderConfig {
+            logout,
             display_name: p
                 .display_name
                 .clone()

@@ -2,7 +2,6 @@
 //! trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -31,7 +30,13 @@ impl Validator<'_> {
                     "\"{u}\" uses plain http on a non-loopback host; use https"
                 ));
             }
+            check_base_path(url.path()).map_err(|why| format!("\"{u}\": {why}"))?;
             Ok(url)
+        });
+        let cookie_domain = s.cookie_domain.as_ref().and_then(|d| {
+            self.parse_with(d, "server.cookie_domain", |d| {
+                cookie_domain(d, public_url.as_ref())
+            })
         });
         let listen = self.parse_with(&s.listen, "server.listen", |l| {
             l.parse::<SocketAddr>()
@@ -142,10 +147,14 @@ impl Validator<'_> {
                 "server.database is empty; give a file path such as data/teamgate.db".into(),
             );
         }
+        // Relative paths resolve beside the config file, like secret files, so that a
+        // command finds the same database whatever its working directory.
+        let database = self.beside_file(s.database.get_ref());
         Some(ServerConfig {
             public_url: public_url?,
+            cookie_domain,
             listen: listen?,
-            database: PathBuf::from(s.database.get_ref()),
+            database,
             demo,
             session_idle: Duration::from_secs(idle? * 60),
             session_absolute: Duration::from_secs(absolute? * 3600),
@@ -183,11 +192,7 @@ impl Validator<'_> {
                 }
             },
             (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join(file.get_ref());
+                let path = self.beside_file(file.get_ref());
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
                     Ok(_) => {
@@ -208,4 +213,57 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// The path of `public_url`, when teamgate is served under a path of a site (`/teamgate`):
+/// plain segments only, so that routes, links and cookies can be built from it by
+/// concatenation.
+fn check_base_path(path: &str) -> Result<(), String> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    if trimmed.split('/').skip(1).all(plain) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the path \"{path}\" must be plain segments of letters, digits, - _ . ~ (e.g. https://app.example.com/teamgate)"
+        ))
+    }
+}
+
+/// `server.cookie_domain`: a parent domain of public_url's host that the session cookie is
+/// shared with (teamgate on its own host, apps on sibling hosts).
+fn cookie_domain(d: &str, public_url: Option<&url::Url>) -> Result<String, String> {
+    let domain = d.trim_start_matches('.').to_ascii_lowercase();
+    let valid = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid {
+        return Err(format!(
+            "\"{d}\" is not a domain with at least two labels; write e.g. example.com"
+        ));
+    }
+    if let Some(url) = public_url {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if host != domain && !host.ends_with(&format!(".{domain}")) {
+            return Err(format!(
+                "\"{d}\" is not server.public_url's host ({host}) or a parent of it; the browser would refuse the cookie"
+            ));
+        }
+    }
+    Ok(domain)
 }

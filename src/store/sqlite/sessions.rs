@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteTx;
 use crate::store::error::Result;
 use crate::store::port::{SessionReads, SessionWrites};
+use crate::store::sessions::{SessionDetails, StoredSession};
 
 /// Revoke every session of a user: bump the generation (so a session minted before stops
 /// working even if its row survived somewhere) and delete the rows.
@@ -51,6 +52,27 @@ impl SessionReads for SqliteTx<'_> {
             .prepare_cached("SELECT pending FROM session_stats WHERE id = 1")?
             .query_row([], |r| r.get(0))?)
     }
+
+    fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<StoredSession>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, created_at, last_seen_at, client_ip, user_agent, expires_at FROM sessions
+             WHERE user_id = ?1 AND expires_at >= ?2
+             ORDER BY last_seen_at DESC, created_at DESC, id",
+        )?;
+        let rows = stmt.query_map(params![user_id, now], |r| {
+            Ok(StoredSession {
+                id_hash: r.get(0)?,
+                details: SessionDetails {
+                    created_at: r.get(1)?,
+                    last_seen_at: r.get(2)?,
+                    client_ip: r.get(3)?,
+                    user_agent: r.get(4)?,
+                },
+                expires_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
 }
 
 impl SessionWrites for SqliteTx<'_> {
@@ -60,13 +82,25 @@ impl SessionWrites for SqliteTx<'_> {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        d: &SessionDetails,
     ) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO sessions (id, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO sessions
+                 (id, user_id, data, expires_at, created_at, last_seen_at, client_ip, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![id_hash, user_id, data, expires_at])?
+            .execute(params![
+                id_hash,
+                user_id,
+                data,
+                expires_at,
+                d.created_at,
+                d.last_seen_at,
+                d.client_ip,
+                d.user_agent
+            ])?
             == 1)
     }
 
@@ -76,15 +110,26 @@ impl SessionWrites for SqliteTx<'_> {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        d: &SessionDetails,
     ) -> Result<bool> {
         // An UPDATE, never an upsert: a request that loaded the session before a sign-out (or
-        // a revocation) and saves it afterwards must not bring the row back.
+        // a revocation) and saves it afterwards must not bring the row back. `created_at` is
+        // the row's own and stays.
         Ok(self
             .conn
             .prepare_cached(
-                "UPDATE sessions SET user_id = ?2, data = ?3, expires_at = ?4 WHERE id = ?1",
+                "UPDATE sessions SET user_id = ?2, data = ?3, expires_at = ?4,
+                 last_seen_at = ?5, client_ip = ?6, user_agent = ?7 WHERE id = ?1",
             )?
-            .execute(params![id_hash, user_id, data, expires_at])?
+            .execute(params![
+                id_hash,
+                user_id,
+                data,
+                expires_at,
+                d.last_seen_at,
+                d.client_ip,
+                d.user_agent
+            ])?
             == 1)
     }
 

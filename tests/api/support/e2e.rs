@@ -1,4 +1,4 @@
-//! Whether the real programs an end-to-end test drives (Chromium, ChromeDriver, nginx) are
+//! Whether the real programs an end-to-end test drives (Chromium, ChromeDriver, nginx, Caddy) are
 //! installed: a test asks first, and is skipped with a printed reason when one is missing,
 //! unless `TEAMGATE_REQUIRE_E2E=1` (set by CI), where a missing program fails the test.
 
@@ -10,6 +10,12 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's nginx (package `nginx`).
 pub const NGINX: &str = "/usr/sbin/nginx";
+/// Debian's Caddy (package `caddy`).
+pub const CADDY: &str = "/usr/bin/caddy";
+/// SQLite's shell (package `sqlite3`), as the README's backup uses it.
+pub const SQLITE3: &str = "/usr/bin/sqlite3";
+/// systemd's unit checker (package `systemd`).
+pub const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
 
 /// The environment variable that turns a skip into a failure, so that CI cannot pass green
 /// with the end-to-end tests silently skipped.
@@ -47,6 +53,11 @@ pub fn require_browser(why: &str) -> bool {
 /// `true` when nginx is installed (see [`require`]).
 pub fn require_nginx(why: &str) -> bool {
     require(NGINX, why).is_some()
+}
+
+/// `true` when Caddy is installed (see [`require`]).
+pub fn require_caddy(why: &str) -> bool {
+    require(CADDY, why).is_some()
 }
 
 /// What [`require`] does, as a value, so that it can be tested without touching the
