@@ -66,6 +66,10 @@ pub enum ScimTokenCommand {
         /// A note to recognise the token by in `list`.
         #[arg(long)]
         note: Option<String>,
+        /// For a multi-tenant Entra provider (required there, refused elsewhere): the one
+        /// tenant (a GUID of allowed_tenants) whose provisioning job uses this token.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List PROVIDER's tokens (ids, notes, expiry; never the tokens themselves).
     List { provider: String },
@@ -86,10 +90,12 @@ impl From<ScimTokenCommand> for crate::admin::scim_tokens::TokenCommand {
                 provider,
                 valid_days,
                 note,
+                tenant,
             } => T::Create {
                 provider,
                 valid_days,
                 note,
+                tenant,
             },
             ScimTokenCommand::List { provider } => T::List { provider },
             ScimTokenCommand::Revoke { provider, id } => T::Revoke { provider, id },

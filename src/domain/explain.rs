@@ -338,6 +338,7 @@ mod tests {
                 team(id),
                 TeamDecl {
                     name: id.to_uppercase(),
+                    scope: None,
                     roles: [RoleBinding {
                         scope: Scope::parse(scope).unwrap(),
                         role: Role::parse(role).unwrap(),

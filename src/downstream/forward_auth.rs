@@ -137,7 +137,7 @@ impl Rules {
         if !self.roles.is_empty() {
             let held = |role: &Role| match &self.scope {
                 Some(scope) => grant.roles.has(role, scope),
-                None => grant.roles.grants.keys().any(|b| &b.role == role),
+                None => grant.roles.holds(role),
             };
             if !self.roles.iter().any(held) {
                 return Err(Refusal::Role {

@@ -81,16 +81,17 @@ impl FromRequestParts<AppState> for ScimAuth {
         if token.is_empty() {
             return Err(missing);
         }
-        if !tokens::verify(&state.store, &state.clock, &id, token).await? {
+        let Some(grant) = tokens::verify(&state.store, &state.clock, provider, token).await? else {
             return Err(ScimError::Unauthorized {
                 detail: "the token is not valid for this provider (unknown, expired or revoked)",
                 invalid_token: true,
             });
-        }
+        };
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         Ok(ScimAuth {
             ctx: state.provisioning.context(
                 &id,
+                grant.tenant.as_deref(),
                 request_id,
                 parts.method.as_str(),
                 parts.uri.path(),

@@ -10,6 +10,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
     include_str!("sql/0002_scim.sql"),
     include_str!("sql/0003_signing_keys.sql"),
+    // 0004 is another branch's; the lead merges it in above this line.
+    include_str!("sql/0005_scim_tenants.sql"),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteTx;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{UserReads, UserWrites};
-use crate::store::users::{LoginProfile, NewIdentity, UserRecord};
+use crate::store::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 
 const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
     session_generation, claims_groups, claims_groups_at, last_login_at";
@@ -151,6 +151,28 @@ pub fn set_identity_active(
         > 0)
 }
 
+/// Give identity `user_id` another subject; `Conflict` when another identity has it.
+pub fn rekey(conn: &Connection, user_id: i64, subject: &str, now: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE users SET subject = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![user_id, subject, now])
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                StoreError::Conflict("the subject belongs to another identity".into())
+            }
+            _ => StoreError::from(e),
+        })?;
+    Ok(())
+}
+
+/// Set the identity's name and email (with whether the email is verified).
+pub fn set_profile(conn: &Connection, user_id: i64, p: &Profile, now: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET name = ?2, email = ?3, email_verified = ?4, updated_at = ?5 WHERE id = ?1",
+    )?
+    .execute(params![user_id, p.name, p.email, p.email_verified, now])?;
+    Ok(())
+}
+
 /// One page of users, optionally those whose email, name or subject contains `search`;
 /// returns the page and how many users match in all.
 pub fn users_page(
@@ -233,5 +255,13 @@ impl UserWrites for SqliteTx<'_> {
 
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool> {
         set_identity_active(self.conn, user_id, active, now)
+    }
+
+    fn rekey_user(&self, user_id: i64, subject: &str, now: &str) -> Result<()> {
+        rekey(self.conn, user_id, subject, now)
+    }
+
+    fn set_user_profile(&self, user_id: i64, profile: &Profile, now: &str) -> Result<()> {
+        set_profile(self.conn, user_id, profile, now)
     }
 }
