@@ -149,6 +149,7 @@ pub async fn spawn_scim() -> (Gate, String) {
         &gate.state.clock,
         &config,
         PROVIDER,
+        None,
         1,
         None,
     )

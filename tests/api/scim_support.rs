@@ -138,6 +138,7 @@ pub async fn token(app: &TestApp, provider: &str) -> String {
         &app.state.clock,
         &config,
         provider,
+        None,
         30,
         None,
     )
@@ -287,7 +288,10 @@ impl ScimRig {
             .state
             .store
             .read(move |conn| {
-                Ok::<_, teamgate::store::StoreError>(conn.scim_user(&p, &s)?.map(|r| r.user_id))
+                Ok::<_, teamgate::store::StoreError>(
+                    conn.scim_user(&teamgate::store::scim::Realm::new(&p, None), &s)?
+                        .map(|r| r.user_id),
+                )
             })
             .await
             .unwrap()
