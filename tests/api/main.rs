@@ -27,6 +27,7 @@ mod scim_okta;
 mod scim_reliability;
 mod scim_security;
 mod scim_support;
+mod scim_tenants;
 mod scim_token_cli;
 mod support;
 mod support_selftest;
