@@ -409,11 +409,7 @@ pub async fn decide(
         return Answer::SignIn { redirect };
     };
     let user = signed_in.user;
-    let key = CacheKey {
-        user_id: user.id,
-        generation: user.session_generation,
-        aud: rules.aud.clone(),
-    };
+    let key = CacheKey::new(&user, &rules.aud);
     let now = state.clock.unix();
     let grant = match downstream.cache.get(&key, config, now) {
         Some(grant) => grant,

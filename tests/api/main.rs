@@ -22,6 +22,7 @@ mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod scim_crash;
 mod scim_entra;
+mod scim_identity;
 mod scim_logs;
 mod scim_okta;
 mod scim_reliability;

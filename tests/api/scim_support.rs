@@ -413,17 +413,24 @@ pub async fn tenant_token(app: &TestApp, provider: &str, tenant: &str) -> String
 
 /// A SCIM client of one provider with one token, on any app (say a tenant-bound token of a
 /// multi-tenant provider, beside a test IdP).
-pub struct ScimClient<'a> {
-    pub app: &'a TestApp,
+pub struct ScimClient {
+    /// teamgate's address, `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub state: teamgate::state::AppState,
     pub provider: String,
     pub token: String,
     client: reqwest::Client,
 }
 
-impl<'a> ScimClient<'a> {
-    pub fn new(app: &'a TestApp, provider: &str, token: &str) -> Self {
+impl ScimClient {
+    pub fn new(app: &TestApp, provider: &str, token: &str) -> Self {
+        Self::at(&app.address, &app.state, provider, token)
+    }
+
+    pub fn at(base: &str, state: &teamgate::state::AppState, provider: &str, token: &str) -> Self {
         Self {
-            app,
+            base: base.to_owned(),
+            state: state.clone(),
             provider: provider.to_owned(),
             token: token.to_owned(),
             client: reqwest::Client::new(),
@@ -434,7 +441,7 @@ impl<'a> ScimClient<'a> {
         self.client
             .request(
                 method,
-                self.app.url(&format!("/scim/v2/{}{path}", self.provider)),
+                format!("{}/scim/v2/{}{path}", self.base, self.provider),
             )
             .bearer_auth(&self.token)
     }
@@ -532,7 +539,7 @@ impl<'a> ScimClient<'a> {
     /// The login identity (`users.id`) behind SCIM user `scim_id` of this client's realm.
     pub async fn user_id(&self, scim_id: &str) -> i64 {
         let s = scim_id.to_owned();
-        crate::helpers::db_read(&self.app.state, move |conn| {
+        crate::helpers::db_read(&self.state, move |conn| {
             Ok(conn.query_row(
                 "SELECT user_id FROM scim_users WHERE scim_id = ?1",
                 [s],
@@ -545,8 +552,11 @@ impl<'a> ScimClient<'a> {
 }
 
 /// (subject, active, email, email_verified, name) of login identity `user_id`.
-pub async fn identity(app: &TestApp, user_id: i64) -> (String, bool, Option<String>, bool, Option<String>) {
-    crate::helpers::db_read(&app.state, move |conn| {
+pub async fn identity(
+    app: &teamgate::state::AppState,
+    user_id: i64,
+) -> (String, bool, Option<String>, bool, Option<String>) {
+    crate::helpers::db_read(app, move |conn| {
         Ok(conn.query_row(
             "SELECT subject, active, email, email_verified, name FROM users WHERE id = ?1",
             [user_id],
@@ -558,8 +568,8 @@ pub async fn identity(app: &TestApp, user_id: i64) -> (String, bool, Option<Stri
 }
 
 /// The teams of login identity `user_id`, sorted.
-pub async fn teams_of_user(app: &TestApp, user_id: i64) -> Vec<String> {
-    crate::helpers::db_read(&app.state, move |conn| {
+pub async fn teams_of_user(app: &teamgate::state::AppState, user_id: i64) -> Vec<String> {
+    crate::helpers::db_read(app, move |conn| {
         let mut stmt = conn.prepare(
             "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
         )?;
@@ -571,8 +581,8 @@ pub async fn teams_of_user(app: &TestApp, user_id: i64) -> Vec<String> {
 }
 
 /// The audit actions about `user_id`, oldest first.
-pub async fn audit_actions(app: &TestApp, user_id: i64) -> Vec<(String, String)> {
-    crate::helpers::db_read(&app.state, move |conn| {
+pub async fn audit_actions(app: &teamgate::state::AppState, user_id: i64) -> Vec<(String, String)> {
+    crate::helpers::db_read(app, move |conn| {
         let mut stmt = conn.prepare(
             "SELECT action, COALESCE(detail, '') FROM audit WHERE user_id = ?1 ORDER BY id",
         )?;

@@ -231,10 +231,10 @@ async fn case_j1_one_tenants_token_neither_sees_nor_changes_another_tenants_user
 
     // A's user, group and membership are untouched.
     let uid = a.user_id(&alice).await;
-    assert_eq!(teams_of_user(&app, uid).await, ["a-admins"]);
+    assert_eq!(teams_of_user(&app.state, uid).await, ["a-admins"]);
     let got = a.get(&format!("/Groups/{group}")).await;
     assert_eq!(got.body["members"][0]["value"], json!(alice));
-    assert_eq!(identity(&app, uid).await.0, format!("{TENANT_A}/oid-alice"));
+    assert_eq!(identity(&app.state, uid).await.0, format!("{TENANT_A}/oid-alice"));
 }
 
 #[tokio::test]
@@ -244,7 +244,7 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     let b = ScimClient::new(&app, "partners", &tenant_token(&app, "partners", TENANT_B).await);
     let alice = a.create_user("alice@a.example.com", Some("oid-alice")).await;
     let alice_uid = a.user_id(&alice).await;
-    assert_eq!(teams_of_user(&app, alice_uid).await, ["everyone"]);
+    assert_eq!(teams_of_user(&app.state, alice_uid).await, ["everyone"]);
 
     // Tenant B's job: a user claiming A's user's object id, and a group claiming A's mapped
     // group id, with that user as member.
@@ -253,9 +253,9 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     b.add_member(&forged, &eve).await;
     let eve_uid = b.user_id(&eve).await;
     assert_ne!(eve_uid, alice_uid, "B's externalId names B's own identity");
-    assert_eq!(identity(&app, eve_uid).await.0, format!("{TENANT_B}/oid-alice"));
+    assert_eq!(identity(&app.state, eve_uid).await.0, format!("{TENANT_B}/oid-alice"));
     assert_eq!(
-        teams_of_user(&app, eve_uid).await,
+        teams_of_user(&app.state, eve_uid).await,
         ["everyone"],
         "A's mapping never matches B's group"
     );
@@ -266,7 +266,7 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     )
     .await
     .assert_status(204);
-    assert_eq!(teams_of_user(&app, eve_uid).await, ["everyone"]);
+    assert_eq!(teams_of_user(&app.state, eve_uid).await, ["everyone"]);
     // Deactivating B's user leaves A's user alone.
     b.patch(
         &format!("/Users/{eve}"),
@@ -274,14 +274,14 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     )
     .await
     .assert_status(200);
-    assert!(identity(&app, alice_uid).await.1, "A's user is still active");
-    assert_eq!(teams_of_user(&app, alice_uid).await, ["everyone"]);
+    assert!(identity(&app.state, alice_uid).await.1, "A's user is still active");
+    assert_eq!(teams_of_user(&app.state, alice_uid).await, ["everyone"]);
 
     // The same group pushed by A's job grants A's team.
     let real = a.create_group("Admins", GROUP_A).await;
     a.add_member(&real, &alice).await;
-    assert_eq!(teams_of_user(&app, alice_uid).await, ["a-admins"]);
-    let audit = audit_actions(&app, alice_uid).await;
+    assert_eq!(teams_of_user(&app.state, alice_uid).await, ["a-admins"]);
+    let audit = audit_actions(&app.state, alice_uid).await;
     assert!(
         audit.iter().any(|(action, _)| action == "membership.add"),
         "{audit:?}"
@@ -313,7 +313,7 @@ async fn case_j1_a_multi_tenant_login_of_a_scim_provisioned_user_joins_the_scim_
     let group = a.create_group("Admins", GROUP_A).await;
     a.add_member(&group, &alice).await;
     let provisioned = a.user_id(&alice).await;
-    assert_eq!(teams_of_user(&rig.app, provisioned).await, ["a-admins"]);
+    assert_eq!(teams_of_user(&rig.app.state, provisioned).await, ["a-admins"]);
 
     // The sign-in carries no groups claim: the SCIM groups alone grant the team.
     rig.idp.set_next_login(user.login_spec());
