@@ -13,6 +13,7 @@ mod forward_auth;
 mod forward_auth_e2e;
 mod forward_auth_support;
 mod helpers;
+mod identity_join;
 mod login;
 mod oidc_claims;
 mod oidc_common;
