@@ -11,8 +11,9 @@
 //!   deleted user's (its sessions end, its teams go). A value another provisioned user is
 //!   linked through is 409 `uniqueness`. A PATCH `remove` of it links the user to
 //!   `scim:<SCIM id>`; a PUT without it leaves it as stored ("not asserted", RFC 7644 §3.5.1).
-//! - An unassigned `active` (never sent, or removed by a PATCH) reads as active, as at
-//!   creation; the login identity's `active` and sessions follow whatever the user ends with.
+//! - A user created without `active` is active (a default the server assigns, RFC 7644 §3.3).
+//!   A PATCH `remove` of `active` leaves it unassigned (not rendered, RFC 7644 §3.5.2.2), which
+//!   reads as active too; the login identity's `active` and sessions follow either way.
 //! - A change of the user's name or email reaches the linked identity at once (what `/auth`
 //!   and the assertion carry), audited as `user.profile`; linking alone never rewrites what a
 //!   login established (security case 74), and an email from SCIM is never marked verified.
@@ -55,7 +56,10 @@ impl Provisioning {
         let c = ctx.clone();
         let view = self.store.write(move |tx: &dyn WriteTx| {
             let now = c.clock.stamp();
-            let doc = n.doc.clone();
+            let mut doc = n.doc.clone();
+            // RFC 7644 §3.3: a server may assign a default to an attribute a creation leaves
+            // unassigned: a new user is active unless the IdP says otherwise.
+            doc.entry("active").or_insert(Value::Bool(true));
             let f = resource::user_fields(&doc);
             if let Some(existing) = tx.scim_user_by_name(&c.realm, &f.user_name)? {
                 if existing.active {
@@ -182,7 +186,11 @@ impl Provisioning {
                     .ok_or_else(|| not_found(ResourceType::User, &id))?;
                 check_version(if_match.as_deref(), row.version)?;
                 let mut base = row.doc.clone();
-                base.entry("active").or_insert(Value::Bool(row.active));
+                if !row.active {
+                    // An inactive user's document says so (rows written before `active` could
+                    // be unassigned may lack it), so an unrelated PATCH never reads "unassigned".
+                    base.entry("active").or_insert(Value::Bool(false));
+                }
                 if let Some(ext) = &row.external_id {
                     base.entry("externalId")
                         .or_insert_with(|| Value::String(ext.clone()));
@@ -261,6 +269,14 @@ pub(super) fn update_user(
     absent: Absent,
 ) -> Result<UserRow, ScimError> {
     let f = resource::user_fields(&doc);
+    if absent == Absent::Keep
+        && !doc.contains_key("active")
+        && let Some(kept) = row.doc.get("active").cloned().or_else(|| (!row.active).then_some(Value::Bool(false)))
+    {
+        // A PUT without `active` does not assert it: the stored state stays, and stays
+        // written, so that "absent" keeps meaning "unassigned" (active).
+        doc.insert("active".into(), kept);
+    }
     let external_id = match (absent, &row.external_id, &f.external_id) {
         // A PUT without externalId does not assert it: keep the stored one (RFC 7644 §3.5.1).
         (Absent::Keep, Some(old), None) => {

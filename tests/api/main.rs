@@ -22,6 +22,7 @@ mod oidc_flow;
 mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod roles;
+mod scim_conformance;
 mod scim_crash;
 mod scim_entra;
 mod scim_identity;

@@ -226,6 +226,9 @@ async fn case_j3_patch_remove_of_external_id_links_the_user_to_its_placeholder_a
 
 #[tokio::test]
 async fn case_j3_patch_remove_of_active_leaves_it_unassigned_which_reads_as_active_for_access_too() {
+    // RFC 7644 §3.5.2.2: the attribute is removed and "SHALL be considered unassigned";
+    // RFC 7643 §4.1.1 leaves what `active` means to the server: teamgate reads unassigned as
+    // active, as for a user created without it, and access follows (security case J3).
     let rig = ScimRig::start().await;
     let id = entra_admin(&rig, "carl@contoso.com", "oid-carl").await;
     let uid = rig.user_id("entra", &id).await;
@@ -241,7 +244,9 @@ async fn case_j3_patch_remove_of_active_leaves_it_unassigned_which_reads_as_acti
     for (i, op) in ["remove", "Remove"].into_iter().enumerate() {
         let r = rig.patch("entra", &path, json!([{"op": op, "path": "active"}])).await;
         r.assert_status(200);
-        assert_eq!(r.body["active"], true, "unassigned reads as active");
+        assert!(r.body.get("active").is_none(), "removed: unassigned, so not rendered");
+        let got = rig.get("entra", &path).await;
+        assert!(got.body.get("active").is_none(), "{}", got.body);
         assert!(rig.identity_active(uid).await, "the login identity follows");
         assert_eq!(rig.teams(uid).await, ["admins"], "and so do its teams");
         let r = rig.filter("entra", "Users", "active eq true").await;
