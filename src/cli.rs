@@ -291,6 +291,28 @@ mod tests {
     /// Public ids and token ids are random base64url, so one in 32 starts with `-`: it is
     /// still the value, not an unknown flag (an intermittent test failure found this).
     #[test]
+    fn scim_token_create_takes_the_tenant_of_a_multi_tenant_provider() {
+        let cli = Cli::try_parse_from([
+            "teamgate",
+            "scim-token",
+            "create",
+            "partners",
+            "--tenant",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ScimToken {
+                action: ScimTokenCommand::Create { provider, tenant, .. },
+            } => {
+                assert_eq!(provider, "partners");
+                assert_eq!(tenant.as_deref(), Some("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+            }
+            _ => panic!("not create"),
+        }
+    }
+
+    #[test]
     fn ids_that_start_with_a_dash_are_values() {
         let parse = |args: &[&str]| {
             Cli::try_parse_from(std::iter::once("teamgate").chain(args.iter().copied()))

@@ -459,3 +459,60 @@ fn tokens_are_found_by_hash_and_revoked_per_provider() {
             .is_some()
     );
 }
+
+/// Security case J1: the tenants of one provider are separate realms.
+#[test]
+fn the_tenants_of_one_provider_are_separate_realms_with_their_own_names() {
+    let conn = db();
+    let a = Realm::new("partners", Some("11111111-1111-4111-8111-111111111111"));
+    let b = Realm::new("partners", Some("22222222-2222-4222-8222-222222222222"));
+    let add = |realm: &Realm, scim_id: &str, subject: &str| {
+        let d = doc(json!({"userName": "same@example.com"}));
+        let id = link_identity(
+            &conn,
+            &NewIdentity {
+                provider: "partners",
+                subject,
+                email: None,
+                name: None,
+                active: true,
+            },
+            "t",
+        )
+        .unwrap();
+        let v = UserValues {
+            user_name: "same@example.com",
+            external_id: Some("oid"),
+            active: true,
+            doc: &d,
+        };
+        users::insert(&conn, realm, scim_id, id, &v, "t")
+    };
+    add(&a, "ua", &a.subject("oid")).unwrap();
+    add(&b, "ub", &b.subject("oid")).unwrap();
+    assert!(add(&a, "ua2", "other").is_err(), "unique within a tenant");
+    assert_eq!(users::get(&conn, &a, "ua").unwrap().unwrap().tenant, a.tenant);
+    assert!(users::get(&conn, &b, "ua").unwrap().is_none());
+    assert!(users::get(&conn, &realm("partners"), "ua").unwrap().is_none());
+    assert!(users::resolve(&conn, &b, "ua").unwrap().is_none());
+    let cond = compile(ResourceType::User, "externalId eq \"oid\"").unwrap();
+    for (r, want) in [(&a, "ua"), (&b, "ub")] {
+        let sql = translate(ResourceType::User, &cond, r).unwrap();
+        let (_, rows) = users::list(&conn, r, Some(&sql), 0, 10).unwrap();
+        assert_eq!(rows.iter().map(|u| u.scim_id.as_str()).collect::<Vec<_>>(), [want]);
+    }
+    let g = GroupValues {
+        display_name: "Admins",
+        external_id: Some("gid"),
+        doc: &doc(json!({"displayName": "Admins"})),
+    };
+    let ga = groups::insert(&conn, &a, "ga", &g, "t").unwrap();
+    groups::insert(&conn, &b, "gb", &g, "t").unwrap();
+    let member = users::resolve(&conn, &a, "ua").unwrap().unwrap();
+    groups::add_member(&conn, ga, member.member).unwrap();
+    assert_eq!(
+        super::groups_of_user(&conn, member.user_id, GroupKey::Id).unwrap(),
+        Some(vec!["11111111-1111-4111-8111-111111111111/gid".to_owned()]),
+        "a tenant's group keys carry the tenant"
+    );
+}
