@@ -303,10 +303,16 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::ScimToken {
-                action: ScimTokenCommand::Create { provider, tenant, .. },
+                action:
+                    ScimTokenCommand::Create {
+                        provider, tenant, ..
+                    },
             } => {
                 assert_eq!(provider, "partners");
-                assert_eq!(tenant.as_deref(), Some("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+                assert_eq!(
+                    tenant.as_deref(),
+                    Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+                );
             }
             _ => panic!("not create"),
         }

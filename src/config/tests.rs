@@ -265,7 +265,10 @@ fn mistakes() -> Vec<Case> {
             with(&format!(
                 "[[role]]\nname = \"viewer\" {HERE}\nincludes = [\"owner\"]\n"
             )),
-            &["\"viewer\" is a built-in role", "declare a role of your own"],
+            &[
+                "\"viewer\" is a built-in role",
+                "declare a role of your own",
+            ],
         ),
         case(
             "a [[role]] also in custom_roles",
@@ -509,16 +512,30 @@ fn the_example_config_reads_what_it_documents() {
             .collect::<Vec<_>>(),
         ["exception-reviewer", "viewer"]
     );
-    assert!(config.known_roles.contains(&Role::parse("release-manager").expect("role")));
+    assert!(
+        config
+            .known_roles
+            .contains(&Role::parse("release-manager").expect("role"))
+    );
     // A multi-tenant mapping carries its tenant in the key.
-    assert!(config.teams.iter().any(|t| t
+    assert!(
+        config
+            .teams
+            .iter()
+            .any(|t| {
+                t
         .groups
         .iter()
         .any(|(p, g)| p.as_str() == "partners"
-            && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009")));
+            && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009")
+            })
+    );
     let platform = TeamId::parse("platform-admins").expect("team id");
     assert_eq!(
-        config.team(&platform).and_then(|t| t.scope.as_ref()).map(ToString::to_string),
+        config
+            .team(&platform)
+            .and_then(|t| t.scope.as_ref())
+            .map(ToString::to_string),
         Some("org/acme".to_owned())
     );
 }

@@ -324,7 +324,10 @@ pub fn render_text(e: &Explanation) -> String {
     if !e.roles.is_empty() {
         out.push_str("  (a role on a scope applies to everything beneath it)\n");
     }
-    if e.roles.iter().any(|r| r.origins.iter().any(|o| o.through.is_some())) {
+    if e.roles
+        .iter()
+        .any(|r| r.origins.iter().any(|o| o.through.is_some()))
+    {
         out.push_str("  (\"as owner\": implied by the role the team holds, which includes it)\n");
     }
     out.push_str("\nGroups that map to nothing:\n");

@@ -9,8 +9,8 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use super::ids::{ProviderId, TeamId};
-use super::reconcile::{self, MappingTable, MembershipRow, Policy, Source, UserInput};
 use super::ids::{Role, Scope};
+use super::reconcile::{self, MappingTable, MembershipRow, Policy, Source, UserInput};
 use super::roles::{RoleBinding, RoleHierarchy};
 
 /// The parts of a config that decide memberships and roles, in a form two configs (or a
@@ -310,7 +310,11 @@ fn role_list(roles: &[Role]) -> String {
     if roles.is_empty() {
         "nothing".into()
     } else {
-        roles.iter().map(Role::as_str).collect::<Vec<_>>().join(", ")
+        roles
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -929,9 +933,19 @@ mod tests {
         );
         assert_eq!(plan.config.teams_rescoped.len(), 1);
         let text = render_text(&plan);
-        assert!(text.contains("~ role viewer includes nothing -> auditor"), "{text}");
-        assert!(text.contains("~ team everyone scope (any scope) -> org/acme"), "{text}");
-        let bob = plan.users.iter().find(|u| u.user == "bob@example.com").unwrap();
+        assert!(
+            text.contains("~ role viewer includes nothing -> auditor"),
+            "{text}"
+        );
+        assert!(
+            text.contains("~ team everyone scope (any scope) -> org/acme"),
+            "{text}"
+        );
+        let bob = plan
+            .users
+            .iter()
+            .find(|u| u.user == "bob@example.com")
+            .unwrap();
         assert_eq!(bob.roles_added, vec![binding("org/acme", "auditor")]);
     }
 

@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn owner_includes_editor_and_viewer_and_specialised_roles_stand_alone() {
         let h = RoleHierarchy::default();
-        assert_eq!(h.implied(&role("owner")), [role("editor"), role("viewer")].into());
+        assert_eq!(
+            h.implied(&role("owner")),
+            [role("editor"), role("viewer")].into()
+        );
         assert_eq!(h.implied(&role("editor")), [role("viewer")].into());
         assert!(h.implied(&role("viewer")).is_empty());
         assert!(h.implied(&role("platform-admin")).is_empty());
@@ -278,7 +281,10 @@ mod tests {
     #[test]
     fn custom_roles_include_others_and_chains_are_followed() {
         let mut h = RoleHierarchy::default();
-        h.declare(role("auditor"), [role("viewer"), role("exception-reviewer")]);
+        h.declare(
+            role("auditor"),
+            [role("viewer"), role("exception-reviewer")],
+        );
         h.declare(role("lead"), [role("auditor"), role("editor")]);
         assert!(h.check(&known(&["auditor", "lead"])).is_ok());
         assert_eq!(
@@ -305,7 +311,9 @@ mod tests {
         h.declare(role("a-role"), [role("b-role")]);
         h.declare(role("b-role"), [role("c-role")]);
         h.declare(role("c-role"), [role("a-role")]);
-        let err = h.check(&known(&["a-role", "b-role", "c-role"])).unwrap_err();
+        let err = h
+            .check(&known(&["a-role", "b-role", "c-role"]))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "roles include each other in a cycle: a-role -> b-role -> c-role -> a-role"

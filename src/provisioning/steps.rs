@@ -5,10 +5,10 @@
 use super::context::Ctx;
 use crate::domain::scim::ScimError;
 use crate::domain::scim::resource::UserFields;
-use crate::store::users::Profile;
 use crate::membership::reconcile::{current, reconcile_user};
 use crate::store::WriteTx;
 use crate::store::audit::Entry;
+use crate::store::users::Profile;
 
 /// Reconcile one user for a SCIM change; when it leaves them with no team and the config
 /// refuses such users, their sessions end now rather than at the next login.
@@ -117,7 +117,11 @@ pub(super) fn settle_profile(
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     let mut changes = Vec::new();
     if profile.name != before.name {
-        changes.push(format!("name {:?} -> {:?}", show(&before.name), show(&profile.name)));
+        changes.push(format!(
+            "name {:?} -> {:?}",
+            show(&before.name),
+            show(&profile.name)
+        ));
     }
     if profile.email != before.email || profile.email_verified != before.email_verified {
         changes.push(format!(

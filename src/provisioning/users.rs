@@ -271,7 +271,11 @@ pub(super) fn update_user(
     let f = resource::user_fields(&doc);
     if absent == Absent::Keep
         && !doc.contains_key("active")
-        && let Some(kept) = row.doc.get("active").cloned().or_else(|| (!row.active).then_some(Value::Bool(false)))
+        && let Some(kept) = row
+            .doc
+            .get("active")
+            .cloned()
+            .or_else(|| (!row.active).then_some(Value::Bool(false)))
     {
         // A PUT without `active` does not assert it: the stored state stays, and stays
         // written, so that "absent" keeps meaning "unassigned" (active).
@@ -375,8 +379,22 @@ fn relink(
         row.external_id.as_deref().unwrap_or("(none)"),
         external_id.unwrap_or("(none)"),
     );
-    record(tx, ctx, "scim.user.relink", Some(linked), Some(&f.user_name), &note)?;
-    record(tx, ctx, "scim.user.unlink", Some(row.user_id), Some(&f.user_name), &note)?;
+    record(
+        tx,
+        ctx,
+        "scim.user.relink",
+        Some(linked),
+        Some(&f.user_name),
+        &note,
+    )?;
+    record(
+        tx,
+        ctx,
+        "scim.user.unlink",
+        Some(row.user_id),
+        Some(&f.user_name),
+        &note,
+    )?;
     Ok(linked)
 }
 

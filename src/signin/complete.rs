@@ -231,7 +231,11 @@ fn audit_profile_change(
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     let mut changes = Vec::new();
     if before.name != after.name {
-        changes.push(format!("name {:?} -> {:?}", show(&before.name), show(&after.name)));
+        changes.push(format!(
+            "name {:?} -> {:?}",
+            show(&before.name),
+            show(&after.name)
+        ));
     }
     if before.email != after.email || before.email_verified != after.email_verified {
         changes.push(format!(
@@ -248,7 +252,10 @@ fn audit_profile_change(
     if changes.is_empty() {
         return Ok(());
     }
-    let detail = format!("from the sign-in, the newest source: {}", changes.join(", "));
+    let detail = format!(
+        "from the sign-in, the newest source: {}",
+        changes.join(", ")
+    );
     tx.record_audit(
         now,
         trigger,

@@ -149,7 +149,10 @@ pub fn load(tx: &dyn ReadTx) -> Result<Option<Applied>> {
         let role = |r: &str| Role::parse(r).map_err(|e| corrupt("applied config", e));
         let mut hierarchy = RoleHierarchy::empty();
         for (r, inc) in includes {
-            hierarchy.declare(role(r)?, inc.iter().map(|i| role(i)).collect::<Result<Vec<_>>>()?);
+            hierarchy.declare(
+                role(r)?,
+                inc.iter().map(|i| role(i)).collect::<Result<Vec<_>>>()?,
+            );
         }
         view.hierarchy = hierarchy;
     }

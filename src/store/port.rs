@@ -10,8 +10,8 @@ use super::error::Result;
 use super::keys::StoredKey;
 use super::memberships::{ConfigTables, StoredMembership, TeamMembers};
 use super::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow,
-    UserRow, UserValues,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
+    UserValues,
 };
 use super::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 use crate::config::GroupKey;

@@ -52,21 +52,31 @@ async fn staff_group(scim: &ScimClient, members: &[&str]) {
 }
 
 #[tokio::test]
-async fn case_j4_match_by_email_joins_a_first_sign_in_with_a_verified_email_to_the_scim_user_once() {
+async fn case_j4_match_by_email_joins_a_first_sign_in_with_a_verified_email_to_the_scim_user_once()
+{
     let rig = okta(true).await;
     let scim = scim(&rig).await;
     let pat = provision(&scim, "pat@example.com", "pat@example.com").await;
     staff_group(&scim, &[&pat]).await;
     let provisioned = scim.user_id(&pat).await;
-    assert!(identity(&rig.app.state, provisioned).await.0.starts_with("scim:"));
+    assert!(
+        identity(&rig.app.state, provisioned)
+            .await
+            .0
+            .starts_with("scim:")
+    );
 
-    rig.idp.set_next_login(LoginSpec::new("00upat", "pat@example.com"));
+    rig.idp
+        .set_next_login(LoginSpec::new("00upat", "pat@example.com"));
     rig.login().await.assert_signed_in();
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(info["teams"][0]["id"], "staff", "{info}");
     assert_eq!(info["teams"][0]["grants"][0]["source"], "scim");
     let (subject, _, email, verified, _) = identity(&rig.app.state, provisioned).await;
-    assert_eq!(subject, "00upat", "the provisioned identity took the login subject");
+    assert_eq!(
+        subject, "00upat",
+        "the provisioned identity took the login subject"
+    );
     assert_eq!(email.as_deref(), Some("pat@example.com"));
     assert!(verified);
     assert_eq!(subjects(&rig.app).await, ["00upat"], "no second identity");
@@ -76,7 +86,10 @@ async fn case_j4_match_by_email_joins_a_first_sign_in_with_a_verified_email_to_t
         .filter(|(a, _)| a == "identity.link_by_email")
         .collect();
     assert_eq!(linked.len(), 1, "{audit:?}");
-    assert!(linked[0].1.contains("verified email pat@example.com"), "{linked:?}");
+    assert!(
+        linked[0].1.contains("verified email pat@example.com"),
+        "{linked:?}"
+    );
 
     // The join is by id from now on: SCIM deprovisioning reaches the session.
     scim.patch(
@@ -89,7 +102,8 @@ async fn case_j4_match_by_email_joins_a_first_sign_in_with_a_verified_email_to_t
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Once: another subject with the same verified email is a new identity.
-    rig.idp.set_next_login(LoginSpec::new("00uother", "pat@example.com"));
+    rig.idp
+        .set_next_login(LoginSpec::new("00uother", "pat@example.com"));
     let browser = new_browser();
     login(&rig.app, &browser, &rig.idp, PROVIDER)
         .await
@@ -112,12 +126,18 @@ async fn case_j4_match_by_email_never_joins_on_an_unverified_or_ambiguous_email(
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(info["teams"][0]["id"], "everyone", "{info}");
     let placeholder = scim.user_id(&quinn).await;
-    assert!(identity(&rig.app.state, placeholder).await.0.starts_with("scim:"));
+    assert!(
+        identity(&rig.app.state, placeholder)
+            .await
+            .0
+            .starts_with("scim:")
+    );
 
     // Two SCIM users could be meant (one by userName, one by primary email): no join.
     provision(&scim, "robin@example.com", "robin.work@example.com").await;
     provision(&scim, "robin.sso", "robin@example.com").await;
-    rig.idp.set_next_login(LoginSpec::new("00urobin", "robin@example.com"));
+    rig.idp
+        .set_next_login(LoginSpec::new("00urobin", "robin@example.com"));
     let browser = new_browser();
     login(&rig.app, &browser, &rig.idp, PROVIDER)
         .await
@@ -141,7 +161,8 @@ async fn case_j4_without_match_by_email_a_verified_email_joins_nothing() {
     let scim = scim(&rig).await;
     let sam = provision(&scim, "sam@example.com", "sam@example.com").await;
     staff_group(&scim, &[&sam]).await;
-    rig.idp.set_next_login(LoginSpec::new("00usam", "sam@example.com"));
+    rig.idp
+        .set_next_login(LoginSpec::new("00usam", "sam@example.com"));
     rig.login().await.assert_signed_in();
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(info["teams"][0]["id"], "everyone", "{info}");
@@ -164,7 +185,11 @@ async fn case_j4_match_by_email_never_joins_across_tenants() {
         "",
     )
     .await;
-    let a = ScimClient::new(&rig.app, PROVIDER, &tenant_token(&rig.app, PROVIDER, TENANT_A).await);
+    let a = ScimClient::new(
+        &rig.app,
+        PROVIDER,
+        &tenant_token(&rig.app, PROVIDER, TENANT_A).await,
+    );
     let r = a
         .post(
             "/Users",
@@ -187,8 +212,17 @@ async fn case_j4_match_by_email_never_joins_across_tenants() {
     rig.login().await.assert_signed_in();
     let (_, info) = me(&rig.app, &rig.app.browser).await;
     assert_eq!(info["teams"][0]["id"], "everyone", "{info}");
-    assert!(subjects(&rig.app).await.contains(&format!("{TENANT_B}/{}", eve.oid)));
-    assert!(identity(&rig.app.state, a.user_id(&tess).await).await.0.starts_with("scim:"));
+    assert!(
+        subjects(&rig.app)
+            .await
+            .contains(&format!("{TENANT_B}/{}", eve.oid))
+    );
+    assert!(
+        identity(&rig.app.state, a.user_id(&tess).await)
+            .await
+            .0
+            .starts_with("scim:")
+    );
     // Tenant A's is the provisioned user.
     let (tess_login, spec) = verified(TENANT_A);
     rig.idp.set_next_login(spec);

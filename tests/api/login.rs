@@ -112,7 +112,9 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
     );
     // An implied role is shown with the role it comes from (security case J6).
     assert!(
-        html.contains(r#"<tr class="role implied" data-role="org&#x2f;acme&#x2f;space&#x2f;infra=viewer">"#),
+        html.contains(
+            r#"<tr class="role implied" data-role="org&#x2f;acme&#x2f;space&#x2f;infra=viewer">"#
+        ),
         "{html}"
     );
     assert!(html.contains("ops-team (as owner)"), "{html}");

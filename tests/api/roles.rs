@@ -35,7 +35,11 @@ groups = [{{ provider = "{provider}", id = "g-aud" }}]
 #[tokio::test]
 async fn case_j6_auth_and_the_assertion_hold_the_roles_a_role_includes_and_no_more() {
     let gate = spawn("", &auditors(PROVIDER)).await;
-    let agent = signed_in(&gate, user("sub-una", "una@example.com", &["g-aud", "g-ops"])).await;
+    let agent = signed_in(
+        &gate,
+        user("sub-una", "una@example.com", &["g-aud", "g-ops"]),
+    )
+    .await;
     let auth = |query: &'static str| {
         let (agent, url) = (agent.clone(), gate.url(&format!("/auth{query}")));
         async move { agent.get(&url).await.status().as_u16() }
@@ -44,8 +48,14 @@ async fn case_j6_auth_and_the_assertion_hold_the_roles_a_role_includes_and_no_mo
     for (query, status) in [
         // lead-auditor includes auditor, which includes viewer and exception-reviewer.
         ("?role=lead-auditor&scope=org/acme/space/finance", 200),
-        ("?role=auditor&scope=org/acme/space/finance/workspace/ledger", 200),
-        ("?role=exception-reviewer&scope=org/acme/space/finance/workspace/ledger", 200),
+        (
+            "?role=auditor&scope=org/acme/space/finance/workspace/ledger",
+            200,
+        ),
+        (
+            "?role=exception-reviewer&scope=org/acme/space/finance/workspace/ledger",
+            200,
+        ),
         ("?role=exception-reviewer&scope=org/acme/space/infra", 403),
         // owner on org/acme (operators) includes editor and viewer everywhere beneath it...
         ("?role=editor&scope=org/acme/space/infra", 200),
@@ -66,7 +76,12 @@ async fn case_j6_auth_and_the_assertion_hold_the_roles_a_role_includes_and_no_mo
     );
     let claims = claims_of(r.headers()["x-teamgate-assertion"].to_str().unwrap());
     assert_eq!(claims["roles"].as_array().unwrap().len(), 7);
-    assert!(claims["roles"].as_array().unwrap().contains(&Value::from("org/acme/space/finance=exception-reviewer")));
+    assert!(
+        claims["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("org/acme/space/finance=exception-reviewer"))
+    );
     // The home page shows where an implied role comes from.
     let home = agent.get(&gate.url("/")).await.text().await.unwrap();
     assert!(home.contains("auditors (as lead-auditor)"), "{home}");
@@ -76,15 +91,14 @@ async fn case_j6_auth_and_the_assertion_hold_the_roles_a_role_includes_and_no_mo
 /// The demo config with the auditors team mapped to Alice's second group, and `[admin]`
 /// opened to viewers of org/acme.
 fn demo_with_roles() -> String {
-    let config = edit(
+    edit(
         &demo_config(),
         "[defaults]",
         &format!(
             "{}\n[admin]\nrole = \"viewer\"\nscope = \"org/acme\"\n\n[defaults]",
             auditors("demo").replace("g-aud", "00000000-0000-0000-0000-00000000b002")
         ),
-    );
-    config
+    )
 }
 
 #[tokio::test]
@@ -95,7 +109,12 @@ async fn case_j6_explain_and_the_admin_user_page_show_implied_roles_and_their_or
     let alice = new_browser();
     demo_sign_in(&app, &alice, "alice@example.com").await;
 
-    let out = teamgate(&["explain", "alice@example.com", "--config", config.to_str().unwrap()]);
+    let out = teamgate(&[
+        "explain",
+        "alice@example.com",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     for line in [
@@ -128,17 +147,18 @@ async fn case_j6_explain_and_the_admin_user_page_show_implied_roles_and_their_or
             {"team": "security-viewers", "through": null}
         ])
     );
-    let auditor = roles
-        .iter()
-        .find(|r| r["role"] == "auditor")
-        .unwrap();
+    let auditor = roles.iter().find(|r| r["role"] == "auditor").unwrap();
     assert_eq!(auditor["implied"], true);
 
     // `[admin] role = "viewer"` on org/acme: Alice holds it only through owner, and that counts.
     let public_id = app
         .state
         .store
-        .read(|c| Ok::<_, teamgate::store::StoreError>(c.find_users("alice@example.com")?.remove(0).public_id))
+        .read(|c| {
+            Ok::<_, teamgate::store::StoreError>(
+                c.find_users("alice@example.com")?.remove(0).public_id,
+            )
+        })
         .await
         .unwrap();
     let page = alice
@@ -159,9 +179,19 @@ async fn case_j6_explain_and_the_admin_user_page_show_implied_roles_and_their_or
     // Bob holds editor only beneath org/acme: no viewer on org/acme, no admin pages.
     let bob = new_browser();
     demo_sign_in(&app, &bob, "bob@example.com").await;
-    assert_eq!(bob.get(app.url("/admin")).send().await.unwrap().status(), 403);
+    assert_eq!(
+        bob.get(app.url("/admin")).send().await.unwrap().status(),
+        403
+    );
     // The teams page shows the team's scope.
-    let teams = alice.get(app.url("/admin/teams")).send().await.unwrap().text().await.unwrap();
+    let teams = alice
+        .get(app.url("/admin/teams"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(teams.contains("org&#x2f;acme&#x2f;space&#x2f;finance</code> <span class=\"muted\">(its role bindings stay on it or beneath it)"), "{teams}");
 }
 
@@ -184,14 +214,30 @@ async fn case_j7_a_team_binding_a_role_outside_its_scope_is_refused_with_the_lin
     let out = teamgate(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let errors = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(errors.contains(&format!(":{line}")), "names line {line}: {errors}");
+    assert!(
+        errors.contains(&format!(":{line}")),
+        "names line {line}: {errors}"
+    );
     assert!(
         errors.contains("team \"auditors\" belongs to scope org/acme/space/finance, but binds a role on org/acme, outside it"),
         "{errors}"
     );
-    assert!(errors.contains("bind the role on org/acme/space/finance or beneath it"), "{errors}");
+    assert!(
+        errors.contains("bind the role on org/acme/space/finance or beneath it"),
+        "{errors}"
+    );
     // A reload of the running server refuses it the same way and keeps the config it has.
     std::fs::write(config_path(&app), fill(&app, &bad)).unwrap();
-    assert!(teamgate::admin::reload::reload(&app.state, "test").await.is_err());
-    assert!(app.state.config.get().team(&teamgate::domain::TeamId::parse("auditors").unwrap()).is_none());
+    assert!(
+        teamgate::admin::reload::reload(&app.state, "test")
+            .await
+            .is_err()
+    );
+    assert!(
+        app.state
+            .config
+            .get()
+            .team(&teamgate::domain::TeamId::parse("auditors").unwrap())
+            .is_none()
+    );
 }

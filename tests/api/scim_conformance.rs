@@ -12,7 +12,10 @@ use crate::support::e2e::require_python_modules;
 
 #[tokio::test]
 async fn scim2_tester_finds_no_rfc_7644_deviation_in_users_and_groups() {
-    if !require_python_modules("scim2_tester, httpx2", "check SCIM conformance independently") {
+    if !require_python_modules(
+        "scim2_tester, httpx2",
+        "check SCIM conformance independently",
+    ) {
         return;
     }
     let app = spawn_app(&config()).await;
@@ -33,10 +36,23 @@ async fn scim2_tester_finds_no_rfc_7644_deviation_in_users_and_groups() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{provider}:\n{stdout}\n{stderr}");
         let summary = stdout.lines().last().unwrap_or_default();
-        assert!(summary.contains(" passed, 0 failed"), "{provider}: {summary}\n{stdout}");
-        for check in ["check_remove_attribute", "check_replace_attribute", "object_replacement"] {
-            assert!(stdout.contains(&format!("SUCCESS  [User] {check}")), "{check}:\n{stdout}");
-            assert!(stdout.contains(&format!("SUCCESS  [Group] {check}")), "{check}:\n{stdout}");
+        assert!(
+            summary.contains(" passed, 0 failed"),
+            "{provider}: {summary}\n{stdout}"
+        );
+        for check in [
+            "check_remove_attribute",
+            "check_replace_attribute",
+            "object_replacement",
+        ] {
+            assert!(
+                stdout.contains(&format!("SUCCESS  [User] {check}")),
+                "{check}:\n{stdout}"
+            );
+            assert!(
+                stdout.contains(&format!("SUCCESS  [Group] {check}")),
+                "{check}:\n{stdout}"
+            );
         }
     }
 }

@@ -9,8 +9,7 @@ use serde_json::json;
 
 use crate::forward_auth_support::{Agent, Gate, PROVIDER, claims_of, signed_in, spawn_scim, user};
 use crate::scim_support::{
-    ADMINS_GROUP_ID, ENTERPRISE, ScimClient, ScimRig, USER, audit_actions, identity,
-    teams_of_user,
+    ADMINS_GROUP_ID, ENTERPRISE, ScimClient, ScimRig, USER, audit_actions, identity, teams_of_user,
 };
 
 /// A login identity of provider `entra` with `subject`, as a sign-in makes it.
@@ -35,10 +34,15 @@ async fn login_identity(rig: &ScimRig, subject: &str, email: &str, name: &str) -
 /// An Entra user in the `admins` group (mapped by its object id).
 async fn entra_admin(rig: &ScimRig, user_name: &str, oid: &str) -> String {
     let id = rig.create_user("entra", user_name, Some(oid)).await;
-    let found = rig.filter("entra", "Groups", "displayName eq \"Admins\"").await;
+    let found = rig
+        .filter("entra", "Groups", "displayName eq \"Admins\"")
+        .await;
     let group = match found.body["Resources"][0]["id"].as_str() {
         Some(g) => g.to_owned(),
-        None => rig.create_group("entra", "Admins", Some(ADMINS_GROUP_ID)).await,
+        None => {
+            rig.create_group("entra", "Admins", Some(ADMINS_GROUP_ID))
+                .await
+        }
     };
     rig.patch(
         "entra",
@@ -82,7 +86,11 @@ async fn s12_entra_replaces_external_id_in_both_dialects_and_the_login_link_foll
     let second = rig.user_id("entra", &id).await;
     assert_ne!(second, first, "the link moved");
     assert_eq!(identity(&rig.app.state, second).await.0, "oid-2");
-    assert_eq!(rig.teams(second).await, ["admins"], "the SCIM teams moved with it");
+    assert_eq!(
+        rig.teams(second).await,
+        ["admins"],
+        "the SCIM teams moved with it"
+    );
     // The identity left behind: disabled like a deleted user's, sessions ended, no teams.
     assert!(!rig.identity_active(first).await);
     assert_eq!(rig.sessions(first).await, 0);
@@ -93,9 +101,13 @@ async fn s12_entra_replaces_external_id_in_both_dialects_and_the_login_link_foll
     assert!(relink.1.contains("externalId oid-1 -> oid-2"), "{relink:?}");
     assert!(actions(&audit_actions(&rig.app.state, first).await).contains(&"scim.user.unlink"));
     // Entra's look-up by externalId follows (the index is the login subject's).
-    let r = rig.filter("entra", "Users", "externalId eq \"oid-2\"").await;
+    let r = rig
+        .filter("entra", "Users", "externalId eq \"oid-2\"")
+        .await;
     assert_eq!(r.body["totalResults"], 1);
-    let r = rig.filter("entra", "Users", "externalId eq \"oid-1\"").await;
+    let r = rig
+        .filter("entra", "Users", "externalId eq \"oid-1\"")
+        .await;
     assert_eq!(r.body["totalResults"], 0);
 
     // aadOptscim062020: a no-path replace whose value names externalId (S5), onto an identity
@@ -132,7 +144,7 @@ async fn s12_entra_replaces_external_id_in_both_dialects_and_the_login_link_foll
 
 #[tokio::test]
 async fn case_j2_an_external_id_another_provisioned_user_is_linked_through_is_409_and_changes_nothing()
-{
+ {
     let rig = ScimRig::start().await;
     let alice = entra_admin(&rig, "alice@contoso.com", "oid-alice").await;
     let bob = rig
@@ -158,7 +170,10 @@ async fn case_j2_an_external_id_another_provisioned_user_is_linked_through_is_40
     )
     .await
     .assert_error(409, Some("uniqueness"));
-    assert_eq!(rig.get("entra", &format!("/Users/{bob}")).await.etag(), before.etag());
+    assert_eq!(
+        rig.get("entra", &format!("/Users/{bob}")).await.etag(),
+        before.etag()
+    );
     assert_eq!(rig.user_id("entra", &bob).await, bob_uid);
     assert_eq!(rig.user_id("entra", &alice).await, alice_uid);
     assert!(rig.identity_active(alice_uid).await && rig.identity_active(bob_uid).await);
@@ -188,7 +203,9 @@ async fn k4_okta_puts_the_whole_user_with_another_external_id_and_the_link_follo
     assert_eq!(r.body["externalId"], "00u1");
     assert_eq!(rig.user_id("okta", &id).await, first);
     // A PUT with another one moves the link.
-    let r = rig.put("okta", &format!("/Users/{id}"), &body(Some("00u2"))).await;
+    let r = rig
+        .put("okta", &format!("/Users/{id}"), &body(Some("00u2")))
+        .await;
     r.assert_status(200);
     let second = rig.user_id("okta", &id).await;
     assert_ne!(second, first);
@@ -200,7 +217,7 @@ async fn k4_okta_puts_the_whole_user_with_another_external_id_and_the_link_follo
 
 #[tokio::test]
 async fn case_j3_patch_remove_of_external_id_links_the_user_to_its_placeholder_and_ends_the_old_sessions()
-{
+ {
     let rig = ScimRig::start().await;
     for (op, user_name) in [("Remove", "ann@contoso.com"), ("remove", "ben@contoso.com")] {
         let id = entra_admin(&rig, user_name, &format!("oid-{user_name}")).await;
@@ -217,7 +234,11 @@ async fn case_j3_patch_remove_of_external_id_links_the_user_to_its_placeholder_a
         assert!(r.body.get("externalId").is_none(), "{}", r.body);
         let now = rig.user_id("entra", &id).await;
         assert_eq!(identity(&rig.app.state, now).await.0, format!("scim:{id}"));
-        assert_eq!(rig.teams(now).await, ["admins"], "still provisioned, still in its group");
+        assert_eq!(
+            rig.teams(now).await,
+            ["admins"],
+            "still provisioned, still in its group"
+        );
         assert!(!rig.identity_active(linked).await);
         assert_eq!(rig.sessions(linked).await, 0);
         assert!(rig.teams(linked).await.is_empty());
@@ -225,7 +246,8 @@ async fn case_j3_patch_remove_of_external_id_links_the_user_to_its_placeholder_a
 }
 
 #[tokio::test]
-async fn case_j3_patch_remove_of_active_leaves_it_unassigned_which_reads_as_active_for_access_too() {
+async fn case_j3_patch_remove_of_active_leaves_it_unassigned_which_reads_as_active_for_access_too()
+{
     // RFC 7644 §3.5.2.2: the attribute is removed and "SHALL be considered unassigned";
     // RFC 7643 §4.1.1 leaves what `active` means to the server: teamgate reads unassigned as
     // active, as for a user created without it, and access follows (security case J3).
@@ -242,9 +264,14 @@ async fn case_j3_patch_remove_of_active_leaves_it_unassigned_which_reads_as_acti
     .assert_status(200);
     assert!(rig.teams(uid).await.is_empty());
     for (i, op) in ["remove", "Remove"].into_iter().enumerate() {
-        let r = rig.patch("entra", &path, json!([{"op": op, "path": "active"}])).await;
+        let r = rig
+            .patch("entra", &path, json!([{"op": op, "path": "active"}]))
+            .await;
         r.assert_status(200);
-        assert!(r.body.get("active").is_none(), "removed: unassigned, so not rendered");
+        assert!(
+            r.body.get("active").is_none(),
+            "removed: unassigned, so not rendered"
+        );
         let got = rig.get("entra", &path).await;
         assert!(got.body.get("active").is_none(), "{}", got.body);
         assert!(rig.identity_active(uid).await, "the login identity follows");
@@ -281,7 +308,9 @@ async fn rfc7644_patch_remove_of_the_enterprise_extension_removes_all_of_it_in_e
     // Entra's default dialect capitalises the op, its aadOptscim062020 flag does not (S1).
     for (provider, op, dialect) in [("entra", "Remove", "default"), ("entra", "remove", "flag")] {
         let user_name = format!("{dialect}@example.com");
-        let r = rig.post(provider, "/Users", &with_extension(&user_name)).await;
+        let r = rig
+            .post(provider, "/Users", &with_extension(&user_name))
+            .await;
         r.assert_status(201);
         let id = r.id();
         let r = rig
@@ -293,10 +322,18 @@ async fn rfc7644_patch_remove_of_the_enterprise_extension_removes_all_of_it_in_e
             .await;
         r.assert_status(200);
         assert!(r.body.get(ENTERPRISE).is_none(), "{}", r.body);
-        assert_eq!(r.body["schemas"], json!([USER]), "the URN leaves schemas too");
+        assert_eq!(
+            r.body["schemas"],
+            json!([USER]),
+            "the URN leaves schemas too"
+        );
         let got = rig.get(provider, &format!("/Users/{id}")).await;
         assert!(got.body.get(ENTERPRISE).is_none());
-        assert_eq!(got.body["userName"], json!(user_name), "the core attributes stay");
+        assert_eq!(
+            got.body["userName"],
+            json!(user_name),
+            "the core attributes stay"
+        );
         // Removing it again is no error and no change.
         let etag = got.etag();
         rig.patch(
@@ -306,18 +343,19 @@ async fn rfc7644_patch_remove_of_the_enterprise_extension_removes_all_of_it_in_e
         )
         .await
         .assert_status(200);
-        assert_eq!(rig.get(provider, &format!("/Users/{id}")).await.etag(), etag);
+        assert_eq!(
+            rig.get(provider, &format!("/Users/{id}")).await.etag(),
+            etag
+        );
     }
     let r = rig
-        .filter(
-            "entra",
-            "Users",
-            &format!("{ENTERPRISE}:employeeNumber pr"),
-        )
+        .filter("entra", "Users", &format!("{ENTERPRISE}:employeeNumber pr"))
         .await;
     assert_eq!(r.body["totalResults"], 0);
     // Okta removes attributes by PUTting the user without them (K4).
-    let r = rig.post("okta", "/Users", &with_extension("okta@example.com")).await;
+    let r = rig
+        .post("okta", "/Users", &with_extension("okta@example.com"))
+        .await;
     let id = r.id();
     let mut body = with_extension("okta@example.com");
     body.as_object_mut().unwrap().remove(ENTERPRISE);
@@ -347,7 +385,11 @@ async fn rfc7644_patch_remove_of_a_groups_external_id_changes_the_key_its_mappin
     .assert_status(204);
     let got = rig.get("entra", &format!("/Groups/{group}")).await;
     assert!(got.body.get("externalId").is_none(), "{}", got.body);
-    assert_eq!(rig.teams(uid).await, ["everyone"], "the group no longer maps");
+    assert_eq!(
+        rig.teams(uid).await,
+        ["everyone"],
+        "the group no longer maps"
+    );
     rig.patch(
         "entra",
         &format!("/Groups/{group}"),
@@ -390,9 +432,10 @@ async fn s6_entra_probes_membership_with_members_eq_and_finds_the_group_only_for
         }
         // The same probe with excludedAttributes, and the plain form on its own.
         let filter = format!("members eq \"{user}\"");
-        let rb = rig
-            .req(reqwest::Method::GET, "entra", "/Groups")
-            .query(&[("filter", filter.as_str()), ("excludedAttributes", "members")]);
+        let rb = rig.req(reqwest::Method::GET, "entra", "/Groups").query(&[
+            ("filter", filter.as_str()),
+            ("excludedAttributes", "members"),
+        ]);
         assert_eq!(rig.send(rb).await.body["totalResults"], found);
     }
     // The members of another provider are never found through this one.
@@ -424,7 +467,9 @@ async fn case_j5_a_scim_name_or_email_change_reaches_auth_and_the_assertion_at_o
     assert_eq!(header(&r, "x-teamgate-name"), "hana Example");
     // The IdP provisions the signed-in person (externalId = the login subject): linking alone
     // rewrites nothing the login established.
-    let id = scim.create_user("hana.scim@example.com", Some("sub-hana")).await;
+    let id = scim
+        .create_user("hana.scim@example.com", Some("sub-hana"))
+        .await;
     let uid = scim.user_id(&id).await;
     let r = auth(&agent, &gate).await;
     assert_eq!(header(&r, "x-teamgate-name"), "hana Example");
@@ -467,7 +512,10 @@ async fn case_j5_a_scim_name_or_email_change_reaches_auth_and_the_assertion_at_o
         .collect();
     assert_eq!(profile.len(), 2, "{audit:?}");
     assert!(profile[0].contains("from SCIM") && profile[0].contains("Hana Renamed"));
-    assert!(profile[1].contains("not verified: set by SCIM"), "{profile:?}");
+    assert!(
+        profile[1].contains("not verified: set by SCIM"),
+        "{profile:?}"
+    );
 
     // Re-sending unchanged values (Entra's periodic cycle, Okta's PUT) changes nothing; the
     // next sign-in is the newest source and sets the IdP's values back.
@@ -491,7 +539,11 @@ async fn case_j5_a_scim_name_or_email_change_reaches_auth_and_the_assertion_at_o
     .await
     .assert_status(200);
     let r = auth(&agent, &gate).await;
-    assert_eq!(header(&r, "x-teamgate-name"), "hana Example", "an unchanged value is no news");
+    assert_eq!(
+        header(&r, "x-teamgate-name"),
+        "hana Example",
+        "an unchanged value is no news"
+    );
 }
 
 async fn agent_sign_in_again(gate: &Gate, agent: &Agent) {
@@ -515,13 +567,24 @@ async fn case_j5_okta_puts_a_new_name_and_the_identity_follows() {
     let r = rig.post("okta", "/Users", &body("Ivy")).await;
     let id = r.id();
     let uid = rig.user_id("okta", &id).await;
-    assert_eq!(identity(&rig.app.state, uid).await.4.as_deref(), Some("Ivy Ng"));
+    assert_eq!(
+        identity(&rig.app.state, uid).await.4.as_deref(),
+        Some("Ivy Ng")
+    );
     rig.put("okta", &format!("/Users/{id}"), &body("Ivonne"))
         .await
         .assert_status(200);
-    assert_eq!(identity(&rig.app.state, uid).await.4.as_deref(), Some("Ivonne Ng"));
+    assert_eq!(
+        identity(&rig.app.state, uid).await.4.as_deref(),
+        Some("Ivonne Ng")
+    );
     let audit = audit_actions(&rig.app.state, uid).await;
-    assert!(audit.iter().any(|(a, d)| a == "user.profile" && d.contains("\"Ivonne Ng\"")), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|(a, d)| a == "user.profile" && d.contains("\"Ivonne Ng\"")),
+        "{audit:?}"
+    );
 }
 
 #[tokio::test]
@@ -529,7 +592,9 @@ async fn case_j5_an_email_set_by_scim_claims_no_config_membership() {
     let (gate, token) = spawn_scim().await;
     let scim = ScimClient::at(&gate.direct, &gate.state, PROVIDER, &token);
     // `everyone` names alice@example.com and bob@example.com as members (verified emails only).
-    let id = scim.create_user("mallory@example.com", Some("sub-mallory")).await;
+    let id = scim
+        .create_user("mallory@example.com", Some("sub-mallory"))
+        .await;
     let uid = scim.user_id(&id).await;
     scim.patch(
         &format!("/Users/{id}"),

@@ -10,10 +10,10 @@ use serde_json::json;
 use teamgate::provisioning::tokens::{self, TokenError};
 
 use crate::helpers::{TestApp, new_browser, spawn_app};
-use crate::oidc_common::{PROVIDER, Rig, TENANT_A, TENANT_B, TENANT_FOREIGN, login, me, secret_file};
-use crate::scim_support::{
-    ScimClient, USER, audit_actions, identity, teams_of_user, tenant_token,
+use crate::oidc_common::{
+    PROVIDER, Rig, TENANT_A, TENANT_B, TENANT_FOREIGN, login, me, secret_file,
 };
+use crate::scim_support::{ScimClient, USER, audit_actions, identity, teams_of_user, tenant_token};
 use crate::test_idp::{EntraUser, TestIdpOptions};
 
 /// The group of tenant A that team `a-admins` maps.
@@ -72,7 +72,11 @@ async fn case_j1_a_token_of_a_multi_tenant_provider_is_bound_to_one_allowed_tena
     let app = app().await;
     let config = app.state.config.get();
     let create = |tenant: Option<&'static str>| {
-        let (store, clock, config) = (app.state.store.clone(), app.state.clock.clone(), config.clone());
+        let (store, clock, config) = (
+            app.state.store.clone(),
+            app.state.clock.clone(),
+            config.clone(),
+        );
         async move { tokens::create(&store, &clock, &config, "partners", tenant, 30, None).await }
     };
     let err = create(None).await.unwrap_err();
@@ -80,8 +84,13 @@ async fn case_j1_a_token_of_a_multi_tenant_provider_is_bound_to_one_allowed_tena
     assert!(err.to_string().contains("--tenant <tenant-id>"), "{err}");
     let err = create(Some(TENANT_FOREIGN)).await.unwrap_err();
     assert!(matches!(err, TokenError::TenantNotAllowed { .. }), "{err}");
-    assert!(err.to_string().contains(TENANT_A), "names the allowed tenants: {err}");
-    let made = create(Some("11111111-1111-4111-8111-111111111111")).await.unwrap();
+    assert!(
+        err.to_string().contains(TENANT_A),
+        "names the allowed tenants: {err}"
+    );
+    let made = create(Some("11111111-1111-4111-8111-111111111111"))
+        .await
+        .unwrap();
     assert_eq!(made.tenant.as_deref(), Some(TENANT_A));
     // The CLI says which tenant the token is for, and lists it.
     let cli_config = (*config).clone();
@@ -107,7 +116,11 @@ async fn case_j1_a_token_of_a_multi_tenant_provider_is_bound_to_one_allowed_tena
     })
     .await
     .unwrap();
-    assert!(out.0.contains(&format!("for tenant: {TENANT_B}")), "{}", out.0);
+    assert!(
+        out.0.contains(&format!("for tenant: {TENANT_B}")),
+        "{}",
+        out.0
+    );
     assert!(out.1.contains(&format!("tenant {TENANT_B}")), "{}", out.1);
     assert!(out.1.contains(&format!("tenant {TENANT_A}")), "{}", out.1);
 
@@ -172,19 +185,36 @@ async fn case_j1_a_token_without_a_tenant_opens_nothing_on_a_multi_tenant_provid
 #[tokio::test]
 async fn case_j1_one_tenants_token_neither_sees_nor_changes_another_tenants_users_and_groups() {
     let app = app().await;
-    let a = ScimClient::new(&app, "partners", &tenant_token(&app, "partners", TENANT_A).await);
-    let b = ScimClient::new(&app, "partners", &tenant_token(&app, "partners", TENANT_B).await);
-    let alice = a.create_user("alice@a.example.com", Some("oid-alice")).await;
+    let a = ScimClient::new(
+        &app,
+        "partners",
+        &tenant_token(&app, "partners", TENANT_A).await,
+    );
+    let b = ScimClient::new(
+        &app,
+        "partners",
+        &tenant_token(&app, "partners", TENANT_B).await,
+    );
+    let alice = a
+        .create_user("alice@a.example.com", Some("oid-alice"))
+        .await;
     let group = a.create_group("Admins", GROUP_A).await;
     a.add_member(&group, &alice).await;
 
     // Reads: 404 by id, nothing in lists or filters (Entra's own look-ups, IdP quirk S6).
-    b.get(&format!("/Users/{alice}")).await.assert_error(404, None);
-    b.get(&format!("/Groups/{group}")).await.assert_error(404, None);
+    b.get(&format!("/Users/{alice}"))
+        .await
+        .assert_error(404, None);
+    b.get(&format!("/Groups/{group}"))
+        .await
+        .assert_error(404, None);
     for (resource, filter) in [
         ("Users", "userName eq \"alice@a.example.com\"".to_owned()),
         ("Users", "externalId eq \"oid-alice\"".to_owned()),
-        ("Users", "emails[type eq \"work\"].value eq \"alice@a.example.com\"".to_owned()),
+        (
+            "Users",
+            "emails[type eq \"work\"].value eq \"alice@a.example.com\"".to_owned(),
+        ),
         ("Groups", "displayName eq \"Admins\"".to_owned()),
         ("Groups", format!("externalId eq \"{GROUP_A}\"")),
         ("Groups", format!("members[value eq \"{alice}\"]")),
@@ -209,14 +239,18 @@ async fn case_j1_one_tenants_token_neither_sees_nor_changes_another_tenants_user
     )
     .await
     .assert_error(404, None);
-    b.delete(&format!("/Users/{alice}")).await.assert_error(404, None);
+    b.delete(&format!("/Users/{alice}"))
+        .await
+        .assert_error(404, None);
     b.patch(
         &format!("/Groups/{group}"),
         json!([{"op": "Remove", "path": "members", "value": [{"value": alice}]}]),
     )
     .await
     .assert_error(404, None);
-    b.delete(&format!("/Groups/{group}")).await.assert_error(404, None);
+    b.delete(&format!("/Groups/{group}"))
+        .await
+        .assert_error(404, None);
     let b_group = b.create_group("B Admins", "b-group").await;
     b.patch(
         &format!("/Groups/{b_group}"),
@@ -226,7 +260,8 @@ async fn case_j1_one_tenants_token_neither_sees_nor_changes_another_tenants_user
     .assert_error(400, Some("invalidValue"));
 
     // Names are unique per tenant: B can neither squat A's names nor learn they exist.
-    b.create_user("alice@a.example.com", Some("oid-b-alice")).await;
+    b.create_user("alice@a.example.com", Some("oid-b-alice"))
+        .await;
     b.create_group("Admins", "b-admins").await;
 
     // A's user, group and membership are untouched.
@@ -234,15 +269,28 @@ async fn case_j1_one_tenants_token_neither_sees_nor_changes_another_tenants_user
     assert_eq!(teams_of_user(&app.state, uid).await, ["a-admins"]);
     let got = a.get(&format!("/Groups/{group}")).await;
     assert_eq!(got.body["members"][0]["value"], json!(alice));
-    assert_eq!(identity(&app.state, uid).await.0, format!("{TENANT_A}/oid-alice"));
+    assert_eq!(
+        identity(&app.state, uid).await.0,
+        format!("{TENANT_A}/oid-alice")
+    );
 }
 
 #[tokio::test]
 async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_reaches_no_a_user() {
     let app = app().await;
-    let a = ScimClient::new(&app, "partners", &tenant_token(&app, "partners", TENANT_A).await);
-    let b = ScimClient::new(&app, "partners", &tenant_token(&app, "partners", TENANT_B).await);
-    let alice = a.create_user("alice@a.example.com", Some("oid-alice")).await;
+    let a = ScimClient::new(
+        &app,
+        "partners",
+        &tenant_token(&app, "partners", TENANT_A).await,
+    );
+    let b = ScimClient::new(
+        &app,
+        "partners",
+        &tenant_token(&app, "partners", TENANT_B).await,
+    );
+    let alice = a
+        .create_user("alice@a.example.com", Some("oid-alice"))
+        .await;
     let alice_uid = a.user_id(&alice).await;
     assert_eq!(teams_of_user(&app.state, alice_uid).await, ["everyone"]);
 
@@ -253,7 +301,10 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     b.add_member(&forged, &eve).await;
     let eve_uid = b.user_id(&eve).await;
     assert_ne!(eve_uid, alice_uid, "B's externalId names B's own identity");
-    assert_eq!(identity(&app.state, eve_uid).await.0, format!("{TENANT_B}/oid-alice"));
+    assert_eq!(
+        identity(&app.state, eve_uid).await.0,
+        format!("{TENANT_B}/oid-alice")
+    );
     assert_eq!(
         teams_of_user(&app.state, eve_uid).await,
         ["everyone"],
@@ -274,7 +325,10 @@ async fn case_j1_a_group_tenant_b_pushes_with_tenant_a_ids_grants_no_team_and_re
     )
     .await
     .assert_status(200);
-    assert!(identity(&app.state, alice_uid).await.1, "A's user is still active");
+    assert!(
+        identity(&app.state, alice_uid).await.1,
+        "A's user is still active"
+    );
     assert_eq!(teams_of_user(&app.state, alice_uid).await, ["everyone"]);
 
     // The same group pushed by A's job grants A's team.
@@ -306,14 +360,21 @@ async fn login_rig() -> Rig {
 #[tokio::test]
 async fn case_j1_a_multi_tenant_login_of_a_scim_provisioned_user_joins_the_scim_identity() {
     let rig = login_rig().await;
-    let a = ScimClient::new(&rig.app, PROVIDER, &tenant_token(&rig.app, PROVIDER, TENANT_A).await);
+    let a = ScimClient::new(
+        &rig.app,
+        PROVIDER,
+        &tenant_token(&rig.app, PROVIDER, TENANT_A).await,
+    );
     let user = EntraUser::new(TENANT_A, "alice@a.example.com");
     // Entra provisions the user (externalId = objectId) and its group before the first sign-in.
     let alice = a.create_user("alice@a.example.com", Some(&user.oid)).await;
     let group = a.create_group("Admins", GROUP_A).await;
     a.add_member(&group, &alice).await;
     let provisioned = a.user_id(&alice).await;
-    assert_eq!(teams_of_user(&rig.app.state, provisioned).await, ["a-admins"]);
+    assert_eq!(
+        teams_of_user(&rig.app.state, provisioned).await,
+        ["a-admins"]
+    );
 
     // The sign-in carries no groups claim: the SCIM groups alone grant the team.
     rig.idp.set_next_login(user.login_spec());

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Validator;
 use crate::config::raw::{self, S};
+use crate::domain::Role;
 use crate::domain::ids::BUILTIN_ROLES;
 use crate::domain::roles::{HierarchyError, RoleHierarchy};
-use crate::domain::Role;
 
 impl Validator<'_> {
     pub(super) fn roles(
@@ -61,7 +61,10 @@ impl Validator<'_> {
                 if !known.contains(&included) {
                     self.err(inc, format!("role \"{role}\" includes \"{included}\", which is not a known role; fix the spelling, or declare it in custom_roles or a [[role]] block"));
                 } else if included == role {
-                    self.err(inc, format!("role \"{role}\" includes itself; remove it from its includes"));
+                    self.err(
+                        inc,
+                        format!("role \"{role}\" includes itself; remove it from its includes"),
+                    );
                 } else {
                     includes.push(included);
                 }
@@ -91,7 +94,10 @@ impl Validator<'_> {
                     (line, other)
                 }
             };
-            self.push(line.unwrap_or(0), format!("{e}; remove one of the includes so that no role includes itself"));
+            self.push(
+                line.unwrap_or(0),
+                format!("{e}; remove one of the includes so that no role includes itself"),
+            );
         }
         (known, hierarchy)
     }

@@ -379,7 +379,11 @@ mod tests {
         );
         assert_eq!(
             compile(ResourceType::Group, "id eq \"g\" and members eq \"u1\"").unwrap(),
-            compile(ResourceType::Group, "id eq \"g\" and members.value eq \"u1\"").unwrap()
+            compile(
+                ResourceType::Group,
+                "id eq \"g\" and members.value eq \"u1\""
+            )
+            .unwrap()
         );
         assert_eq!(
             compile(ResourceType::User, "emails eq \"a@x\"").unwrap(),

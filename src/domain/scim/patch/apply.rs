@@ -321,8 +321,11 @@ mod tests {
             assert_eq!(got["userName"], "bjensen", "the core attributes stay");
         }
         // Removing it again changes nothing, like any unassigned attribute.
-        let got = patch_user(bjensen(), json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]))
-            .unwrap();
+        let got = patch_user(
+            bjensen(),
+            json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]),
+        )
+        .unwrap();
         assert_eq!(got, user(bjensen()));
         // The core schema is not an attribute to remove.
         let got = patch_user(
@@ -339,7 +342,10 @@ mod tests {
             json!([{"op": "remove", "path": "active"}, {"op": "Remove", "path": "externalId"}]),
         )
         .unwrap();
-        assert!(got.get("active").is_none() && got.get("externalId").is_none(), "{got:?}");
+        assert!(
+            got.get("active").is_none() && got.get("externalId").is_none(),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -502,8 +502,14 @@ mod tests {
             ..*schema::USER.attr("title").unwrap()
         };
         let set = json!("a");
-        assert!(guard_immutable(&attr, None, Some(&set)).is_ok(), "setting it once");
-        assert!(guard_immutable(&attr, Some(&set), Some(&set)).is_ok(), "the same value");
+        assert!(
+            guard_immutable(&attr, None, Some(&set)).is_ok(),
+            "setting it once"
+        );
+        assert!(
+            guard_immutable(&attr, Some(&set), Some(&set)).is_ok(),
+            "the same value"
+        );
         assert!(matches!(
             guard_immutable(&attr, Some(&set), Some(&json!("b"))),
             Err(ScimError::Mutability(_))

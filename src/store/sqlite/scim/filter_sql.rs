@@ -33,7 +33,10 @@ impl SqlFilter {
             None => ("r.provider = ? AND r.tenant = ?".into(), args),
             Some(f) => {
                 args.extend(f.params.iter().cloned());
-                (format!("r.provider = ? AND r.tenant = ? AND ({})", f.sql), args)
+                (
+                    format!("r.provider = ? AND r.tenant = ? AND ({})", f.sql),
+                    args,
+                )
             }
         }
     }
@@ -138,7 +141,8 @@ impl Translator {
                 // token), so scim_users needs no index of its own (one random-key index fewer
                 // to update per created user, measured).
                 self.params.push(SqlValue::Text(v.clone()));
-                self.params.push(SqlValue::Text(self.realm.provider.clone()));
+                self.params
+                    .push(SqlValue::Text(self.realm.provider.clone()));
                 self.params.push(SqlValue::Text(self.realm.subject(v)));
                 Ok("r.external_id = ? AND r.user_id = \
                     (SELECT u.id FROM users u WHERE u.provider = ? AND u.subject = ?)"

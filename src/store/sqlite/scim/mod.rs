@@ -20,13 +20,13 @@ use serde_json::{Map, Value};
 use super::SqliteTx;
 use crate::config::GroupKey;
 use crate::domain::scim::ResourceType;
-use crate::domain::tenant::qualify;
 use crate::domain::scim::filter::Cond;
+use crate::domain::tenant::qualify;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{ScimReads, ScimWrites};
 use crate::store::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow,
-    UserRow, UserValues,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
+    UserValues,
 };
 
 /// The group keys (by `key`: the group's externalId or displayName) of the SCIM groups the
@@ -59,7 +59,10 @@ pub fn groups_of_user(
     let keys = stmt.query_map([member], |r| {
         let tenant: String = r.get(0)?;
         let key: String = r.get(1)?;
-        Ok(qualify(Some(tenant.as_str()).filter(|t| !t.is_empty()), &key))
+        Ok(qualify(
+            Some(tenant.as_str()).filter(|t| !t.is_empty()),
+            &key,
+        ))
     })?;
     Ok(Some(keys.collect::<rusqlite::Result<_>>()?))
 }

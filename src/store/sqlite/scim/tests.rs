@@ -80,7 +80,14 @@ fn add_group(
         external_id: ext,
         doc: &d,
     };
-    groups::insert(conn, &realm(provider), scim_id, &v, "2024-01-01T00:00:00.000Z").unwrap()
+    groups::insert(
+        conn,
+        &realm(provider),
+        scim_id,
+        &v,
+        "2024-01-01T00:00:00.000Z",
+    )
+    .unwrap()
 }
 
 fn user_ids(conn: &Connection, provider: &str, filter: &str) -> Vec<String> {
@@ -363,7 +370,9 @@ fn groups_filter_on_display_name_and_members() {
     population(&conn);
     let g1 = add_group(&conn, "entra", "g1", "Admins", Some("gid-1"));
     let _g2 = add_group(&conn, "entra", "g2", "Viewers", None);
-    let MemberRef { member: u1, .. } = users::resolve(&conn, &realm("entra"), "u1").unwrap().unwrap();
+    let MemberRef { member: u1, .. } = users::resolve(&conn, &realm("entra"), "u1")
+        .unwrap()
+        .unwrap();
     assert!(groups::add_member(&conn, g1, u1).unwrap());
     assert!(
         !groups::add_member(&conn, g1, u1).unwrap(),
@@ -388,7 +397,9 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
     let MemberRef {
         member: u1,
         user_id,
-    } = users::resolve(&conn, &realm("entra"), "u1").unwrap().unwrap();
+    } = users::resolve(&conn, &realm("entra"), "u1")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         super::groups_of_user(&conn, user_id, GroupKey::Id).unwrap(),
         Some(vec![])
@@ -491,15 +502,25 @@ fn the_tenants_of_one_provider_are_separate_realms_with_their_own_names() {
     add(&a, "ua", &a.subject("oid")).unwrap();
     add(&b, "ub", &b.subject("oid")).unwrap();
     assert!(add(&a, "ua2", "other").is_err(), "unique within a tenant");
-    assert_eq!(users::get(&conn, &a, "ua").unwrap().unwrap().tenant, a.tenant);
+    assert_eq!(
+        users::get(&conn, &a, "ua").unwrap().unwrap().tenant,
+        a.tenant
+    );
     assert!(users::get(&conn, &b, "ua").unwrap().is_none());
-    assert!(users::get(&conn, &realm("partners"), "ua").unwrap().is_none());
+    assert!(
+        users::get(&conn, &realm("partners"), "ua")
+            .unwrap()
+            .is_none()
+    );
     assert!(users::resolve(&conn, &b, "ua").unwrap().is_none());
     let cond = compile(ResourceType::User, "externalId eq \"oid\"").unwrap();
     for (r, want) in [(&a, "ua"), (&b, "ub")] {
         let sql = translate(ResourceType::User, &cond, r).unwrap();
         let (_, rows) = users::list(&conn, r, Some(&sql), 0, 10).unwrap();
-        assert_eq!(rows.iter().map(|u| u.scim_id.as_str()).collect::<Vec<_>>(), [want]);
+        assert_eq!(
+            rows.iter().map(|u| u.scim_id.as_str()).collect::<Vec<_>>(),
+            [want]
+        );
     }
     let g = GroupValues {
         display_name: "Admins",
