@@ -518,18 +518,12 @@ fn the_example_config_reads_what_it_documents() {
             .contains(&Role::parse("release-manager").expect("role"))
     );
     // A multi-tenant mapping carries its tenant in the key.
-    assert!(
-        config
-            .teams
-            .iter()
-            .any(|t| {
-                t
-        .groups
-        .iter()
-        .any(|(p, g)| p.as_str() == "partners"
-            && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009")
-            })
-    );
+    assert!(config.teams.iter().any(|t| {
+        t.groups.iter().any(|(p, g)| {
+            p.as_str() == "partners"
+                && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009"
+        })
+    }));
     let platform = TeamId::parse("platform-admins").expect("team id");
     assert_eq!(
         config

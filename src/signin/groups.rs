@@ -25,9 +25,10 @@ pub struct GroupsSubject<'a> {
 /// when membership is unknown right now and `on_group_failure = "keep"` (the user's current
 /// teams are then kept: never read as "no groups", IdP quirk E6). With `"refuse"` an unknown
 /// membership is [`LoginError::GroupsUnavailable`]. `use_cache` is false when re-reading on
-/// purpose (refresh). The groups of a multi-tenant provider's user are qualified by the
-/// user's tenant (`{tid}/{group}`), the key the team mappings of that tenant name: Microsoft
-/// signs a token for one tenant, so its groups are that tenant's (security case J1).
+/// purpose (refresh). The groups are stored as the IdP names them; for a multi-tenant
+/// provider they are the signing tenant's (Microsoft signs a token for one tenant), and
+/// reconcile reads them qualified by it (`membership::reconcile::user_input`, security case
+/// J1). Graph, asked about an overage, is asked about that tenant's mapped groups only.
 pub async fn settle_groups(
     providers: &Providers,
     config: &Config,
@@ -41,14 +42,13 @@ pub async fn settle_groups(
         .is_multi_tenant()
         .then(|| tenant::of_subject(who.subject))
         .flatten();
-    let groups = settle(
+    settle(
         providers, config, runtime, provider, claim, who, use_cache, tenant,
     )
-    .await?;
-    Ok(groups.map(|g| tenant::qualify_all(tenant, g)))
+    .await
 }
 
-/// [`settle_groups`] before the tenant qualification: the groups as the IdP names them.
+/// [`settle_groups`], with the tenant of a multi-tenant provider's user.
 #[allow(clippy::too_many_arguments)]
 async fn settle(
     providers: &Providers,

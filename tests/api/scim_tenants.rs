@@ -423,3 +423,28 @@ async fn case_j1_a_tenant_b_login_whose_groups_claim_names_tenant_a_groups_gets_
     let (_, info) = me(&rig.app, &browser).await;
     assert_eq!(info["teams"][0]["id"], "a-admins", "{info}");
 }
+
+#[tokio::test]
+async fn e4_an_overage_of_a_multi_tenant_user_asks_graph_about_that_tenants_mapped_groups() {
+    let rig = login_rig().await;
+    // Graph answers for the user's own tenant, about plain object ids; the answer is that
+    // tenant's groups (security case J1).
+    let alice = EntraUser::new(TENANT_A, "alice@a.example.com").with_groups([GROUP_A]);
+    rig.idp.set_next_login(alice.overage_login_spec(&rig.idp));
+    rig.login().await.assert_signed_in();
+    let (_, info) = me(&rig.app, &rig.app.browser).await;
+    assert_eq!(info["teams"][0]["id"], "a-admins", "{info}");
+    assert_eq!(
+        info["teams"][0]["grants"][0]["via"],
+        json!(format!("{TENANT_A}/{GROUP_A}"))
+    );
+    // The same group id in tenant B's directory maps to nothing.
+    let eve = EntraUser::new(TENANT_B, "eve@b.example.com").with_groups([GROUP_A]);
+    rig.idp.set_next_login(eve.overage_login_spec(&rig.idp));
+    let browser = new_browser();
+    login(&rig.app, &browser, &rig.idp, PROVIDER)
+        .await
+        .assert_signed_in();
+    let (_, info) = me(&rig.app, &browser).await;
+    assert_eq!(info["teams"][0]["id"], "everyone", "{info}");
+}
