@@ -40,7 +40,8 @@ pub trait UserWrites {
     /// Create or update the user a login describes; returns the stored user.
     fn upsert_login_user(&self, profile: &LoginProfile, now: &str) -> Result<UserRecord>;
     /// The login identity of a provisioned user, created when new (an existing identity keeps
-    /// its email and name; only `active` follows). Returns its id.
+    /// its email and name; only `active` follows: linking rewrites nothing a login set).
+    /// Returns its id.
     fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<i64>;
     /// Set the identity's `active` flag; true when it changed.
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool>;

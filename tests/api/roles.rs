@@ -89,13 +89,13 @@ async fn case_j6_auth_and_the_assertion_hold_the_roles_a_role_includes_and_no_mo
 }
 
 /// The demo config with the auditors team mapped to Alice's second group, and `[admin]`
-/// opened to viewers of org/acme.
+/// opened to editors of org/acme.
 fn demo_with_roles() -> String {
     edit(
         &demo_config(),
         "[defaults]",
         &format!(
-            "{}\n[admin]\nrole = \"viewer\"\nscope = \"org/acme\"\n\n[defaults]",
+            "{}\n[admin]\nrole = \"editor\"\nscope = \"org/acme\"\n\n[defaults]",
             auditors("demo").replace("g-aud", "00000000-0000-0000-0000-00000000b002")
         ),
     )
@@ -150,7 +150,7 @@ async fn case_j6_explain_and_the_admin_user_page_show_implied_roles_and_their_or
     let auditor = roles.iter().find(|r| r["role"] == "auditor").unwrap();
     assert_eq!(auditor["implied"], true);
 
-    // `[admin] role = "viewer"` on org/acme: Alice holds it only through owner, and that counts.
+    // `[admin] role = "editor"` on org/acme: Alice holds it only through owner, and that counts.
     let public_id = app
         .state
         .store
@@ -176,7 +176,7 @@ async fn case_j6_explain_and_the_admin_user_page_show_implied_roles_and_their_or
         html.contains("(implied: auditors holds lead-auditor, which includes exception-reviewer)"),
         "{html}"
     );
-    // Bob holds editor only beneath org/acme: no viewer on org/acme, no admin pages.
+    // Bob holds editor only beneath org/acme: not on org/acme, so no admin pages.
     let bob = new_browser();
     demo_sign_in(&app, &bob, "bob@example.com").await;
     assert_eq!(

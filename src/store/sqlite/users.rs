@@ -110,8 +110,9 @@ pub fn upsert_from_login(conn: &Connection, p: &LoginProfile, now: &str) -> Resu
 }
 
 /// The login identity (provider, subject), created when new. An existing identity keeps its
-/// email and name: a SCIM push never rewrites what a login established (security case 74); only
-/// `active` follows SCIM. A SCIM email is never marked verified.
+/// email and name: linking never rewrites what a login established (security case 74); only
+/// `active` follows here (a later SCIM change of the name or email goes through
+/// [`set_profile`], security case J5). A SCIM email is never marked verified.
 pub fn link_identity(conn: &Connection, who: &NewIdentity<'_>, now: &str) -> Result<i64> {
     Ok(conn
         .prepare_cached(
