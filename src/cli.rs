@@ -66,6 +66,10 @@ pub enum ScimTokenCommand {
         /// A note to recognise the token by in `list`.
         #[arg(long)]
         note: Option<String>,
+        /// For a multi-tenant Entra provider (required there, refused elsewhere): the one
+        /// tenant (a GUID of allowed_tenants) whose provisioning job uses this token.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List PROVIDER's tokens (ids, notes, expiry; never the tokens themselves).
     List { provider: String },
@@ -86,10 +90,12 @@ impl From<ScimTokenCommand> for crate::admin::scim_tokens::TokenCommand {
                 provider,
                 valid_days,
                 note,
+                tenant,
             } => T::Create {
                 provider,
                 valid_days,
                 note,
+                tenant,
             },
             ScimTokenCommand::List { provider } => T::List { provider },
             ScimTokenCommand::Revoke { provider, id } => T::Revoke { provider, id },
@@ -286,6 +292,34 @@ mod tests {
 
     /// Public ids and token ids are random base64url, so one in 32 starts with `-`: it is
     /// still the value, not an unknown flag (an intermittent test failure found this).
+    #[test]
+    fn scim_token_create_takes_the_tenant_of_a_multi_tenant_provider() {
+        let cli = Cli::try_parse_from([
+            "teamgate",
+            "scim-token",
+            "create",
+            "partners",
+            "--tenant",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ScimToken {
+                action:
+                    ScimTokenCommand::Create {
+                        provider, tenant, ..
+                    },
+            } => {
+                assert_eq!(provider, "partners");
+                assert_eq!(
+                    tenant.as_deref(),
+                    Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+                );
+            }
+            _ => panic!("not create"),
+        }
+    }
+
     #[test]
     fn ids_that_start_with_a_dash_are_values() {
         let parse = |args: &[&str]| {

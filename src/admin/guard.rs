@@ -114,7 +114,7 @@ pub fn is_admin(config: &Config, identity: &Identity) -> bool {
     let role = &config.admin.role;
     match &config.admin.scope {
         Some(scope) => identity.effective.has(role, scope),
-        None => identity.effective.grants.keys().any(|b| &b.role == role),
+        None => identity.effective.holds(role),
     }
 }
 

@@ -260,6 +260,7 @@ async fn teams(State(state): State<AppState>, admin: Admin) -> Response {
             TeamView {
                 id: t.id.to_string(),
                 name: t.name.clone(),
+                scope: t.scope.as_ref().map(ToString::to_string),
                 roles: t.roles.clone(),
                 groups: t
                     .groups
@@ -760,6 +761,7 @@ mod tests {
                         teams: vec![TeamView {
                             id: "team1".into(),
                             name: "Team 1".into(),
+                            scope: Some("org/a".into()),
                             roles: vec![crate::domain::roles::RoleBinding {
                                 scope: crate::domain::Scope::parse("org/a").unwrap(),
                                 role: crate::domain::Role::parse("owner").unwrap(),

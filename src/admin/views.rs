@@ -84,6 +84,8 @@ pub struct TeamsView {
 pub struct TeamView {
     pub id: String,
     pub name: String,
+    /// The scope the team belongs to, if the config gives one.
+    pub scope: Option<String>,
     pub roles: Vec<RoleBinding>,
     pub groups: Vec<GroupRef>,
     pub config_members: Vec<String>,

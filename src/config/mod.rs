@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
 use crate::domain::reconcile::Policy;
-use crate::domain::roles::RoleBinding;
+use crate::domain::roles::{RoleBinding, RoleHierarchy};
 use crate::domain::secret::Secret;
 use crate::domain::{ProviderId, Role, Scope, TeamId};
 
@@ -159,12 +159,32 @@ pub struct ProviderConfig {
     pub line: usize,
 }
 
+impl ProviderConfig {
+    /// True for an Entra provider configured for several tenants (`tenant = "organizations"`
+    /// or `"common"`, with `allowed_tenants`): its keys carry the tenant (see
+    /// [`crate::domain::tenant`]).
+    pub fn is_multi_tenant(&self) -> bool {
+        self.kind == ProviderKind::Entra
+            && self.tenant.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("organizations") || t.eq_ignore_ascii_case("common")
+            })
+    }
+
+    /// Whether `tenant` (lower case) is one this provider admits.
+    pub fn admits_tenant(&self, tenant: &str) -> bool {
+        self.allowed_tenants.iter().any(|t| t == tenant)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TeamConfig {
     pub id: TeamId,
     pub name: String,
+    /// The scope the team belongs to; every role binding is on it or beneath it.
+    pub scope: Option<Scope>,
     pub roles: Vec<RoleBinding>,
-    /// (provider, group key) pairs that grant this team.
+    /// (provider, group key) pairs that grant this team. For a multi-tenant provider the key
+    /// carries the tenant: `{tid}/{group}` (see [`crate::domain::tenant`]).
     pub groups: Vec<(ProviderId, String)>,
     /// Lowercased emails of users who are members through the file.
     pub members: Vec<String>,
@@ -220,6 +240,8 @@ pub struct Config {
     pub defaults: DefaultsConfig,
     pub demo_users: Vec<DemoUser>,
     pub known_roles: BTreeSet<Role>,
+    /// Which roles include which (built-in order plus `[[role]] includes`).
+    pub role_hierarchy: RoleHierarchy,
     pub forward_auth: ForwardAuthConfig,
     pub admin: AdminConfig,
     /// What plan and explain compare: built once, when the file is read.
@@ -274,6 +296,7 @@ impl Config {
                 team.id.clone(),
                 TeamDecl {
                     name: team.name.clone(),
+                    scope: team.scope.clone(),
                     roles: team.roles.iter().cloned().collect(),
                     members: team.members.iter().cloned().collect(),
                 },
@@ -284,6 +307,7 @@ impl Config {
             }
         }
         view.teams_without_groups = self.defaults.teams_without_groups.clone();
+        view.hierarchy = self.role_hierarchy.clone();
         view.locked_users = self.defaults.locked_users.clone();
         self.policy = view.policy();
         self.view = view;

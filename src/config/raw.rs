@@ -14,6 +14,9 @@ pub struct RawConfig {
     /// Roles beyond the built-in list that teams may hold.
     #[serde(default)]
     pub custom_roles: Vec<S<String>>,
+    /// Roles declared with the roles they include (`[[role]]`).
+    #[serde(default, rename = "role")]
+    pub roles: Vec<S<RawRole>>,
     pub server: S<RawServer>,
     #[serde(default, rename = "provider")]
     pub providers: Vec<S<RawProvider>>,
@@ -27,6 +30,15 @@ pub struct RawConfig {
     pub forward_auth: RawForwardAuth,
     #[serde(default)]
     pub admin: RawAdmin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub name: S<String>,
+    /// Roles a holder of this one holds too, on the same scope.
+    #[serde(default)]
+    pub includes: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +173,8 @@ pub struct RawScim {
 pub struct RawTeam {
     pub id: S<String>,
     pub name: Option<String>,
+    /// The scope the team belongs to: its role bindings must be on it or beneath it.
+    pub scope: Option<S<String>>,
     #[serde(default)]
     pub roles: Vec<S<RawBinding>>,
     #[serde(default)]
@@ -181,6 +195,8 @@ pub struct RawBinding {
 #[serde(deny_unknown_fields)]
 pub struct RawGroupRef {
     pub provider: S<String>,
+    /// The tenant of a multi-tenant Entra provider the group belongs to.
+    pub tenant: Option<S<String>>,
     pub id: Option<S<String>>,
     pub name: Option<S<String>>,
 }

@@ -39,6 +39,18 @@ id = "everyone"
 roles = [{ scope = "org/acme", role = "viewer" }]
 "#;
 
+/// A multi-tenant Entra provider.
+const MULTI: &str = r#"
+[[provider]]
+id = "partners"
+kind = "entra"
+tenant = "organizations"
+issuer = "https://login.microsoftonline.com/organizations/v2.0"
+allowed_tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+client_id = "entra-client"
+client_secret_file = "example-secrets/entra-client-secret"
+"#;
+
 /// A config file: top-level keys, the body of `[server]`, the valid providers and team, `rest`.
 fn file(top: &str, server: &str, rest: &str) -> String {
     format!("{top}\n[server]\n{server}\n{PROVIDERS_AND_TEAM}\n{rest}\n")
@@ -250,6 +262,82 @@ fn mistakes() -> Vec<Case> {
                 "[[team]]\nid = \"admins\"\nroles = [\n  {{ scope = \"org/acme/workspace/prod\", role = \"viewer\" }}, {HERE}\n]\n"
             )),
             &["team.roles.scope", "write org/<id>, org/<id>/space/<id>"],
+        ),
+        case(
+            "a role binding outside the team's scope",
+            with(&format!(
+                "[[team]]\nid = \"infra\"\nscope = \"org/acme/space/infra\"\nroles = [\n  {{ scope = \"org/acme/space/infra/workspace/prod\", role = \"editor\" }},\n  {{ scope = \"org/acme\", role = \"viewer\" }}, {HERE}\n]\n"
+            )),
+            &[
+                "team \"infra\" belongs to scope org/acme/space/infra, but binds a role on org/acme, outside it",
+                "bind the role on org/acme/space/infra or beneath it",
+            ],
+        ),
+        case(
+            "a [[role]] including an unknown role",
+            with(&format!(
+                "[[role]]\nname = \"auditor\"\nincludes = [\"viewer\", \"veiwer\"] {HERE}\n"
+            )),
+            &[
+                "role \"auditor\" includes \"veiwer\", which is not a known role",
+                "fix the spelling",
+            ],
+        ),
+        case(
+            "roles including each other in a cycle",
+            with(&format!(
+                "[[role]] {HERE}\nname = \"lead\"\nincludes = [\"auditor\"]\n[[role]]\nname = \"auditor\"\nincludes = [\"lead\"]\n"
+            )),
+            &[
+                "roles include each other in a cycle: lead -> auditor -> lead",
+                "remove one of the includes",
+            ],
+        ),
+        case(
+            "a [[role]] redeclaring a built-in role",
+            with(&format!(
+                "[[role]]\nname = \"viewer\" {HERE}\nincludes = [\"owner\"]\n"
+            )),
+            &[
+                "\"viewer\" is a built-in role",
+                "declare a role of your own",
+            ],
+        ),
+        case(
+            "a [[role]] also in custom_roles",
+            file(
+                "custom_roles = [\"auditor\"]",
+                URL,
+                &format!("[[role]]\nname = \"auditor\" {HERE}\n"),
+            ),
+            &["role \"auditor\" is declared twice", "declare it once"],
+        ),
+        case(
+            "a tenant on a mapping of a single-tenant provider",
+            with(&format!(
+                "[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"entra\", tenant = \"72f988bf-86f1-41af-91ab-2d7cd011db47\", id = \"g\" }}] {HERE}\n"
+            )),
+            &["provider \"entra\" is not multi-tenant", "remove tenant"],
+        ),
+        case(
+            "a mapping of a multi-tenant provider without its tenant",
+            with(&format!(
+                "{MULTI}[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"partners\", id = \"g\" }}] {HERE}\n"
+            )),
+            &[
+                "provider \"partners\" is multi-tenant",
+                "tenant = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"",
+            ],
+        ),
+        case(
+            "a mapping naming a tenant the provider does not admit",
+            with(&format!(
+                "{MULTI}[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"partners\", tenant = \"00000000-0000-0000-0000-000000000000\", id = \"g\" }}] {HERE}\n"
+            )),
+            &[
+                "tenant \"00000000-0000-0000-0000-000000000000\" is not in provider \"partners\"'s allowed_tenants",
+                "use one of them",
+            ],
         ),
         case(
             "mapping to a missing provider",
@@ -491,10 +579,13 @@ fn the_example_config_reads_what_it_documents() {
         kinds,
         [
             ("entra", ProviderKind::Entra),
+            ("partners", ProviderKind::Entra),
             ("okta", ProviderKind::Okta),
             ("keycloak", ProviderKind::Oidc)
         ]
     );
+    let partners = config.provider("partners").expect("partners");
+    assert!(partners.is_multi_tenant() && partners.scim_enabled);
     let entra = config.provider("entra").expect("entra");
     assert_eq!(entra.group_key, GroupKey::Id);
     assert!(entra.scim_enabled);
@@ -522,6 +613,37 @@ fn the_example_config_reads_what_it_documents() {
             .team(&auditors)
             .is_some_and(|t| t.roles.iter().any(|b| b.role.as_str() == "auditor")),
         "the custom role declared at the top is held by a team"
+    );
+    // [[role]] auditor includes viewer and exception-reviewer; custom_roles still declares.
+    let auditor = Role::parse("auditor").expect("role");
+    assert_eq!(
+        config
+            .role_hierarchy
+            .implied(&auditor)
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>(),
+        ["exception-reviewer", "viewer"]
+    );
+    assert!(
+        config
+            .known_roles
+            .contains(&Role::parse("release-manager").expect("role"))
+    );
+    // A multi-tenant mapping carries its tenant in the key.
+    assert!(config.teams.iter().any(|t| {
+        t.groups.iter().any(|(p, g)| {
+            p.as_str() == "partners"
+                && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009"
+        })
+    }));
+    let platform = TeamId::parse("platform-admins").expect("team id");
+    assert_eq!(
+        config
+            .team(&platform)
+            .and_then(|t| t.scope.as_ref())
+            .map(ToString::to_string),
+        Some("org/acme".to_owned())
     );
 }
 

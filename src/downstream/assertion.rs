@@ -154,12 +154,29 @@ pub fn header_value(text: &str) -> Result<HeaderValue, DownstreamError> {
 }
 
 /// Which entry a request may use: the session's user, the user's session generation (so a
-/// revocation misses the cache even before the session check refuses it), and the audience.
+/// revocation misses the cache even before the session check refuses it), the user's profile
+/// as stored now (so a name or email change, by a sign-in or a SCIM push, reaches the very
+/// next request: security case J5), and the audience.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub user_id: i64,
     pub generation: i64,
+    pub profile: u64,
     pub aud: String,
+}
+
+impl CacheKey {
+    pub fn new(user: &crate::store::users::UserRecord, aud: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&user.name, &user.email, user.email_verified).hash(&mut h);
+        Self {
+            user_id: user.id,
+            generation: user.session_generation,
+            profile: h.finish(),
+            aud: aud.to_owned(),
+        }
+    }
 }
 
 /// Most entries kept: about 1.5 KB each, so the cache stays near 30 MB at worst.

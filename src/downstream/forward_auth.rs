@@ -138,7 +138,7 @@ impl Rules {
         if !self.roles.is_empty() {
             let held = |role: &Role| match &self.scope {
                 Some(scope) => grant.roles.has(role, scope),
-                None => grant.roles.grants.keys().any(|b| &b.role == role),
+                None => grant.roles.holds(role),
             };
             if !self.roles.iter().any(held) {
                 return Err(Refusal::Role {
@@ -399,11 +399,7 @@ pub async fn decide(
         return Answer::SignIn { redirect };
     };
     let user = signed_in.user;
-    let key = CacheKey {
-        user_id: user.id,
-        generation: user.session_generation,
-        aud: rules.aud.clone(),
-    };
+    let key = CacheKey::new(&user, &rules.aud);
     let now = state.clock.unix();
     let grant = match downstream.cache.get(&key, config, now) {
         Some(grant) => grant,

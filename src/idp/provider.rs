@@ -23,7 +23,7 @@ use super::groups_cache::GroupsCache;
 use super::http_client::{IdpHttp, read_capped};
 use super::jwk::IdpJsonWebKeySet;
 use super::metadata::Metadata;
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::ProviderConfig;
 use crate::domain::Clock;
 
 /// How long a discovery document is used before it is fetched again.
@@ -125,10 +125,7 @@ pub struct ProviderRuntime {
 /// True for an Entra provider configured for several tenants (`tenant = "organizations"` or
 /// `"common"`), whose tokens' issuer is the template with the token's own `tid`.
 pub fn is_multi_tenant(provider: &ProviderConfig) -> bool {
-    provider.kind == ProviderKind::Entra
-        && provider.tenant.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("organizations") || t.eq_ignore_ascii_case("common")
-        })
+    provider.is_multi_tenant()
 }
 
 /// The templated issuer a multi-tenant provider's document may carry: the configured issuer

@@ -33,7 +33,12 @@ pub struct TeamView {
 pub struct RoleView {
     pub scope: String,
     pub role: String,
+    /// The teams that give it, directly or through a role that includes it.
     pub teams: Vec<String>,
+    /// Where it comes from: `team`, or `team (as owner)` when it is implied by a bound role.
+    pub via: Vec<String>,
+    /// True when no team binds the role itself: it is held only through roles that include it.
+    pub implied: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,19 +81,29 @@ impl Identity {
                 });
         }
         let no_bindings: &[RoleBinding] = &[];
-        let effective = EffectiveRoles::of(teams.keys(), |t| {
-            config
-                .team(t)
-                .map(|t| t.roles.as_slice())
-                .unwrap_or(no_bindings)
-        });
+        let effective = EffectiveRoles::of(
+            teams.keys(),
+            |t| {
+                config
+                    .team(t)
+                    .map(|t| t.roles.as_slice())
+                    .unwrap_or(no_bindings)
+            },
+            &config.role_hierarchy,
+        );
         let roles = effective
             .grants
             .iter()
-            .map(|(b, teams)| RoleView {
-                scope: b.scope.to_string(),
-                role: b.role.to_string(),
-                teams: teams.iter().map(ToString::to_string).collect(),
+            .map(|(b, origins)| {
+                let mut teams: Vec<String> = origins.iter().map(|o| o.team.to_string()).collect();
+                teams.dedup();
+                RoleView {
+                    scope: b.scope.to_string(),
+                    role: b.role.to_string(),
+                    teams,
+                    via: origins.iter().map(|o| o.describe()).collect(),
+                    implied: origins.iter().all(|o| o.through.is_some()),
+                }
             })
             .collect();
         Identity {

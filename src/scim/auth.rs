@@ -72,21 +72,22 @@ impl FromRequestParts<AppState> for ScimAuth {
         }
         // Authentication first: an unknown provider, a provider with SCIM disabled and a bad
         // token get the same 401, so nobody learns which provider ids exist or provision
-        // without a token. The token is checked in every case (the same work either way).
-        let valid = tokens::verify(&state.store, &state.clock, &id, token).await?;
+        // without a token. The token is looked up in every case (the same work either way).
         let provider = config.provider(&id);
-        if !valid || !provider.is_some_and(|p| p.scim_enabled) {
-            if valid {
+        let grant = tokens::verify(&state.store, &state.clock, provider, token).await?;
+        let enabled = provider.is_some_and(|p| p.scim_enabled);
+        let Some(grant) = grant.filter(|_| enabled) else {
+            if provider.is_some() && !enabled {
                 tracing::warn!(
                     provider = %id,
-                    "SCIM request with a valid token refused: SCIM provisioning is disabled for this provider (scim = {{ enabled = true }} enables it)"
+                    "SCIM request refused: SCIM provisioning is disabled for this provider (scim = {{ enabled = true }} enables it)"
                 );
             }
             return Err(ScimError::Unauthorized {
                 detail: "the token is not valid for this provider (unknown, expired or revoked)",
                 invalid_token: true,
             });
-        }
+        };
         if let Some(label) = parts.extensions.get::<crate::metrics::ScimLabel>() {
             label.set(&id);
         }
@@ -94,6 +95,7 @@ impl FromRequestParts<AppState> for ScimAuth {
         Ok(ScimAuth {
             ctx: state.provisioning.context(
                 &id,
+                grant.tenant.as_deref(),
                 request_id,
                 parts.method.as_str(),
                 parts.uri.path(),

@@ -10,11 +10,11 @@ use super::error::Result;
 use super::keys::StoredKey;
 use super::memberships::{ConfigTables, StoredMembership, TeamMembers};
 use super::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
 use super::sessions::{SessionDetails, StoredSession};
-use super::users::{LoginProfile, NewIdentity, UserRecord};
+use super::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 use crate::config::GroupKey;
 use crate::domain::reconcile::MembershipRow;
 use crate::domain::scim::filter::Cond;
@@ -41,10 +41,16 @@ pub trait UserWrites {
     /// Create or update the user a login describes; returns the stored user.
     fn upsert_login_user(&self, profile: &LoginProfile, now: &str) -> Result<UserRecord>;
     /// The login identity of a provisioned user, created when new (an existing identity keeps
-    /// its email and name; only `active` follows). Returns its id.
+    /// its email and name; only `active` follows: linking rewrites nothing a login set).
+    /// Returns its id.
     fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<i64>;
     /// Set the identity's `active` flag; true when it changed.
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool>;
+    /// Give identity `user_id` another subject (a placeholder identity of a provisioned user
+    /// becomes the login identity that matched it by email). `Conflict` when taken.
+    fn rekey_user(&self, user_id: i64, subject: &str, now: &str) -> Result<()>;
+    /// Set the identity's display name and email (with whether the email is verified).
+    fn set_user_profile(&self, user_id: i64, profile: &Profile, now: &str) -> Result<()>;
 }
 
 /// Team memberships and the config tables.
@@ -156,9 +162,12 @@ pub trait KeyWrites {
 /// SCIM users, groups, members and tokens. Every lookup is scoped to one provider: another
 /// provider's resource is not found.
 pub trait ScimReads {
-    fn scim_user(&self, provider: &str, scim_id: &str) -> Result<Option<UserRow>>;
+    fn scim_user(&self, realm: &Realm, scim_id: &str) -> Result<Option<UserRow>>;
     /// The user whose userName equals `user_name` case-insensitively.
-    fn scim_user_by_name(&self, provider: &str, user_name: &str) -> Result<Option<UserRow>>;
+    fn scim_user_by_name(&self, realm: &Realm, user_name: &str) -> Result<Option<UserRow>>;
+    /// Users of `realm` without an externalId whose userName, or one of whose emails, equals
+    /// `email` case-insensitively: who a login may be matched with by email (`match_by_email`).
+    fn scim_users_by_email(&self, realm: &Realm, email: &str) -> Result<Vec<UserRow>>;
     /// The SCIM user linked to login identity `user_id`.
     fn scim_user_of_identity(&self, user_id: i64) -> Result<Option<UserRow>>;
     /// Login identities of SCIM users (of any provider) whose folded userName is `folded`.
@@ -168,7 +177,7 @@ pub trait ScimReads {
     /// [`super::StoreError::Unsupported`].
     fn scim_users_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
@@ -176,18 +185,19 @@ pub trait ScimReads {
     /// The groups a user is a direct member of: (SCIM id, displayName).
     fn scim_groups_of_member(&self, member: i64) -> Result<Vec<(String, String)>>;
     /// The member row and login identity of user `scim_id`.
-    fn scim_member(&self, provider: &str, scim_id: &str) -> Result<Option<MemberRef>>;
+    fn scim_member(&self, realm: &Realm, scim_id: &str) -> Result<Option<MemberRef>>;
     /// The group keys (externalId or SCIM id under [`GroupKey::Id`], displayName under
-    /// [`GroupKey::Name`]) of the groups login identity `user_id` is a member of; `None` when
-    /// the user was never provisioned over SCIM.
+    /// [`GroupKey::Name`]) of the groups login identity `user_id` is a member of, each
+    /// qualified by its group's tenant (`crate::domain::tenant::qualify`); `None` when the user
+    /// was never provisioned over SCIM.
     fn scim_group_keys_of_user(&self, user_id: i64, key: GroupKey) -> Result<Option<Vec<String>>>;
 
-    fn scim_group(&self, provider: &str, scim_id: &str) -> Result<Option<GroupRow>>;
+    fn scim_group(&self, realm: &Realm, scim_id: &str) -> Result<Option<GroupRow>>;
     /// The group whose displayName equals `name` case-insensitively.
-    fn scim_group_by_name(&self, provider: &str, name: &str) -> Result<Option<GroupRow>>;
+    fn scim_group_by_name(&self, realm: &Realm, name: &str) -> Result<Option<GroupRow>>;
     fn scim_groups_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
@@ -208,7 +218,7 @@ pub trait ScimReads {
 pub trait ScimWrites {
     fn insert_scim_user(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         user_id: i64,
         values: &UserValues<'_>,
@@ -223,7 +233,7 @@ pub trait ScimWrites {
 
     fn insert_scim_group(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         values: &GroupValues<'_>,
         now: &str,

@@ -114,7 +114,7 @@ async fn case_55_a_valid_session_gives_200_with_the_identity_headers_from_the_se
     );
     assert_eq!(
         header(&r, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
     let token = header(&r, "x-teamgate-assertion").unwrap();
     let claims = verify(
@@ -218,7 +218,11 @@ async fn case_55_a_role_is_required_on_the_scope_or_above_it() {
         (&alice, "?role=owner", 403),
         (&alice, "?role=owner,editor", 200),
         (&bob, "?role=owner&scope=org/acme/space/infra", 200),
-        (&bob, "?role=editor&scope=org/acme/space/infra", 403),
+        // Owner includes editor and viewer (security case J6); the specialised roles stand alone.
+        (&bob, "?role=editor&scope=org/acme/space/infra", 200),
+        (&bob, "?role=viewer&scope=org/acme", 200),
+        (&bob, "?role=platform-admin", 403),
+        (&alice, "?role=owner&scope=org/acme/space/infra", 403),
         // Team and role together: both must hold.
         (&alice, "?team=engineers&role=owner", 403),
         (&bob, "?team=operators&role=owner&scope=org/acme", 200),
@@ -554,7 +558,11 @@ async fn case_59_the_assertion_is_es256_explicitly_typed_with_a_kid_and_short_li
     assert_eq!(claims["teams"], json!(["engineers", "everyone"]));
     assert_eq!(
         claims["roles"],
-        json!(["org/acme=viewer", "org/acme/space/infra=editor"])
+        json!([
+            "org/acme=viewer",
+            "org/acme/space/infra=editor",
+            "org/acme/space/infra=viewer"
+        ])
     );
     let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 120, "the default lifetime");

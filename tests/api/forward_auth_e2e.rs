@@ -191,7 +191,7 @@ async fn behind_nginx_login_returns_to_the_app_with_verified_identity_headers() 
     );
     assert_eq!(
         received(&seen, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
 
     // The app verifies the assertion on its own, against the JWKS served through nginx.
@@ -239,7 +239,7 @@ async fn behind_nginx_identity_headers_forged_by_the_client_never_reach_the_app(
     );
     assert_eq!(
         received(&seen, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
     assert_ne!(
         received(&seen, "x-teamgate-assertion").as_deref(),

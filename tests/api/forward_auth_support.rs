@@ -154,6 +154,7 @@ pub async fn spawn_scim_with(extra: &str) -> (Gate, String) {
         &gate.state.clock,
         &config,
         PROVIDER,
+        None,
         1,
         None,
     )

@@ -230,7 +230,16 @@ impl Rig {
         extra: &str,
         teams_extra: &str,
     ) -> Rig {
-        let key = if kind == "okta" { "name" } else { "id" };
+        // A multi-tenant provider's mappings name the tenant (security case J1): the `staff`
+        // group is mapped in the first allowed tenant.
+        let first_tenant = extra
+            .split_once("allowed_tenants = [\"")
+            .and_then(|(_, rest)| rest.split('"').next());
+        let key = match (kind, first_tenant) {
+            ("okta", _) => "name".to_owned(),
+            (_, Some(tenant)) => format!("tenant = \"{tenant}\", id"),
+            _ => "id".to_owned(),
+        };
         let extra = if kind == "entra" && !extra.contains("graph_url") {
             format!("graph_url = \"{}\"\n{extra}", idp.graph_url())
         } else {
@@ -246,7 +255,7 @@ impl Rig {
                 &extra,
             )
         );
-        let app = spawn_app(&config(&[(PROVIDER, key)], &block, teams_extra)).await;
+        let app = spawn_app(&config(&[(PROVIDER, &key)], &block, teams_extra)).await;
         idp.register_redirect_uri(&app.url(&format!("/callback/{PROVIDER}")));
         Rig { idp, app }
     }

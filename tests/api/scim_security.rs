@@ -449,27 +449,15 @@ async fn case_64_client_supplied_id_and_meta_are_ignored() {
 }
 
 #[tokio::test]
-async fn case_64_changing_an_immutable_or_read_only_attribute_is_400_mutability() {
+async fn case_64_changing_a_read_only_attribute_is_400_mutability() {
+    // A user's externalId is no longer immutable: Entra replaces it (IdP quirk S12), and the
+    // link to the login identity follows it (security case J2).
     let rig = ScimRig::start().await;
     let id = rig
         .create_user("entra", "immutable@x", Some("oid-fixed"))
         .await;
     let path = format!("/Users/{id}");
     let before = rig.get("entra", &path).await;
-    rig.put(
-        "entra",
-        &path,
-        &json!({"schemas": [USER], "userName": "immutable@x", "externalId": "oid-other"}),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
-    rig.patch(
-        "entra",
-        &path,
-        json!([{"op": "replace", "path": "externalId", "value": "oid-other"}]),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
     rig.patch(
         "entra",
         &path,
@@ -1222,6 +1210,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
             &rig.app.state.clock,
             &config,
             "entra",
+            None,
             0,
             None
         )
@@ -1234,6 +1223,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
             &rig.app.state.clock,
             &config,
             "entra",
+            None,
             10_000,
             None
         )
@@ -1245,6 +1235,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
         &rig.app.state.clock,
         &config,
         "entra",
+        None,
         30,
         None,
     )

@@ -1,10 +1,11 @@
 //! Validation of the whole file: the [`Validator`] that records every problem with its line,
 //! the order the sections are checked in (later sections refer to earlier ones: teams to
 //! providers and roles, defaults to teams), and the checks one module per section:
-//! [`server`], [`providers`], [`teams`] (with `[defaults]`), [`sections`] (demo users,
-//! forward-auth, admin).
+//! [`server`], [`roles`] (`custom_roles`, `[[role]]`), [`providers`], [`teams`] (with
+//! `[defaults]`), [`sections`] (demo users, forward-auth, admin).
 
 mod providers;
+mod roles;
 mod sections;
 mod server;
 mod teams;
@@ -17,11 +18,10 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::raw::{RawConfig, S};
-use super::{Config, ConfigError, ConfigErrors, GroupKey, ProviderKind};
-use crate::domain::ids::BUILTIN_ROLES;
+use super::{Config, ConfigError, ConfigErrors, ProviderKind};
 use crate::domain::plan::ConfigView;
 use crate::domain::reconcile::Policy;
-use crate::domain::{ProviderId, Role, TeamId};
+use crate::domain::{ProviderId, TeamId};
 
 /// Read `text` (as if from `path`) into a [`Config`], or every problem it has.
 pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
@@ -159,21 +159,21 @@ impl Validator<'_> {
     }
 
     fn validate(&mut self, raw: RawConfig) -> Option<Config> {
-        let mut known_roles: BTreeSet<Role> = BUILTIN_ROLES
-            .iter()
-            .filter_map(|r| Role::parse(r).ok())
-            .collect();
-        for r in &raw.custom_roles {
-            if let Some(role) = self.parse_with(r, "custom_roles", Role::parse) {
-                known_roles.insert(role);
-            }
-        }
+        let (known_roles, role_hierarchy) = self.roles(&raw.custom_roles, &raw.roles);
         let server = self.server(raw.server.get_ref());
         let public_url = server.as_ref().map(|s| s.public_url.clone());
         let providers = self.providers(&raw.providers, server.as_ref());
-        let provider_kinds: BTreeMap<ProviderId, GroupKey> = providers
+        let provider_kinds: BTreeMap<ProviderId, teams::MappedProvider> = providers
             .iter()
-            .map(|p| (p.id.clone(), p.group_key))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    teams::MappedProvider {
+                        key: p.group_key,
+                        tenants: p.is_multi_tenant().then(|| p.allowed_tenants.clone()),
+                    },
+                )
+            })
             .collect();
         let teams = self.teams(&raw.teams, &known_roles, &provider_kinds);
         let team_ids: BTreeSet<TeamId> = teams.iter().map(|t| t.id.clone()).collect();
@@ -190,6 +190,7 @@ impl Validator<'_> {
                 defaults,
                 demo_users,
                 known_roles,
+                role_hierarchy,
                 forward_auth,
                 admin: admin?,
                 view: ConfigView::default(),

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0002_scim.sql"),
     include_str!("sql/0003_signing_keys.sql"),
     include_str!("sql/0004_pending_sessions.sql"),
+    include_str!("sql/0005_scim_tenants.sql"),
     include_str!("sql/0006_session_details.sql"),
 ];
 

@@ -50,6 +50,27 @@ pub fn require_browser(why: &str) -> bool {
     chromium && driver
 }
 
+/// `true` when `python3` can import every module of `modules` (see [`require`]): the
+/// independent SCIM checker (scim2-tester) that scripts/install-e2e-deps.sh installs.
+pub fn require_python_modules(modules: &str, why: &str) -> bool {
+    let strict = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then(|| PathBuf::from("python3"));
+    let what = format!("python3 with {modules}");
+    match decide(&what, why, found, &current_test(), strict) {
+        Decision::Run(_) => true,
+        Decision::Skip(line) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{line}");
+            false
+        }
+        Decision::Fail(line) => panic!("{line} [{REQUIRE_ENV}=1 forbids skipping]"),
+    }
+}
+
 /// `true` when nginx is installed (see [`require`]).
 pub fn require_nginx(why: &str) -> bool {
     require(NGINX, why).is_some()
