@@ -21,6 +21,7 @@ use super::raw::{RawConfig, S};
 use super::{Config, ConfigError, ConfigErrors, ProviderKind};
 use crate::domain::plan::ConfigView;
 use crate::domain::reconcile::Policy;
+use crate::domain::secret::Secret;
 use crate::domain::{ProviderId, TeamId};
 
 /// Read `text` (as if from `path`) into a [`Config`], or every problem it has.
@@ -198,6 +199,81 @@ impl Validator<'_> {
             }
             .with_view(),
         )
+    }
+}
+
+/// Where one secret may come from: an environment variable or a file (beside the config file
+/// when relative), never the config file itself. `env_key`/`file_key` are the keys as the
+/// admin writes them, `owner` prefixes them in messages (`provider "entra": `, `server.`),
+/// `what` says what the secret is.
+pub(super) struct SecretKeys<'r> {
+    pub env: Option<&'r S<String>>,
+    pub file: Option<&'r S<String>>,
+    pub env_key: &'static str,
+    pub file_key: &'static str,
+    pub owner: String,
+    pub what: &'static str,
+}
+
+impl Validator<'_> {
+    /// Read a secret from where `keys` says; `None` (with the problem recorded) when it cannot
+    /// be read, and `None` without a problem when neither key is set (the caller decides
+    /// whether the secret is required). Values are trimmed; an empty one is an error.
+    pub(super) fn secret_from(&mut self, keys: SecretKeys<'_>) -> Option<Secret> {
+        let SecretKeys {
+            env,
+            file,
+            env_key,
+            file_key,
+            owner,
+            what,
+        } = keys;
+        match (env, file) {
+            (None, None) => None,
+            (Some(_), Some(f)) => {
+                self.err(f, format!("{owner}set {env_key} or {file_key}, not both"));
+                None
+            }
+            (Some(env), None) => match std::env::var(env.get_ref()) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                _ => {
+                    self.err(
+                        env,
+                        format!(
+                            "{owner}{env_key}: the environment variable {} is not set or empty; export {what} in it",
+                            env.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = self.beside_file(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                    Ok(_) => {
+                        self.err(
+                            file,
+                            format!(
+                                "{owner}{file_key}: the secret file {} is empty; put {what} in it",
+                                path.display()
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.err(
+                            file,
+                            format!(
+                                "{owner}{file_key}: cannot read the secret file {}: {e}",
+                                path.display()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{Validator, is_loopback_host, parse_origin};
+use super::{SecretKeys, Validator, is_loopback_host, parse_origin};
 use crate::config::ServerConfig;
 use crate::config::raw;
 use crate::domain::secret::Secret;
@@ -175,43 +175,14 @@ impl Validator<'_> {
 
     /// `metrics_token_env` or `metrics_token_file` (beside the config file when relative).
     fn metrics_token(&mut self, s: &raw::RawServer) -> Option<Secret> {
-        match (&s.metrics_token_env, &s.metrics_token_file) {
-            (None, None) => None,
-            (Some(_), Some(f)) => {
-                self.err(
-                    f,
-                    "server: set metrics_token_env or metrics_token_file, not both".into(),
-                );
-                None
-            }
-            (Some(env), None) => match std::env::var(env.get_ref()) {
-                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
-                _ => {
-                    self.err(env, format!("server.metrics_token_env: the environment variable {} is not set or empty; export the /metrics bearer token in it", env.get_ref()));
-                    None
-                }
-            },
-            (None, Some(file)) => {
-                let path = self.beside_file(file.get_ref());
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
-                    Ok(_) => {
-                        self.err(file, format!("server.metrics_token_file: {} is empty; put the /metrics bearer token in it", path.display()));
-                        None
-                    }
-                    Err(e) => {
-                        self.err(
-                            file,
-                            format!(
-                                "server.metrics_token_file: cannot read {}: {e}",
-                                path.display()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-        }
+        self.secret_from(SecretKeys {
+            env: s.metrics_token_env.as_ref(),
+            file: s.metrics_token_file.as_ref(),
+            env_key: "metrics_token_env",
+            file_key: "metrics_token_file",
+            owner: "server.".into(),
+            what: "the /metrics bearer token",
+        })
     }
 }
 
