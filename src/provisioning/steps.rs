@@ -5,6 +5,7 @@
 use super::context::Ctx;
 use crate::domain::scim::ScimError;
 use crate::domain::scim::resource::UserFields;
+use crate::membership::profile::describe_change;
 use crate::membership::reconcile::{current, reconcile_user};
 use crate::store::WriteTx;
 use crate::store::audit::Entry;
@@ -105,43 +106,27 @@ pub(super) fn settle_profile(
         profile.email = new.email.clone();
         profile.email_verified = user.email_verified && same_email(&user.email, &new.email);
     }
-    let before = Profile {
-        name: user.name.clone(),
-        email: user.email.clone(),
-        email_verified: user.email_verified,
-    };
+    let before = Profile::from(&user);
     if profile == before {
         return Ok(());
     }
     tx.set_user_profile(user_id, &profile, now)?;
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-    let mut changes = Vec::new();
-    if profile.name != before.name {
-        changes.push(format!(
-            "name {:?} -> {:?}",
-            show(&before.name),
-            show(&profile.name)
-        ));
-    }
-    if profile.email != before.email || profile.email_verified != before.email_verified {
-        changes.push(format!(
-            "email {} -> {} ({})",
-            show(&before.email),
-            show(&profile.email),
-            if profile.email_verified {
-                "verified"
-            } else {
-                "not verified: set by SCIM"
-            }
-        ));
-    }
+    let Some(detail) = describe_change(
+        &before,
+        &profile,
+        "SCIM",
+        "verified",
+        "not verified: set by SCIM",
+    ) else {
+        return Ok(());
+    };
     record(
         tx,
         ctx,
         "user.profile",
         Some(user_id),
         profile.email.as_deref().or(user.email.as_deref()),
-        &format!("from SCIM, the newest source: {}", changes.join(", ")),
+        &detail,
     )
     // The caller settles the identity next, whose reconcile sees the new email (a config
     // membership held through a verified email may no longer hold).

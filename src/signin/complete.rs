@@ -13,11 +13,12 @@ use crate::config::{Config, ProviderConfig};
 use crate::domain::reconcile::Plan;
 use crate::domain::scim::resource;
 use crate::domain::tenant;
+use crate::membership::profile::describe_change;
 use crate::membership::reconcile::{current, reconcile_record};
 use crate::store::WriteTx;
 use crate::store::audit::{Entry, Trigger, TriggerKind};
 use crate::store::scim::{Realm, UserRow, fold};
-use crate::store::users::{LoginProfile, UserRecord};
+use crate::store::users::{LoginProfile, Profile, UserRecord};
 
 /// A login the database accepted.
 #[derive(Debug)]
@@ -228,34 +229,15 @@ fn audit_profile_change(
     trigger: &Trigger,
     now: &str,
 ) -> Result<(), LoginError> {
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-    let mut changes = Vec::new();
-    if before.name != after.name {
-        changes.push(format!(
-            "name {:?} -> {:?}",
-            show(&before.name),
-            show(&after.name)
-        ));
-    }
-    if before.email != after.email || before.email_verified != after.email_verified {
-        changes.push(format!(
-            "email {} -> {} ({})",
-            show(&before.email),
-            show(&after.email),
-            if after.email_verified {
-                "verified by the IdP"
-            } else {
-                "not verified"
-            }
-        ));
-    }
-    if changes.is_empty() {
+    let Some(detail) = describe_change(
+        &Profile::from(before),
+        &Profile::from(after),
+        "the sign-in",
+        "verified by the IdP",
+        "not verified",
+    ) else {
         return Ok(());
-    }
-    let detail = format!(
-        "from the sign-in, the newest source: {}",
-        changes.join(", ")
-    );
+    };
     tx.record_audit(
         now,
         trigger,
