@@ -157,7 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new()?;
             print!(
                 "{}",
-                runtime.block_on(crate::downstream::keys::rotate_command(&config))?
+                runtime.block_on(crate::signing::rotate_command(&config))?
             );
             Ok(ExitCode::SUCCESS)
         }

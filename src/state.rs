@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::authorize::Authorize;
 use crate::config::LiveConfig;
 use crate::domain::Clock;
 use crate::idp::Providers;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub signin: SignIn,
     /// The SCIM operations.
     pub provisioning: Provisioning,
+    /// Signing users in to applications (teamgate as an OpenID provider).
+    pub authorize: Authorize,
 }

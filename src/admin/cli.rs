@@ -72,7 +72,7 @@ pub struct AuditArgs {
     /// Rows of this membership source: claims, scim, config or default.
     #[arg(long)]
     source: Option<String>,
-    /// Rows of this trigger: login, refresh, scim, config, admin or cli.
+    /// Rows of this trigger: login, refresh, scim, config, admin, cli or client.
     #[arg(long)]
     trigger: Option<String>,
     /// From this time: RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or an age

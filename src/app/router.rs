@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware;
 
-use crate::demo_idp::DemoIdp;
+use crate::provider::demo::DemoIdp;
 use crate::state::AppState;
 use crate::web::request_id;
 
@@ -20,6 +20,7 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
         .merge(crate::oidc::routes::routes())
         .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
+        .merge(crate::provider::routes())
         .merge(match config.server.metrics_listen {
             None => crate::admin::ops::metrics_routes(),
             Some(_) => Router::new(),
@@ -29,7 +30,7 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
         // SCIM stays outside the session layer: a bearer token, never a cookie (case 78).
         .merge(crate::scim::routes::routes().with_state(state));
     if let Some(idp) = demo_idp {
-        app = app.nest("/demo-idp", crate::demo_idp::router(idp));
+        app = app.nest("/demo-idp", crate::provider::demo::router(idp));
     }
     app.layer(middleware::from_fn(request_id::middleware))
         .layer(middleware::from_fn(crate::metrics::middleware))

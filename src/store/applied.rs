@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StoreError};
 use super::port::{ReadTx, WriteTx};
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::domain::plan::{ClientDecl, ConfigView, Mapping, TeamDecl};
 use crate::domain::roles::RoleBinding;
 use crate::domain::{ProviderId, Role, Scope, TeamId};
 
@@ -34,6 +34,21 @@ struct StoredView {
     mappings: Vec<(String, String, String)>,
     default_teams: Vec<String>,
     locked_users: Vec<String>,
+    /// Absent in snapshots written before OpenID clients existed.
+    #[serde(default)]
+    clients: Vec<StoredClient>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredClient {
+    id: String,
+    name: String,
+    public: bool,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    allowed_teams: Vec<String>,
+    claims: Vec<String>,
+    id_token_alg: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +100,20 @@ pub fn save(tx: &dyn WriteTx, path: &str, view: &ConfigView, now: &str) -> Resul
             .map(ToString::to_string)
             .collect(),
         locked_users: view.locked_users.iter().cloned().collect(),
+        clients: view
+            .clients
+            .iter()
+            .map(|(id, c)| StoredClient {
+                id: id.clone(),
+                name: c.name.clone(),
+                public: c.public,
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                allowed_teams: c.allowed_teams.iter().map(ToString::to_string).collect(),
+                claims: c.claims.clone(),
+                id_token_alg: c.id_token_alg.clone(),
+            })
+            .collect(),
     };
     tx.set_setting(APPLIED_KEY, &serde_json::to_string(&stored)?)
 }
@@ -125,6 +154,24 @@ pub fn load(tx: &dyn ReadTx) -> Result<Option<Applied>> {
         .map(|t| team(t))
         .collect::<Result<_>>()?;
     view.locked_users = s.locked_users.into_iter().collect();
+    for c in s.clients {
+        view.clients.insert(
+            c.id,
+            ClientDecl {
+                name: c.name,
+                public: c.public,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                allowed_teams: c
+                    .allowed_teams
+                    .iter()
+                    .map(|t| team(t))
+                    .collect::<Result<_>>()?,
+                claims: c.claims,
+                id_token_alg: c.id_token_alg,
+            },
+        );
+    }
     Ok(Some(Applied {
         path: s.path,
         at: s.at,

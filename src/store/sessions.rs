@@ -21,7 +21,8 @@ pub const AUTH_KEY: &str = "auth";
 /// Session rows kept in the per-request cache.
 const ROW_CACHE_CAPACITY: usize = 50_000;
 
-fn hash_id(id: &Id) -> String {
+/// The `sessions.id` of a session: the SHA-256 of its id, hex.
+pub fn hash_id(id: &Id) -> String {
     let digest = Sha256::digest(id.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

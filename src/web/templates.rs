@@ -11,6 +11,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("chooser.html", include_str!("../../templates/chooser.html")),
     ("home.html", include_str!("../../templates/home.html")),
     (
+        "provider_logout.html",
+        include_str!("../../templates/provider_logout.html"),
+    ),
+    (
         "demo_idp_pick.html",
         include_str!("../../templates/demo_idp_pick.html"),
     ),

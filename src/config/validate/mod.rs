@@ -4,6 +4,7 @@
 //! [`server`], [`providers`], [`teams`] (with `[defaults]`), [`sections`] (demo users,
 //! forward-auth, admin).
 
+mod clients;
 mod providers;
 mod sections;
 mod server;
@@ -158,6 +159,7 @@ impl Validator<'_> {
         let demo_users = self.demo_users(&raw.demo_users, &providers);
         let forward_auth = self.forward_auth(&raw.forward_auth, public_url.as_ref());
         let admin = self.admin(&raw.admin, &known_roles);
+        let clients = self.clients(&raw.clients, &team_ids, &forward_auth.assertion_audience);
         Some(
             Config {
                 path: self.file.clone(),
@@ -169,6 +171,7 @@ impl Validator<'_> {
                 known_roles,
                 forward_auth,
                 admin: admin?,
+                clients,
                 view: ConfigView::default(),
                 policy: Policy::default(),
             }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
     include_str!("sql/0002_scim.sql"),
     include_str!("sql/0003_signing_keys.sql"),
+    include_str!("sql/0007_provider.sql"),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {
