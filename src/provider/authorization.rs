@@ -138,7 +138,10 @@ async fn handle(
     let now = state.clock.unix();
     let reauthenticate = |login_at: i64| {
         let fresh = fresh_since.is_some_and(|t| login_at >= t);
-        let too_old = request.max_age.is_some_and(|max| now - login_at > max);
+        // max_age=0 asks for a login now, like prompt=login (as Keycloak and Hydra read it).
+        let too_old = request
+            .max_age
+            .is_some_and(|max| max == 0 || now - login_at > max);
         !fresh && (request.prompt.login || too_old)
     };
     let signed_in = match signed_in {
