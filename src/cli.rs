@@ -307,7 +307,7 @@ mod tests {
             ["explain", "-Lx3_a", "--json"],
         ] {
             match parse(&args).command {
-                Command::Admin(AdminCommand::Explain { user, json }) => {
+                Command::Admin(AdminCommand::Explain { user, json, .. }) => {
                     assert_eq!((user.as_str(), json), ("-Lx3_a", true), "{args:?}");
                 }
                 _ => panic!("not explain"),

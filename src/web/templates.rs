@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/demo_idp_pick.html"),
     ),
     (
+        "admin_clients.html",
+        include_str!("../../templates/admin_clients.html"),
+    ),
+    (
         "admin_base.html",
         include_str!("../../templates/admin_base.html"),
     ),

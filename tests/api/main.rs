@@ -20,6 +20,7 @@ mod oidc_faults;
 mod oidc_flow;
 mod oidc_idp_quirks;
 mod oidc_rp_cert;
+mod provider_admin;
 mod provider_rp;
 mod provider_security;
 mod provider_support;
