@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::{self, Admin, AdminForm};
 use super::views::{
-    AuditQuery, AuditView, ClientRow, ClientsView, Frame, GroupRef, IndexView, MappingsView, PlanOutcome, PlanView,
-    ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView, TeamsView, UserView,
-    UsersView,
+    AuditQuery, AuditView, ClientRow, ClientsView, Frame, GroupRef, IndexView, MappingsView,
+    PlanOutcome, PlanView, ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView,
+    TeamsView, UserView, UsersView,
 };
 use crate::config::{Config, GroupKey};
 use crate::domain::plan;

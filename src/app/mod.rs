@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, LiveConfig, ProviderKind};
 use crate::authorize::Authorize;
-use crate::provider::demo::{DemoIdp, DemoIdpError};
+use crate::config::{Config, LiveConfig, ProviderKind};
 use crate::domain::Clock;
 use crate::domain::secret::Secret;
 use crate::idp::Providers;
 use crate::idp::http_client::{IdpHttp, IdpHttpError};
 use crate::membership::sync_config;
+use crate::provider::demo::{DemoIdp, DemoIdpError};
 use crate::provisioning::Provisioning;
 use crate::signin::{RefreshGrants, SignIn};
 use crate::state::AppState;

@@ -86,9 +86,7 @@ pub fn user_claims(
         name: (has("profile") && client.releases(ClientClaim::Name))
             .then(|| user.name.clone())
             .flatten(),
-        groups: client
-            .releases(ClientClaim::Groups)
-            .then(|| teams.clone()),
+        groups: client.releases(ClientClaim::Groups).then(|| teams.clone()),
         teams: client.releases(ClientClaim::Teams).then_some(teams),
         roles: client.releases(ClientClaim::Roles).then_some(roles),
     }
@@ -271,7 +269,12 @@ mod tests {
             &scopes("openid email profile"),
         );
         assert_eq!(
-            (only_roles.teams, only_roles.groups, only_roles.email, only_roles.name),
+            (
+                only_roles.teams,
+                only_roles.groups,
+                only_roles.email,
+                only_roles.name
+            ),
             (None, None, None, None)
         );
         assert!(only_roles.roles.is_some());
@@ -280,7 +283,10 @@ mod tests {
     #[test]
     fn allowed_teams_admit_members_only_and_an_empty_list_admits_everyone() {
         assert!(allowed(&client(&[], &[]), &identity()));
-        assert!(allowed(&client(&[], &["engineers", "operators"]), &identity()));
+        assert!(allowed(
+            &client(&[], &["engineers", "operators"]),
+            &identity()
+        ));
         assert!(!allowed(&client(&[], &["operators"]), &identity()));
     }
 

@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::claims::{UserClaims, allowed, granted_scopes, user_claims};
 use super::{
-    ACCESS_TOKEN_TTL_SECS, Authorize, AuthorizeError, CODE_TTL_SECS, TokenRefusal,
-    UserinfoError, hash_token,
+    ACCESS_TOKEN_TTL_SECS, Authorize, AuthorizeError, CODE_TTL_SECS, TokenRefusal, UserinfoError,
+    hash_token,
 };
 use crate::config::{ClientConfig, Config};
 use crate::membership::Identity;
@@ -136,10 +136,8 @@ impl Authorize {
     ) -> Result<String, AuthorizeError> {
         let live = self.config.clone();
         let clock = self.clock.clone();
-        let session_absolute = i64::try_from(
-            live.get().server.session_absolute.as_secs(),
-        )
-        .unwrap_or(i64::MAX);
+        let session_absolute =
+            i64::try_from(live.get().server.session_absolute.as_secs()).unwrap_or(i64::MAX);
         let code_hash = hash_token(&code);
         let request_id = request_id.to_owned();
         self.store

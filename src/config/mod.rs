@@ -306,7 +306,11 @@ impl Config {
 
     /// teamgate's issuer as an OpenID provider: `public_url` without a trailing slash.
     pub fn issuer(&self) -> String {
-        self.server.public_url.as_str().trim_end_matches('/').to_owned()
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     pub fn team(&self, id: &TeamId) -> Option<&TeamConfig> {

@@ -361,28 +361,41 @@ fn mistakes() -> Vec<Case> {
             with(&format!(
                 "[[client]] {HERE}\nid = \"grafana\"\nredirect_uris = [\"https://g.example.com/cb\"]\n"
             )),
-            &["client \"grafana\": no secret", "secret_env", "public = true"],
+            &[
+                "client \"grafana\": no secret",
+                "secret_env",
+                "public = true",
+            ],
         ),
         case(
             "a public client with a secret",
             with(&format!(
                 "[[client]]\nid = \"spa\"\npublic = true\nsecret_file = \"example-secrets/grafana-client-secret\" {HERE}\nredirect_uris = [\"https://spa.example.com/cb\"]\n"
             )),
-            &["a public client has no secret", "remove secret_env/secret_file"],
+            &[
+                "a public client has no secret",
+                "remove secret_env/secret_file",
+            ],
         ),
         case(
             "a client allowed to a team that is not declared",
             with(&format!(
                 "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nallowed_teams = [\"operators\"] {HERE}\n"
             )),
-            &["allowed team \"operators\" is not a declared [[team]]", "declare the team"],
+            &[
+                "allowed team \"operators\" is not a declared [[team]]",
+                "declare the team",
+            ],
         ),
         case(
             "a client claim that does not exist",
             with(&format!(
                 "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nclaims = [\"teams\", \"department\"] {HERE}\n"
             )),
-            &["claim \"department\" is unknown", "email, name, teams, roles or groups"],
+            &[
+                "claim \"department\" is unknown",
+                "email, name, teams, roles or groups",
+            ],
         ),
         case(
             "two clients with one id",
@@ -474,7 +487,11 @@ fn the_example_config_reads_what_it_documents() {
     let spa = config.client("handbook").expect("the public client");
     assert!(spa.public && spa.secret.is_none());
     assert_eq!(spa.id_token_alg, SigningAlg::Es256);
-    assert_eq!(spa.claims.len(), ClientClaim::ALL.len(), "all claims by default");
+    assert_eq!(
+        spa.claims.len(),
+        ClientClaim::ALL.len(),
+        "all claims by default"
+    );
     let auditors = TeamId::parse("auditors").expect("team id");
     assert!(
         config

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -82,7 +82,12 @@ pub(super) async fn resume(
     }
 }
 
-fn to_client(request: &AuthorizationRequest, error: &'static str, description: &'static str, issuer: &str) -> Response {
+fn to_client(
+    request: &AuthorizationRequest,
+    error: &'static str,
+    description: &'static str,
+    issuer: &str,
+) -> Response {
     tracing::info!(error, description, client = %request.client_id, "authorization answered with an error");
     found(&error_redirect_url(
         &ClientError {
@@ -124,7 +129,11 @@ async fn handle(
         Ok(r) => r,
         Err(Refusal::Untrusted(why)) => return untrusted(state, rid, why),
         Err(Refusal::ToClient(e)) => {
-            tracing::info!(error = e.error, description = e.description, "authorization answered with an error");
+            tracing::info!(
+                error = e.error,
+                description = e.description,
+                "authorization answered with an error"
+            );
             return found(&error_redirect_url(&e, &issuer));
         }
     };
@@ -148,11 +157,21 @@ async fn handle(
         Some(s) if !reauthenticate(s.auth.login_at) => s,
         other => {
             if request.prompt.none {
-                return to_client(&request, "login_required", "the user must sign in to teamgate first", &issuer);
+                return to_client(
+                    &request,
+                    "login_required",
+                    "the user must sign in to teamgate first",
+                    &issuer,
+                );
             }
             if fresh_since.is_some() {
                 // Back from the login without a session that satisfies the request.
-                return to_client(&request, "login_required", "the sign-in did not complete", &issuer);
+                return to_client(
+                    &request,
+                    "login_required",
+                    "the sign-in did not complete",
+                    &issuer,
+                );
             }
             let id = match pending::push(session, raw, &state.clock).await {
                 Ok(id) => id,
@@ -168,7 +187,12 @@ async fn handle(
         }
     };
     let Some(session_id) = session.id() else {
-        return to_client(&request, "login_required", "the user must sign in to teamgate first", &issuer);
+        return to_client(
+            &request,
+            "login_required",
+            "the user must sign in to teamgate first",
+            &issuer,
+        );
     };
     let who = SignedInUser {
         user_id: signed_in.user.id,
@@ -204,7 +228,11 @@ async fn handle(
                 .map(|c| {
                     c.allowed_teams
                         .iter()
-                        .map(|t| config.team(t).map_or_else(|| t.to_string(), |t| t.name.clone()))
+                        .map(|t| {
+                            config
+                                .team(t)
+                                .map_or_else(|| t.to_string(), |t| t.name.clone())
+                        })
                         .collect()
                 })
                 .unwrap_or_default();

@@ -11,14 +11,14 @@
 //! - The way back to the application after a confirmation is a link on the "signed out" page,
 //!   not a redirect of the form post, so a `form-action 'self'` policy cannot block it.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
-use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tower_sessions::Session;
 
 use super::Provider;
@@ -118,7 +118,11 @@ async fn end_session(
     };
     let client_id = match (params.get("client_id"), &hint) {
         (Some(id), Some(h)) if id != h.aud => {
-            return refuse(state, rid, "client_id differs from the id_token_hint's audience");
+            return refuse(
+                state,
+                rid,
+                "client_id differs from the id_token_hint's audience",
+            );
         }
         (Some(id), _) => Some(id.to_owned()),
         (None, Some(h)) => Some(h.aud.clone()),
@@ -143,7 +147,11 @@ async fn end_session(
                 );
             };
             if !c.post_logout_redirect_uris.iter().any(|r| r == uri) {
-                return refuse(state, rid, "post_logout_redirect_uri is not registered for this client");
+                return refuse(
+                    state,
+                    rid,
+                    "post_logout_redirect_uri is not registered for this client",
+                );
             }
             Some(with_state(uri, state_param))
         }

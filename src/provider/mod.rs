@@ -78,7 +78,10 @@ pub fn routes() -> Router<AppState> {
 fn registered(client: &ClientConfig) -> Registered {
     Registered {
         id: client.id.clone(),
-        secret_digest: client.secret.as_ref().map(|s| Registered::digest(s.expose())),
+        secret_digest: client
+            .secret
+            .as_ref()
+            .map(|s| Registered::digest(s.expose())),
         redirect_uris: client.redirect_uris.clone(),
         pkce_required: client.public,
     }

@@ -87,7 +87,15 @@ async fn exchange(
         }
         Some(_) => return Err(TokenError::UnsupportedGrantType),
     };
-    let id_token = id_token(state, provider, &config.issuer(), &issued, &access, refreshed).await?;
+    let id_token = id_token(
+        state,
+        provider,
+        &config.issuer(),
+        &issued,
+        &access,
+        refreshed,
+    )
+    .await?;
     Ok(TokenResponse {
         access_token: access,
         token_type: "Bearer",
@@ -119,7 +127,11 @@ async fn id_token(
         exp: now + ID_TOKEN_TTL_SECS,
         iat: now,
         auth_time: issued.auth_time,
-        nonce: if refreshed { None } else { issued.nonce.clone() },
+        nonce: if refreshed {
+            None
+        } else {
+            issued.nonce.clone()
+        },
         at_hash: at_hash(access),
         sid: Some(sid_of(&issued.session_id)),
         user: &issued.claims,

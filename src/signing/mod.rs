@@ -38,7 +38,6 @@ pub enum SigningError {
     Sign(String),
 }
 
-
 /// How often a running server re-reads the keys (to follow a rotation made elsewhere). A server
 /// may keep signing with a retired key for this long, so the retired key's publication window
 /// includes it.
@@ -220,8 +219,9 @@ pub struct RsaSigningKey {
 
 impl RsaSigningKey {
     fn from_stored(key: &StoredRsaKey) -> Result<Self, SigningError> {
-        let pair = ring::signature::RsaKeyPair::from_pkcs8(&key.private_der)
-            .map_err(|e| SigningError::Key(format!("the stored RSA key {} is unusable: {e}", key.kid)))?;
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(&key.private_der).map_err(|e| {
+            SigningError::Key(format!("the stored RSA key {} is unusable: {e}", key.kid))
+        })?;
         Ok(Self {
             kid: key.kid.clone(),
             pair,

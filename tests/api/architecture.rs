@@ -21,7 +21,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("web", 5),
     ("state", 6),
     ("admin", 7),
-
     ("downstream", 7),
     ("home", 7),
     ("oidc", 7),

@@ -38,7 +38,11 @@ async fn app_with_clients() -> TestApp {
         teamgate::domain::ids::random_id()
     ));
     std::fs::write(&secret, SECRET).unwrap();
-    let config = format!("{}{}", demo_config(), clients(&secret.display().to_string()));
+    let config = format!(
+        "{}{}",
+        demo_config(),
+        clients(&secret.display().to_string())
+    );
     let app = spawn_app(&config).await;
     demo_sign_in(&app, &app.browser, "alice@example.com").await;
     app
@@ -48,7 +52,12 @@ async fn code_for(app: &TestApp, client: &str, redirect: &str) -> reqwest::Respo
     code_with(app, client, redirect, &pkce().1).await
 }
 
-async fn code_with(app: &TestApp, client: &str, redirect: &str, challenge: &str) -> reqwest::Response {
+async fn code_with(
+    app: &TestApp,
+    client: &str,
+    redirect: &str,
+    challenge: &str,
+) -> reqwest::Response {
     app.browser
         .get(app.url("/oauth2/authorize"))
         .query(&[
@@ -68,7 +77,10 @@ async fn code_with(app: &TestApp, client: &str, redirect: &str, challenge: &str)
 async fn the_admin_clients_page_lists_each_client_with_its_last_use_and_active_refresh_tokens() {
     let app = app_with_clients().await;
     let page = app.get("/admin/clients").await.text().await.unwrap();
-    assert!(page.contains("id=\"client-app\"") && page.contains("Infra console"), "{page}");
+    assert!(
+        page.contains("id=\"client-app\"") && page.contains("Infra console"),
+        "{page}"
+    );
     assert!(page.contains("never"), "no use yet: {page}");
 
     let (verifier, challenge) = pkce();
@@ -111,14 +123,20 @@ async fn plan_shows_client_changes_and_a_reload_applies_them() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("+ client wiki"), "{text}");
     assert!(
-        text.contains("~ client app: redirect_uris http://127.0.0.1:9/cb -> http://127.0.0.1:9/new-cb"),
+        text.contains(
+            "~ client app: redirect_uris http://127.0.0.1:9/cb -> http://127.0.0.1:9/new-cb"
+        ),
         "{text}"
     );
 
     std::fs::write(config_path(&app), &changed).unwrap();
     reload(&app.state, "test").await.unwrap();
     let old = code_for(&app, "app", REDIRECT).await;
-    assert_eq!(old.status(), StatusCode::BAD_REQUEST, "the old redirect URI is gone");
+    assert_eq!(
+        old.status(),
+        StatusCode::BAD_REQUEST,
+        "the old redirect URI is gone"
+    );
     let new = code_for(&app, "app", "http://127.0.0.1:9/new-cb").await;
     assert_eq!(new.status(), StatusCode::FOUND);
     let out = teamgate(&["plan", "--config", config_path(&app).to_str().unwrap()]);
@@ -139,8 +157,14 @@ async fn explain_shows_what_a_client_would_receive_and_whether_the_user_may_sign
     ]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Client app (\"The App\"): may sign in."), "{text}");
-    assert!(text.contains("teams: [\"platform-admins\",\"security-viewers\"]"), "{text}");
+    assert!(
+        text.contains("Client app (\"The App\"): may sign in."),
+        "{text}"
+    );
+    assert!(
+        text.contains("teams: [\"platform-admins\",\"security-viewers\"]"),
+        "{text}"
+    );
     assert!(text.contains("org/acme=owner"), "{text}");
     let out = teamgate(&[
         "explain",
@@ -153,7 +177,12 @@ async fn explain_shows_what_a_client_would_receive_and_whether_the_user_may_sign
     ]);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["client"]["allowed"], false, "{json}");
-    assert!(json["client"]["refusal"].as_str().unwrap().contains("infra-editors"));
+    assert!(
+        json["client"]["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("infra-editors")
+    );
     let out = teamgate(&[
         "explain",
         "alice@example.com",

@@ -47,7 +47,11 @@ async fn case_p1_a_certified_relying_party_signs_in_through_teamgate_and_receive
     let alice_row = rig.gate.user("u-alice").await;
     assert_eq!(claims["iss"], rig.gate.direct.as_str());
     assert_eq!(claims["aud"], "app");
-    assert_eq!(claims["sub"], alice_row.public_id.as_str(), "the global public id");
+    assert_eq!(
+        claims["sub"],
+        alice_row.public_id.as_str(),
+        "the global public id"
+    );
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["email_verified"], true);
     assert_eq!(strings(&claims["teams"]), ["engineers", "everyone"]);
@@ -66,7 +70,9 @@ async fn case_p1_a_certified_relying_party_signs_in_through_teamgate_and_receive
     assert!(
         hops.iter()
             .any(|(u, _)| u.as_str().starts_with(&rig.gate.url("/login?")))
-            && hops.iter().any(|(u, _)| u.path() == "/oauth2/authorize/resume"),
+            && hops
+                .iter()
+                .any(|(u, _)| u.path() == "/oauth2/authorize/resume"),
         "{hops:?}"
     );
     let signins: i64 = db_read(&rig.gate.state, |c| {
@@ -91,9 +97,17 @@ async fn case_p1_with_a_teamgate_session_a_client_sign_in_is_seamless() {
     let before = rig.gate.idp.authorize_calls();
     let (result, hops) = sign_in_through_rp(&rig, &agent, "").await;
     assert!(result.get("claims").is_some(), "{result}");
-    assert_eq!(rig.gate.idp.authorize_calls(), before, "no visit to the IdP");
+    assert_eq!(
+        rig.gate.idp.authorize_calls(),
+        before,
+        "no visit to the IdP"
+    );
     let paths: Vec<&str> = hops.iter().map(|(u, _)| u.path()).collect();
-    assert_eq!(paths, ["/login", "/oauth2/authorize", "/callback"], "{hops:?}");
+    assert_eq!(
+        paths,
+        ["/login", "/oauth2/authorize", "/callback"],
+        "{hops:?}"
+    );
 }
 
 #[tokio::test]
@@ -128,10 +142,23 @@ async fn case_p10_refresh_rotates_the_tokens_and_logout_ends_the_session_and_the
     let agent = signed_in(&rig.gate, alice()).await;
     let (result, _) = sign_in_through_rp(&rig, &agent, "").await;
     let sub = result["claims"]["sub"].clone();
-    let refreshed: Value = agent.get(&rig.rp.url("/refresh")).await.json().await.unwrap();
+    let refreshed: Value = agent
+        .get(&rig.rp.url("/refresh"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(refreshed["rotated"], true, "{refreshed}");
-    assert_eq!(refreshed["claims"]["sub"], sub, "OIDC Core §12.2: the same subject");
-    let userinfo: Value = agent.get(&rig.rp.url("/userinfo")).await.json().await.unwrap();
+    assert_eq!(
+        refreshed["claims"]["sub"], sub,
+        "OIDC Core §12.2: the same subject"
+    );
+    let userinfo: Value = agent
+        .get(&rig.rp.url("/userinfo"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(userinfo["sub"], sub, "{userinfo}");
 
     // RP-initiated logout with id_token_hint: straight back to the RP, session ended.
@@ -144,7 +171,12 @@ async fn case_p10_refresh_rotates_the_tokens_and_logout_ends_the_session_and_the
     assert!(last.text().await.unwrap().contains(">bye<"), "state echoed");
     let me = agent.get(&rig.gate.url("/api/v1/me")).await;
     assert_eq!(me.status(), 401, "the teamgate session is over");
-    let after: Value = agent.get(&rig.rp.url("/refresh")).await.json().await.unwrap();
+    let after: Value = agent
+        .get(&rig.rp.url("/refresh"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(after["error"], "invalid_grant", "{after}");
 }
 

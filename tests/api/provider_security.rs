@@ -106,7 +106,12 @@ impl Op {
         query.get("code").cloned().expect("a code")
     }
 
-    async fn token(&self, client: &str, secret: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    async fn token(
+        &self,
+        client: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.gate.url("/oauth2/token"))
@@ -162,7 +167,9 @@ impl Op {
 }
 
 fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned()
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no {k} in {v}"))
+        .to_owned()
 }
 
 #[tokio::test]
@@ -177,10 +184,18 @@ async fn case_p2_an_unregistered_redirect_uri_or_client_gets_a_page_and_no_redir
         ("nobody", REDIRECT),
     ] {
         let response = op
-            .authorize(&agent, client, None, &[("client_id", client), ("redirect_uri", uri)])
+            .authorize(
+                &agent,
+                client,
+                None,
+                &[("client_id", client), ("redirect_uri", uri)],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client} {uri}");
-        assert!(response.headers().get("location").is_none(), "{client} {uri}");
+        assert!(
+            response.headers().get("location").is_none(),
+            "{client} {uri}"
+        );
         let page = response.text().await.unwrap();
         assert!(page.contains("Sign-in request refused"), "{page}");
     }
@@ -194,16 +209,25 @@ async fn case_p5_a_reused_code_is_refused_and_the_tokens_issued_with_it_are_revo
     let code = op.code(&agent, "app", Some(&challenge)).await;
     let (status, first) = op.exchange(&code, Some(&verifier)).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    assert_eq!(op.userinfo(&s(&first, "access_token")).await, StatusCode::OK);
+    assert_eq!(
+        op.userinfo(&s(&first, "access_token")).await,
+        StatusCode::OK
+    );
     let (status, again) = op.exchange(&code, Some(&verifier)).await;
-    assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     assert_eq!(
         op.userinfo(&s(&first, "access_token")).await,
         StatusCode::UNAUTHORIZED,
         "the access token of the first use is revoked"
     );
     let (status, refreshed) = op.refresh(&s(&first, "refresh_token")).await;
-    assert_eq!((status, refreshed["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, refreshed["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     let replays: i64 = db_read(&op.gate.state, |c| {
         Ok(c.query_row(
             "SELECT COUNT(*) FROM audit WHERE action = 'client.code_replayed'",
@@ -223,7 +247,10 @@ async fn case_p6_a_code_is_refused_after_its_sixty_seconds() {
     let code = op.code(&agent, "app", None).await;
     op.gate.state.clock.advance(Duration::from_secs(61));
     let (status, body) = op.exchange(&code, None).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -237,7 +264,10 @@ async fn case_p7_a_wrong_client_secret_is_401_invalid_client_and_does_not_burn_t
         ("redirect_uri", REDIRECT),
     ];
     let (status, body) = op.token("app", "not-the-secret", &form).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
     // client_secret_post with a wrong secret, and the other client's secret for this code.
     let response = op
         .http
@@ -283,9 +313,16 @@ async fn case_p3_a_pkce_mismatch_is_refused_and_burns_the_code() {
     let code = op.code(&agent, "app", Some(&challenge)).await;
     let (other, _) = pkce();
     let (status, body) = op.exchange(&code, Some(&other)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     let (status, _) = op.exchange(&code, Some(&verifier)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a guessed verifier cannot be retried");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a guessed verifier cannot be retried"
+    );
     // No verifier at all for a code bound to a challenge.
     let (_, challenge) = pkce();
     let code = op.code(&agent, "app", Some(&challenge)).await;
@@ -299,18 +336,36 @@ async fn case_p3_a_public_client_must_use_pkce_and_a_downgrade_is_refused() {
     let agent = signed_in(&op.gate, alice()).await;
     let response = op.authorize(&agent, "spa", None, &[]).await;
     let query = query_of(response.headers()["location"].to_str().unwrap());
-    assert_eq!(query.get("error").map(String::as_str), Some("invalid_request"));
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("invalid_request")
+    );
     assert_eq!(query.get("state").map(String::as_str), Some("st-1"));
     let response = op
-        .authorize(&agent, "app", None, &[("code_challenge", "x".repeat(43).as_str()), ("code_challenge_method", "plain")])
+        .authorize(
+            &agent,
+            "app",
+            None,
+            &[
+                ("code_challenge", "x".repeat(43).as_str()),
+                ("code_challenge_method", "plain"),
+            ],
+        )
         .await;
     let query = query_of(response.headers()["location"].to_str().unwrap());
-    assert_eq!(query.get("error").map(String::as_str), Some("invalid_request"), "plain is refused");
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("invalid_request"),
+        "plain is refused"
+    );
     // RFC 9700 §4.8.2: a verifier for a code issued without a challenge.
     let code = op.code(&agent, "app", None).await;
     let (verifier, _) = pkce();
     let (status, body) = op.exchange(&code, Some(&verifier)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     // The public client redeems with PKCE and no secret.
     let (verifier, challenge) = pkce();
     let code = op.code(&agent, "spa", Some(&challenge)).await;
@@ -339,7 +394,10 @@ async fn case_p8_a_user_outside_allowed_teams_gets_the_refusal_page_and_no_code(
     assert!(response.headers().get("location").is_none());
     let page = response.text().await.unwrap();
     assert!(page.contains("No access to this application"), "{page}");
-    assert!(page.contains("Operators") && page.contains("App ops"), "{page}");
+    assert!(
+        page.contains("Operators") && page.contains("App ops"),
+        "{page}"
+    );
     let grants: i64 = db_read(&op.gate.state, |c| {
         Ok(c.query_row("SELECT COUNT(*) FROM oauth_grants", [], |r| r.get(0))?)
     })
@@ -354,8 +412,14 @@ async fn case_p9_a_deprovisioned_users_refresh_and_access_tokens_are_refused() {
     let (_, tokens) = op.tokens().await;
     op.gate.revoke("u-alice").await;
     let (status, body) = op.refresh(&s(&tokens, "refresh_token")).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(op.userinfo(&s(&tokens, "access_token")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        op.userinfo(&s(&tokens, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
     let left: i64 = db_read(&op.gate.state, |c| {
         Ok(c.query_row("SELECT COUNT(*) FROM oauth_tokens", [], |r| r.get(0))?)
     })
@@ -396,10 +460,20 @@ async fn case_p10_a_rotated_refresh_token_used_again_revokes_the_grant() {
     assert_ne!(s(&next, "refresh_token"), old, "rotated");
     assert!(next["id_token"].as_str().is_some());
     let (status, body) = op.refresh(&old).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     let (status, _) = op.refresh(&s(&next, "refresh_token")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the replay revoked the whole grant");
-    assert_eq!(op.userinfo(&s(&next, "access_token")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the replay revoked the whole grant"
+    );
+    assert_eq!(
+        op.userinfo(&s(&next, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -420,7 +494,10 @@ async fn case_p11_tokens_are_stored_hashed_and_never_logged() {
         assert_eq!(h.len(), 32, "a SHA-256, not the token");
     }
     let text = logs.text();
-    assert!(!text.contains(&access) && !text.contains(&refresh), "a token reached the log");
+    assert!(
+        !text.contains(&access) && !text.contains(&refresh),
+        "a token reached the log"
+    );
 }
 
 #[tokio::test]
@@ -439,33 +516,56 @@ async fn case_p12_userinfo_wants_a_bearer_header_and_reads_the_memberships_now()
         .await
         .unwrap();
     assert_eq!(ok["email"], "alice@example.com");
-    let missing = op.http.get(op.gate.url("/oauth2/userinfo")).send().await.unwrap();
-    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
-    let in_query = op
+    let missing = op
         .http
-        .get(op.gate.url(&format!("/oauth2/userinfo?access_token={access}")))
+        .get(op.gate.url("/oauth2/userinfo"))
         .send()
         .await
         .unwrap();
-    assert_eq!(in_query.status(), StatusCode::UNAUTHORIZED, "RFC 9700 §4.3.2");
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    let in_query = op
+        .http
+        .get(
+            op.gate
+                .url(&format!("/oauth2/userinfo?access_token={access}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_query.status(),
+        StatusCode::UNAUTHORIZED,
+        "RFC 9700 §4.3.2"
+    );
 }
 
 #[tokio::test]
 async fn case_p13_prompt_none_with_a_session_answers_at_once_and_bad_prompts_are_errors() {
     let op = op().await;
     let agent = signed_in(&op.gate, alice()).await;
-    let response = op.authorize(&agent, "app", None, &[("prompt", "none")]).await;
+    let response = op
+        .authorize(&agent, "app", None, &[("prompt", "none")])
+        .await;
     let query = query_of(response.headers()["location"].to_str().unwrap());
     assert!(query.contains_key("code"), "{query:?}");
     for bad in ["none login", "sometimes"] {
         let response = op.authorize(&agent, "app", None, &[("prompt", bad)]).await;
         let query = query_of(response.headers()["location"].to_str().unwrap());
-        assert_eq!(query.get("error").map(String::as_str), Some("invalid_request"), "{bad}");
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some("invalid_request"),
+            "{bad}"
+        );
     }
     let fresh = Agent::new();
-    let response = op.authorize(&fresh, "app", None, &[("prompt", "none")]).await;
+    let response = op
+        .authorize(&fresh, "app", None, &[("prompt", "none")])
+        .await;
     let query = query_of(response.headers()["location"].to_str().unwrap());
-    assert_eq!(query.get("error").map(String::as_str), Some("login_required"));
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("login_required")
+    );
 }
 
 #[tokio::test]
@@ -477,13 +577,19 @@ async fn case_p14_logout_refuses_unregistered_return_addresses_and_asks_without_
     let response = agent
         .client
         .get(op.gate.url("/oauth2/logout"))
-        .query(&[("id_token_hint", hint.as_str()), ("post_logout_redirect_uri", "https://evil.example/")])
+        .query(&[
+            ("id_token_hint", hint.as_str()),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none());
-    assert_eq!(agent.get(&op.gate.url("/api/v1/me")).await.status(), StatusCode::OK);
+    assert_eq!(
+        agent.get(&op.gate.url("/api/v1/me")).await.status(),
+        StatusCode::OK
+    );
     // A forged hint.
     let forged = crate::forward_auth_support::tamper(&hint);
     let response = agent
@@ -498,14 +604,24 @@ async fn case_p14_logout_refuses_unregistered_return_addresses_and_asks_without_
     let response = agent
         .client
         .get(op.gate.url("/oauth2/logout"))
-        .query(&[("client_id", "app"), ("post_logout_redirect_uri", LOGGED_OUT), ("state", "s9")])
+        .query(&[
+            ("client_id", "app"),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("state", "s9"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.text().await.unwrap();
-    assert!(page.contains("Sign out of teamgate?") && !page.contains("<script"), "{page}");
-    assert_eq!(agent.get(&op.gate.url("/api/v1/me")).await.status(), StatusCode::OK);
+    assert!(
+        page.contains("Sign out of teamgate?") && !page.contains("<script"),
+        "{page}"
+    );
+    assert_eq!(
+        agent.get(&op.gate.url("/api/v1/me")).await.status(),
+        StatusCode::OK
+    );
     let form = crate::helpers::hidden_inputs(&page);
     let confirmed = agent
         .client
@@ -514,11 +630,21 @@ async fn case_p14_logout_refuses_unregistered_return_addresses_and_asks_without_
         .send()
         .await
         .unwrap();
-    assert_eq!(confirmed.status(), StatusCode::OK, "a page with a link, not a redirect");
+    assert_eq!(
+        confirmed.status(),
+        StatusCode::OK,
+        "a page with a link, not a redirect"
+    );
     // minijinja escapes '/' inside attributes; a browser reads it back.
     let page = confirmed.text().await.unwrap().replace("&#x2f;", "/");
-    assert!(page.contains(r#"href="http://127.0.0.1:9/bye?state=s9""#), "{page}");
-    assert_eq!(agent.get(&op.gate.url("/api/v1/me")).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        page.contains(r#"href="http://127.0.0.1:9/bye?state=s9""#),
+        "{page}"
+    );
+    assert_eq!(
+        agent.get(&op.gate.url("/api/v1/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let (status, _) = op.refresh(&s(&tokens, "refresh_token")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -536,10 +662,19 @@ async fn case_p15_discovery_and_jwks_describe_the_provider_and_both_key_kinds() 
         .await
         .unwrap();
     assert_eq!(doc["issuer"], op.gate.direct.as_str());
-    assert_eq!(doc["jwks_uri"], op.gate.url("/.well-known/jwks.json").as_str());
-    assert_eq!(doc["end_session_endpoint"], op.gate.url("/oauth2/logout").as_str());
+    assert_eq!(
+        doc["jwks_uri"],
+        op.gate.url("/.well-known/jwks.json").as_str()
+    );
+    assert_eq!(
+        doc["end_session_endpoint"],
+        op.gate.url("/oauth2/logout").as_str()
+    );
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     let jwks: Value = op
         .http
         .get(op.gate.url("/.well-known/jwks.json"))
@@ -555,14 +690,20 @@ async fn case_p15_discovery_and_jwks_describe_the_provider_and_both_key_kinds() 
         .iter()
         .map(|k| k["alg"].as_str().unwrap())
         .collect();
-    assert!(algs.contains(&"ES256") && algs.contains(&"RS256"), "{algs:?}");
+    assert!(
+        algs.contains(&"ES256") && algs.contains(&"RS256"),
+        "{algs:?}"
+    );
 }
 
 #[tokio::test]
 async fn case_p15_a_rotation_makes_a_new_rs256_key_and_keeps_the_previous_one_published() {
     let op = op().await;
     let (_, before) = op.tokens().await;
-    let old_kid = jsonwebtoken::decode_header(&s(&before, "id_token")).unwrap().kid.unwrap();
+    let old_kid = jsonwebtoken::decode_header(&s(&before, "id_token"))
+        .unwrap()
+        .kid
+        .unwrap();
     let rotation = teamgate::signing::rotate(&op.gate.state.store, &op.gate.state.clock)
         .await
         .unwrap();
@@ -577,14 +718,24 @@ async fn case_p15_a_rotation_makes_a_new_rs256_key_and_keeps_the_previous_one_pu
         .json()
         .await
         .unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_rsa.as_str()), "{kids:?}");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_rsa.as_str()),
+        "{kids:?}"
+    );
 }
 
 #[tokio::test]
 async fn case_p16_without_clients_there_is_no_provider_surface() {
     let gate = crate::forward_auth_support::spawn("", "").await;
-    let response = reqwest::get(gate.url("/.well-known/openid-configuration")).await.unwrap();
+    let response = reqwest::get(gate.url("/.well-known/openid-configuration"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let rsa: i64 = db_read(&gate.state, |c| {
         Ok(c.query_row("SELECT COUNT(*) FROM rsa_signing_keys", [], |r| r.get(0))?)

@@ -5,7 +5,10 @@
 //! `scripts/install-e2e-deps.sh`; without them a test prints why and passes without running,
 //! unless `TEAMGATE_REQUIRE_E2E=1`.
 
-#![allow(dead_code, reason = "shared by several test files; each uses part of it")]
+#![allow(
+    dead_code,
+    reason = "shared by several test files; each uses part of it"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,7 +39,9 @@ pub fn require_rp(why: &str) -> bool {
     if e2e::require("node", why).is_none() {
         return false;
     }
-    let installed = rp_dir().join("node_modules/openid-client/package.json").exists();
+    let installed = rp_dir()
+        .join("node_modules/openid-client/package.json")
+        .exists();
     let found = installed.then(|| rp_dir().join("node_modules/openid-client"));
     match e2e::decide(
         "openid-client (tests/api/provider_rp/node_modules)",
@@ -127,7 +132,13 @@ pub struct Rig {
 
 /// A `[[client]]` block: `id`, confidential (secret file `secret`) unless `secret` is None,
 /// redirect URI `redirect`, post-logout `logged_out`, and `extra` lines.
-pub fn client_block(id: &str, secret: Option<&Path>, redirect: &str, logged_out: &str, extra: &str) -> String {
+pub fn client_block(
+    id: &str,
+    secret: Option<&Path>,
+    redirect: &str,
+    logged_out: &str,
+    extra: &str,
+) -> String {
     let credentials = match secret {
         Some(path) => format!("secret_file = \"{}\"", path.display()),
         None => "public = true".to_owned(),

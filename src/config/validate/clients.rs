@@ -92,7 +92,10 @@ impl Validator<'_> {
             for uri in &c.redirect_uris {
                 if let Some(u) = self.parse_with(uri, "client.redirect_uris", check_redirect_uri) {
                     if redirect_uris.contains(&u) {
-                        self.err(uri, format!("client \"{id}\": redirect URI {u} is listed twice"));
+                        self.err(
+                            uri,
+                            format!("client \"{id}\": redirect URI {u} is listed twice"),
+                        );
                     } else {
                         redirect_uris.push(u);
                     }
@@ -103,11 +106,9 @@ impl Validator<'_> {
             }
             let mut post_logout = Vec::new();
             for uri in &c.post_logout_redirect_uris {
-                if let Some(u) = self.parse_with(
-                    uri,
-                    "client.post_logout_redirect_uris",
-                    check_redirect_uri,
-                ) {
+                if let Some(u) =
+                    self.parse_with(uri, "client.post_logout_redirect_uris", check_redirect_uri)
+                {
                     post_logout.push(u);
                 }
             }

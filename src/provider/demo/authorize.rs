@@ -141,7 +141,9 @@ mod tests {
     use url::Url;
 
     use super::*;
-    use crate::provider::demo::tests::{CLIENT_ID, REDIRECT_URI, test_idp, test_idp_redirecting_to};
+    use crate::provider::demo::tests::{
+        CLIENT_ID, REDIRECT_URI, test_idp, test_idp_redirecting_to,
+    };
 
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 

@@ -167,7 +167,10 @@ mod tests {
         let header = format!("bAsIc {}", BASIC.encode("teamgate%3Ademo:s%2Bc+r%3At"));
         let p = basic(&header).map_err(|e| e.to_string()).expect("parsed");
         assert_eq!(
-            (p.client_id.as_str(), p.secret.as_deref().unwrap_or_default()),
+            (
+                p.client_id.as_str(),
+                p.secret.as_deref().unwrap_or_default()
+            ),
             ("teamgate:demo", "s+c r:t")
         );
         assert!(basic("Bearer abc").is_err());

@@ -147,7 +147,10 @@ pub fn check(
         .collect();
     // RFC 7636 §4.4.1 and RFC 9700 §2.1.1: PKCE is accepted from every client and required
     // of those that cannot keep a secret; only S256 (plain gives no protection).
-    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
         (None, None) if !client.pkce_required => None,
         (None, _) => {
             return Err(refuse("invalid_request", "code_challenge is required (PKCE)").into());
@@ -192,7 +195,9 @@ pub fn check(
         None => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Some(n),
-            _ => return Err(refuse("invalid_request", "max_age is not a number of seconds").into()),
+            _ => {
+                return Err(refuse("invalid_request", "max_age is not a number of seconds").into());
+            }
         },
     };
     Ok(AuthorizationRequest {

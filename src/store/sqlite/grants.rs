@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteTx;
 use crate::store::error::{Result, StoreError};
-use crate::store::grants::{ClientUsage, GrantRow, NewGrant, TokenKind, OAuthTokenRow};
+use crate::store::grants::{ClientUsage, GrantRow, NewGrant, OAuthTokenRow, TokenKind};
 use crate::store::port::{GrantReads, GrantWrites};
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id, g.session_generation, \
@@ -173,7 +173,9 @@ impl GrantWrites for SqliteTx<'_> {
     fn mark_token_used(&self, hash: &[u8; 32], now: i64) -> Result<bool> {
         Ok(self
             .conn
-            .prepare_cached("UPDATE oauth_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL")?
+            .prepare_cached(
+                "UPDATE oauth_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
+            )?
             .execute(params![&hash[..], now])?
             == 1)
     }
