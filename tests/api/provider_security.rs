@@ -700,7 +700,7 @@ async fn case_p15_discovery_and_jwks_describe_the_provider_and_both_key_kinds() 
 async fn case_p15_a_rotation_makes_a_new_rs256_key_and_keeps_the_previous_one_published() {
     let op = op().await;
     let (_, before) = op.tokens().await;
-    let old_kid = jsonwebtoken::decode_header(&s(&before, "id_token"))
+    let old_kid = jsonwebtoken::decode_header(s(&before, "id_token"))
         .unwrap()
         .kid
         .unwrap();

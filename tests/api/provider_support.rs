@@ -47,7 +47,7 @@ pub fn require_rp(why: &str) -> bool {
         "openid-client (tests/api/provider_rp/node_modules)",
         why,
         found,
-        &std::thread::current().name().unwrap_or("test").to_owned(),
+        std::thread::current().name().unwrap_or("test"),
         std::env::var(e2e::REQUIRE_ENV).is_ok_and(|v| v == "1"),
     ) {
         e2e::Decision::Run(_) => true,

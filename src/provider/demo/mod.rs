@@ -119,7 +119,7 @@ impl DemoIdp {
             return Err(DemoIdpError::InvalidIssuer(issuer));
         }
         // RFC 6749 §3.1.2: an absolute URI without a fragment.
-        if !http_url(&redirect_uri).is_some_and(|url| url.fragment().is_none()) {
+        if http_url(&redirect_uri).is_none_or(|url| url.fragment().is_some()) {
             return Err(DemoIdpError::InvalidRedirectUri(redirect_uri));
         }
         if client_id.is_empty() {
