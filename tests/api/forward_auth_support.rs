@@ -140,9 +140,14 @@ pub async fn spawn_on(
 
 /// Start teamgate with SCIM enabled for the test provider; returns a SCIM bearer token too.
 pub async fn spawn_scim() -> (Gate, String) {
+    spawn_scim_with("").await
+}
+
+/// [`spawn_scim`] with `extra` at the end of the config (e.g. `[[client]]` blocks).
+pub async fn spawn_scim_with(extra: &str) -> (Gate, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let direct = format!("http://{}", listener.local_addr().unwrap());
-    let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", "").await;
+    let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", extra).await;
     let config = gate.state.config.get();
     let token = teamgate::provisioning::tokens::create(
         &gate.state.store,

@@ -193,3 +193,56 @@ async fn explain_shows_what_a_client_would_receive_and_whether_the_user_may_sign
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn case_p8_a_refresh_is_refused_once_a_reload_leaves_the_user_outside_allowed_teams() {
+    let app = app_with_clients().await;
+    let (verifier, challenge) = pkce();
+    let response = code_with(&app, "app", REDIRECT, &challenge).await;
+    let code = query_of(response.headers()["location"].to_str().unwrap())
+        .remove("code")
+        .unwrap();
+    let http = reqwest::Client::new();
+    let token = |form: Vec<(&'static str, String)>| {
+        http.post(app.url("/oauth2/token"))
+            .header("authorization", basic("app", SECRET))
+            .form(&form)
+            .send()
+    };
+    let tokens: Value = token(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.into()),
+        ("code_verifier", verifier),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let current = std::fs::read_to_string(config_path(&app)).unwrap();
+    let narrowed = edit(
+        &current,
+        &format!("redirect_uris = [\"{REDIRECT}\"]\n\n[[client]]\nid = \"infra\""),
+        &format!(
+            "redirect_uris = [\"{REDIRECT}\"]\nallowed_teams = [\"infra-editors\"]\n\n[[client]]\nid = \"infra\""
+        ),
+    );
+    std::fs::write(config_path(&app), &narrowed).unwrap();
+    reload(&app.state, "test").await.unwrap();
+    let refused = token(vec![
+        ("grant_type", "refresh_token".into()),
+        ("refresh_token", refresh),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(
+        code_for(&app, "app", REDIRECT).await.status(),
+        StatusCode::FORBIDDEN,
+        "and no new code"
+    );
+}

@@ -25,6 +25,11 @@ struct Op {
 /// teamgate with a confidential client `app`, a public client `spa`, and a client `ops` open
 /// to the operators team only.
 async fn op() -> Op {
+    op_with_scim(false).await.0
+}
+
+/// [`op`], with SCIM enabled for the test provider when `scim` (and its bearer token).
+async fn op_with_scim(scim: bool) -> (Op, String) {
     let secrets = TempDir::new().unwrap();
     let secret = secret_file(&secrets);
     let clients = [
@@ -39,18 +44,28 @@ async fn op() -> Op {
         ),
     ]
     .join("\n");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let direct = format!("http://{}", listener.local_addr().unwrap());
-    let gate = spawn_on(listener, &direct, "", &clients).await;
+    let (gate, token) = if scim {
+        crate::forward_auth_support::spawn_scim_with(&clients).await
+    } else {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let direct = format!("http://{}", listener.local_addr().unwrap());
+        (
+            spawn_on(listener, &direct, "", &clients).await,
+            String::new(),
+        )
+    };
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Op {
-        gate,
-        _secrets: secrets,
-        http,
-    }
+    (
+        Op {
+            gate,
+            _secrets: secrets,
+            http,
+        },
+        token,
+    )
 }
 
 fn alice() -> crate::test_idp::LoginSpec {
@@ -426,6 +441,60 @@ async fn case_p9_a_deprovisioned_users_refresh_and_access_tokens_are_refused() {
     .await
     .unwrap();
     assert_eq!(left, 0, "the grant went with the sessions");
+}
+
+#[tokio::test]
+async fn case_p9_scim_deactivation_revokes_the_clients_refresh_tokens_at_once() {
+    let (op, scim_token) = op_with_scim(true).await;
+    let (_, tokens) = op.tokens().await;
+    let scim = |method: reqwest::Method, path: String, body: Value| {
+        op.http
+            .request(method, op.gate.url(&format!("/scim/v2/idp{path}")))
+            .bearer_auth(&scim_token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    // The IdP provisions the same person (externalId = the login subject), then deactivates.
+    let created: Value = scim(
+        reqwest::Method::POST,
+        "/Users".into(),
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "alice@example.com",
+            "externalId": "u-alice",
+        }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = s(&created, "id");
+    let (status, _) = op.refresh(&s(&tokens, "refresh_token")).await;
+    assert_eq!(status, StatusCode::OK, "provisioning alone changes nothing");
+    // The refresh above rotated the token; take the current pair again.
+    let (_, tokens) = op.tokens().await;
+    let deactivated = scim(
+        reqwest::Method::PATCH,
+        format!("/Users/{id}"),
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}],
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    let (status, body) = op.refresh(&s(&tokens, "refresh_token")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        op.userinfo(&s(&tokens, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
