@@ -165,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new()?;
             print!(
                 "{}",
-                runtime.block_on(crate::downstream::keys::rotate_command(&config))?
+                runtime.block_on(crate::signing::rotate_command(&config))?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -343,7 +343,7 @@ mod tests {
             ["explain", "-Lx3_a", "--json"],
         ] {
             match parse(&args).command {
-                Command::Admin(AdminCommand::Explain { user, json }) => {
+                Command::Admin(AdminCommand::Explain { user, json, .. }) => {
                     assert_eq!((user.as_str(), json), ("-Lx3_a", true), "{args:?}");
                 }
                 _ => panic!("not explain"),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::authorize::Authorize;
 use crate::config::LiveConfig;
 use crate::domain::Clock;
 use crate::idp::Providers;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub provisioning: Provisioning,
     /// The per-client-address limit of `/login` (`server.login_rate_per_minute`).
     pub login_limit: Arc<RateLimit>,
+    /// Signing users in to applications (teamgate as an OpenID provider).
+    pub authorize: Authorize,
 }

@@ -18,6 +18,7 @@ use crate::domain::Clock;
 use crate::domain::explain;
 use crate::domain::plan;
 use crate::domain::reconcile::Source;
+use crate::membership::Identity;
 use crate::membership::lookup::find_users;
 use crate::membership::plan::{
     Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty,
@@ -44,6 +45,10 @@ pub enum AdminCommand {
         /// random base64url and may start with `-`; they are still taken as the value.
         #[arg(allow_hyphen_values = true)]
         user: String,
+        /// Also show what this OpenID client (a `[[client]]` id) would receive for the user,
+        /// and whether they may sign in to it.
+        #[arg(long)]
+        client: Option<String>,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
@@ -107,7 +112,7 @@ pub struct AuditArgs {
     /// Rows of this membership source: claims, scim, config or default.
     #[arg(long)]
     source: Option<String>,
-    /// Rows of this trigger: login, refresh, scim, config, admin or cli.
+    /// Rows of this trigger: login, refresh, scim, config, admin, cli or client.
     #[arg(long)]
     trigger: Option<String>,
     /// From this time: RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or an age
@@ -156,7 +161,9 @@ pub enum CliError {
 pub fn run(config_path: &Path, command: AdminCommand) -> ExitCode {
     let result = match command {
         AdminCommand::Plan { json } => plan_command(config_path, json),
-        AdminCommand::Explain { user, json } => explain_command(config_path, &user, json),
+        AdminCommand::Explain { user, client, json } => {
+            explain_command(config_path, &user, client.as_deref(), json)
+        }
         AdminCommand::Audit(args) => audit_command(config_path, &args),
         AdminCommand::Reload { wait } => reload_command(config_path, Duration::from_secs(wait)),
         AdminCommand::Sessions { action } => sessions_command(config_path, action),
@@ -237,22 +244,50 @@ fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     })
 }
 
-fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode, CliError> {
+fn explain_command(
+    config_path: &Path,
+    key: &str,
+    client: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
+    let client = match client {
+        None => None,
+        Some(id) => Some(config.client(id).ok_or_else(|| {
+            CliError::BadArgument(format!(
+                "no [[client]] with id \"{id}\" in {}",
+                config.path.display()
+            ))
+        })?),
+    };
     let store = open(&config.server.database)?;
-    let (explanation, differs) = store.read_blocking(|tx| {
+    let (explanation, differs, for_client) = store.read_blocking(|tx| {
         let user = one_user(tx, key)?;
+        let for_client = match client {
+            None => None,
+            Some(c) => {
+                let identity = Identity::build(&config, &user, tx.memberships(user.id)?);
+                Some(crate::authorize::explain(c, &user, &identity))
+            }
+        };
         Ok::<_, CliError>((
             explain_user(tx, &user, &config)?,
             differs_from_applied(tx, &config)?,
+            for_client,
         ))
     })?;
     if json {
-        print_json(
-            &serde_json::json!({ "config_differs_from_applied": differs, "explanation": explanation }),
-        )?;
+        print_json(&serde_json::json!({
+            "config_differs_from_applied": differs,
+            "explanation": explanation,
+            "client": for_client,
+        }))?;
     } else {
         print!("{}", explain::render_text(&explanation));
+        if let Some(c) = &for_client {
+            println!();
+            print!("{}", c.render_text());
+        }
         if differs {
             println!(
                 "\nnote: {} differs from the config the server applied; `teamgate plan` shows the difference.",

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::{self, Admin, AdminForm};
 use super::views::{
-    AuditQuery, AuditView, Frame, GroupRef, IndexView, MappingsView, PlanOutcome, PlanView,
-    ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView, TeamsView, UserView,
-    UsersView,
+    AuditQuery, AuditView, ClientRow, ClientsView, Frame, GroupRef, IndexView, MappingsView,
+    PlanOutcome, PlanView, ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView,
+    TeamsView, UserView, UsersView,
 };
 use crate::config::{Config, GroupKey};
 use crate::domain::plan;
@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/teams", get(teams))
         .route("/admin/mappings", get(mappings))
+        .route("/admin/clients", get(clients))
         .route("/admin/scim", get(scim))
         .route("/admin/audit", get(audit_log))
         .route("/admin/plan", get(plan_page))
@@ -307,6 +308,42 @@ async fn mappings(State(state): State<AppState>, admin: Admin) -> Response {
             .collect(),
     };
     render(&state, &admin, "admin_mappings.html", "mappings", data)
+}
+
+async fn clients(State(state): State<AppState>, admin: Admin) -> Response {
+    let config: &Config = &admin.config;
+    let usage = match state.authorize.usage().await {
+        Ok(u) => u,
+        Err(e) => return internal(&state, &admin, e),
+    };
+    let stamp = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map(crate::domain::clock::timestamp)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let data = ClientsView {
+        issuer: config.issuer(),
+        clients: config
+            .clients
+            .iter()
+            .map(|c| {
+                let used = usage.iter().find(|u| u.client_id == c.id);
+                ClientRow {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    public: c.public,
+                    id_token_alg: c.id_token_alg.as_str(),
+                    redirect_uris: c.redirect_uris.clone(),
+                    allowed_teams: c.allowed_teams.iter().map(ToString::to_string).collect(),
+                    claims: c.claims.iter().map(|k| k.as_str()).collect(),
+                    last_used_at: used.and_then(|u| u.last_used_at).map(stamp),
+                    active_refresh_tokens: used.map_or(0, |u| u.active_refresh_tokens),
+                    users: used.map_or(0, |u| u.users),
+                }
+            })
+            .collect(),
+    };
+    render(&state, &admin, "admin_clients.html", "clients", data)
 }
 
 async fn scim(State(state): State<AppState>, admin: Admin) -> Response {

@@ -118,6 +118,28 @@ pub struct ProviderKey {
     pub group_key: &'static str,
 }
 
+/// `/admin/clients`.
+#[derive(Serialize)]
+pub struct ClientsView {
+    pub issuer: String,
+    pub clients: Vec<ClientRow>,
+}
+
+#[derive(Serialize)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub id_token_alg: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub allowed_teams: Vec<String>,
+    pub claims: Vec<&'static str>,
+    /// RFC 3339, when the client was last issued a code or token.
+    pub last_used_at: Option<String>,
+    pub active_refresh_tokens: i64,
+    pub users: i64,
+}
+
 /// `/admin/scim`.
 #[derive(Serialize)]
 pub struct ScimView {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::authorize::Authorize;
 use crate::config::{Config, LiveConfig, ProviderKind};
-use crate::demo_idp::{DemoIdp, DemoIdpError};
 use crate::domain::Clock;
 use crate::domain::secret::Secret;
-use crate::downstream::DownstreamError;
 use crate::idp::Providers;
 use crate::idp::http_client::{IdpHttp, IdpHttpError};
 use crate::membership::sync_config;
+use crate::provider::demo::{DemoIdp, DemoIdpError};
 use crate::provisioning::Provisioning;
 use crate::signin::{RefreshGrants, SignIn};
 use crate::state::AppState;
@@ -35,8 +35,8 @@ pub enum StartError {
     Http(#[source] IdpHttpError),
     #[error("demo identity provider")]
     Demo(#[source] DemoIdpError),
-    #[error("assertion signing keys")]
-    Keys(#[source] DownstreamError),
+    #[error("signing keys")]
+    Keys(#[source] crate::signing::SigningError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -90,9 +90,15 @@ impl Application {
             "config synced into the database"
         );
         // The assertion signing key exists from the first start, before any request needs it.
-        crate::downstream::keys::load(&store, &clock)
+        crate::signing::load(&store, &clock)
             .await
             .map_err(StartError::Keys)?;
+        // ID tokens are RS256 by default: the key exists before the first client needs it.
+        if !config.clients.is_empty() {
+            crate::signing::ensure_rsa_key(&store, &clock)
+                .await
+                .map_err(StartError::Keys)?;
+        }
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
         let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
             .map_err(StartError::Http)?;
@@ -116,6 +122,11 @@ impl Application {
                 config: config.clone(),
                 clock: clock.clone(),
             },
+            authorize: Authorize {
+                store: store.clone(),
+                config: config.clone(),
+                clock: clock.clone(),
+            },
             config,
             store,
             templates,
@@ -126,6 +137,7 @@ impl Application {
         tokio::spawn(prune_expired_sessions(
             state.store.clone(),
             state.clock.clone(),
+            state.authorize.clone(),
         ));
         tokio::spawn(forget_idle_clients(state.login_limit.clone()));
         Ok(Application {
@@ -194,7 +206,7 @@ async fn demo_provider(
     tracing::warn!(
         "the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production."
     );
-    let key = crate::demo_idp::load_or_create_key(store)
+    let key = crate::provider::demo::load_or_create_key(store)
         .await
         .map_err(StartError::Demo)?;
     let secret = Secret::new(crate::domain::ids::random_id());
@@ -220,8 +232,9 @@ async fn forget_idle_clients(limit: Arc<RateLimit>) {
     }
 }
 
-/// Delete expired session rows every ten minutes.
-async fn prune_expired_sessions(store: Store, clock: Clock) {
+/// Delete expired session rows (and with them their grants) and expired provider grants and
+/// tokens every ten minutes.
+async fn prune_expired_sessions(store: Store, clock: Clock, authorize: Authorize) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -230,6 +243,11 @@ async fn prune_expired_sessions(store: Store, clock: Clock) {
             Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+        }
+        match authorize.prune().await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired provider grants pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune expired provider grants"),
         }
     }
 }

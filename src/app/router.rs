@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware;
 
-use crate::demo_idp::DemoIdp;
+use crate::provider::demo::DemoIdp;
 use crate::state::AppState;
 use crate::web::request_id;
 
@@ -21,13 +21,14 @@ pub fn router(state: AppState, demo_idp: Option<Arc<DemoIdp>>) -> Router {
         .merge(crate::oidc::routes::routes())
         .merge(crate::admin::routes())
         .merge(crate::downstream::routes())
+        .merge(crate::provider::routes())
         // No /metrics here: it is served only on `server.metrics_listen` (see `app`).
         .layer(sessions)
         .with_state(state.clone())
         // SCIM stays outside the session layer: a bearer token, never a cookie (case 78).
         .merge(crate::scim::routes::routes().with_state(state));
     if let Some(idp) = demo_idp {
-        app = app.nest("/demo-idp", crate::demo_idp::router(idp));
+        app = app.nest("/demo-idp", crate::provider::demo::router(idp));
     }
     let app = app
         // The security headers go on every response, the demo IdP's and the 404s' included.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::domain::plan::{ClientDecl, ConfigView, Mapping, TeamDecl};
 use crate::domain::reconcile::Policy;
 use crate::domain::roles::{RoleBinding, RoleHierarchy};
 use crate::domain::secret::Secret;
@@ -224,6 +224,89 @@ pub const HEADER_KEYS: [(&str, &str); 7] = [
     ("assertion", "X-Teamgate-Assertion"),
 ];
 
+/// What a client may receive besides `sub` (OpenID Connect Core §5.1 for `email`, `name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClientClaim {
+    /// `email` and `email_verified`, for the `email` scope and only when the email is verified.
+    Email,
+    /// `name`, for the `profile` scope.
+    Name,
+    /// `teams`: the ids of the user's teams.
+    Teams,
+    /// `roles`: `scope=role` pairs.
+    Roles,
+    /// `groups`: the team ids again, for apps that only understand a claim of that name.
+    Groups,
+}
+
+impl ClientClaim {
+    pub const ALL: [ClientClaim; 5] = [
+        ClientClaim::Email,
+        ClientClaim::Name,
+        ClientClaim::Teams,
+        ClientClaim::Roles,
+        ClientClaim::Groups,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientClaim::Email => "email",
+            ClientClaim::Name => "name",
+            ClientClaim::Teams => "teams",
+            ClientClaim::Roles => "roles",
+            ClientClaim::Groups => "groups",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The JWS algorithm of a client's ID tokens (RFC 7518 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: what every OpenID relying party must accept.
+    Rs256,
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+        }
+    }
+}
+
+/// An application that signs in through teamgate as an OpenID provider (`[[client]]`).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The OAuth `client_id`.
+    pub id: String,
+    /// Shown to people (the admin pages, the refusal page).
+    pub name: String,
+    /// `None` exactly when the client is public (PKCE only).
+    pub secret: Option<Secret>,
+    pub public: bool,
+    /// Compared as exact strings (RFC 9700 §4.1.3).
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Empty: any signed-in user may sign in to the client.
+    pub allowed_teams: Vec<TeamId>,
+    pub claims: BTreeSet<ClientClaim>,
+    pub id_token_alg: SigningAlg,
+    pub line: usize,
+}
+
+impl ClientConfig {
+    pub fn releases(&self, claim: ClientClaim) -> bool {
+        self.claims.contains(&claim)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub role: Role,
@@ -244,6 +327,8 @@ pub struct Config {
     pub role_hierarchy: RoleHierarchy,
     pub forward_auth: ForwardAuthConfig,
     pub admin: AdminConfig,
+    /// Applications signing in through teamgate's OpenID provider.
+    pub clients: Vec<ClientConfig>,
     /// What plan and explain compare: built once, when the file is read.
     view: ConfigView,
     /// The reconcile inputs of [`Config::view`], built once from it.
@@ -270,6 +355,19 @@ impl Config {
 
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.id.as_str() == id)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// teamgate's issuer as an OpenID provider: `public_url` without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     pub fn team(&self, id: &TeamId) -> Option<&TeamConfig> {
@@ -309,6 +407,20 @@ impl Config {
         view.teams_without_groups = self.defaults.teams_without_groups.clone();
         view.hierarchy = self.role_hierarchy.clone();
         view.locked_users = self.defaults.locked_users.clone();
+        for c in &self.clients {
+            view.clients.insert(
+                c.id.clone(),
+                ClientDecl {
+                    name: c.name.clone(),
+                    public: c.public,
+                    redirect_uris: c.redirect_uris.clone(),
+                    post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                    allowed_teams: c.allowed_teams.clone(),
+                    claims: c.claims.iter().map(|k| k.as_str().to_owned()).collect(),
+                    id_token_alg: c.id_token_alg.as_str().to_owned(),
+                },
+            );
+        }
         self.policy = view.policy();
         self.view = view;
         self

@@ -30,6 +30,9 @@ pub struct RawConfig {
     pub forward_auth: RawForwardAuth,
     #[serde(default)]
     pub admin: RawAdmin,
+    /// Applications that sign in through teamgate as an OpenID provider.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<S<RawClient>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,4 +242,27 @@ pub struct RawAdmin {
     pub role: Option<S<String>>,
     /// ...held on this scope or above it (default: any org scope holding it).
     pub scope: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub id: S<String>,
+    pub name: Option<String>,
+    pub secret_env: Option<S<String>>,
+    pub secret_file: Option<S<String>>,
+    /// A PKCE-only client without a secret (a single-page or native app).
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<S<String>>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<S<String>>,
+    /// Only members of one of these teams may sign in to the client (default: anyone).
+    #[serde(default)]
+    pub allowed_teams: Vec<S<String>>,
+    /// The claims the client receives beyond `sub` (default: all of them).
+    pub claims: Option<Vec<S<String>>>,
+    /// The ID token's signature algorithm: RS256 (default) or ES256.
+    pub id_token_alg: Option<S<String>>,
 }

@@ -514,6 +514,75 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
         case(
+            "a client with a wildcard redirect URI",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://*.example.com/cb\"] {HERE}\n"
+            )),
+            &["client.redirect_uris", "contains '*'", "list each one"],
+        ),
+        case(
+            "a client redirect URI over plain http to another host",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"http://grafana.example.com/cb\"] {HERE}\n"
+            )),
+            &["must be https", "only on localhost"],
+        ),
+        case(
+            "a client without any secret that is not public",
+            with(&format!(
+                "[[client]] {HERE}\nid = \"grafana\"\nredirect_uris = [\"https://g.example.com/cb\"]\n"
+            )),
+            &[
+                "client \"grafana\": no secret",
+                "secret_env",
+                "public = true",
+            ],
+        ),
+        case(
+            "a public client with a secret",
+            with(&format!(
+                "[[client]]\nid = \"spa\"\npublic = true\nsecret_file = \"example-secrets/grafana-client-secret\" {HERE}\nredirect_uris = [\"https://spa.example.com/cb\"]\n"
+            )),
+            &[
+                "a public client has no secret",
+                "remove secret_env/secret_file",
+            ],
+        ),
+        case(
+            "a client allowed to a team that is not declared",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nallowed_teams = [\"operators\"] {HERE}\n"
+            )),
+            &[
+                "allowed team \"operators\" is not a declared [[team]]",
+                "declare the team",
+            ],
+        ),
+        case(
+            "a client claim that does not exist",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nclaims = [\"teams\", \"department\"] {HERE}\n"
+            )),
+            &[
+                "claim \"department\" is unknown",
+                "email, name, teams, roles or groups",
+            ],
+        ),
+        case(
+            "two clients with one id",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\npublic = true\nredirect_uris = [\"https://g.example.com/cb\"]\n\n[[client]]\nid = \"grafana\" {HERE}\npublic = true\nredirect_uris = [\"https://g2.example.com/cb\"]\n"
+            )),
+            &["client id \"grafana\" is used twice", "its own id"],
+        ),
+        case(
+            "an ID-token algorithm teamgate does not sign with",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\npublic = true\nredirect_uris = [\"https://g.example.com/cb\"]\nid_token_alg = \"HS256\" {HERE}\n"
+            )),
+            &["id_token_alg \"HS256\" is not supported", "use RS256"],
+        ),
+        case(
             "teams_without_groups naming an undeclared team",
             with(&format!(
                 "[defaults]\nteams_without_groups = [\"everyone\", \"newcomers\"] {HERE}\n"
@@ -607,6 +676,26 @@ fn the_example_config_reads_what_it_documents() {
         .flat_map(|t| t.groups.iter().map(|(p, _)| p.as_str()))
         .collect();
     assert!(mapped.contains("entra") && mapped.contains("okta") && mapped.contains("keycloak"));
+    let grafana = config.client("grafana").expect("the grafana client");
+    assert_eq!(
+        grafana.secret.as_ref().map(Secret::expose),
+        Some("dummy-grafana-client-secret-replace-me")
+    );
+    assert_eq!(
+        grafana.redirect_uris,
+        ["https://grafana.example.com/login/generic_oauth"]
+    );
+    assert_eq!(grafana.allowed_teams.len(), 2);
+    assert_eq!(grafana.id_token_alg, SigningAlg::Rs256);
+    assert!(grafana.releases(ClientClaim::Roles) && !grafana.releases(ClientClaim::Groups));
+    let spa = config.client("handbook").expect("the public client");
+    assert!(spa.public && spa.secret.is_none());
+    assert_eq!(spa.id_token_alg, SigningAlg::Es256);
+    assert_eq!(
+        spa.claims.len(),
+        ClientClaim::ALL.len(),
+        "all claims by default"
+    );
     let auditors = TeamId::parse("auditors").expect("team id");
     assert!(
         config

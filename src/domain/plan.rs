@@ -24,6 +24,89 @@ pub struct ConfigView {
     pub locked_users: BTreeSet<String>,
     /// Which roles include which (the built-in order and `[[role]] includes`).
     pub hierarchy: RoleHierarchy,
+    /// The OpenID clients, by client id.
+    pub clients: BTreeMap<String, ClientDecl>,
+}
+
+/// One declared OpenID client, as far as an administrator reviews it (never its secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClientDecl {
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub allowed_teams: Vec<TeamId>,
+    pub claims: Vec<String>,
+    pub id_token_alg: String,
+}
+
+impl ClientDecl {
+    /// What differs from `before`, one phrase per setting, for `plan`.
+    pub fn changes_from(&self, before: &ClientDecl) -> Vec<String> {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "(none)".to_owned()
+            } else {
+                v.join(" ")
+            }
+        };
+        let teams = |v: &[TeamId]| {
+            if v.is_empty() {
+                "(anyone)".to_owned()
+            } else {
+                v.iter().map(TeamId::as_str).collect::<Vec<_>>().join(" ")
+            }
+        };
+        let mut out = Vec::new();
+        if self.name != before.name {
+            out.push(format!("name \"{}\" -> \"{}\"", before.name, self.name));
+        }
+        if self.public != before.public {
+            out.push(format!("public {} -> {}", before.public, self.public));
+        }
+        if self.redirect_uris != before.redirect_uris {
+            out.push(format!(
+                "redirect_uris {} -> {}",
+                list(&before.redirect_uris),
+                list(&self.redirect_uris)
+            ));
+        }
+        if self.post_logout_redirect_uris != before.post_logout_redirect_uris {
+            out.push(format!(
+                "post_logout_redirect_uris {} -> {}",
+                list(&before.post_logout_redirect_uris),
+                list(&self.post_logout_redirect_uris)
+            ));
+        }
+        if self.allowed_teams != before.allowed_teams {
+            out.push(format!(
+                "allowed_teams {} -> {}",
+                teams(&before.allowed_teams),
+                teams(&self.allowed_teams)
+            ));
+        }
+        if self.claims != before.claims {
+            out.push(format!(
+                "claims {} -> {}",
+                list(&before.claims),
+                list(&self.claims)
+            ));
+        }
+        if self.id_token_alg != before.id_token_alg {
+            out.push(format!(
+                "id_token_alg {} -> {}",
+                before.id_token_alg, self.id_token_alg
+            ));
+        }
+        out
+    }
+}
+
+/// A client whose settings change, with what changes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ClientChange {
+    pub id: String,
+    pub changes: Vec<String>,
 }
 
 /// One declared team.
@@ -195,6 +278,10 @@ pub struct ConfigDiff {
     pub default_teams: Option<(Vec<TeamId>, Vec<TeamId>)>,
     pub locked_added: Vec<String>,
     pub locked_removed: Vec<String>,
+    /// OpenID clients added or removed (by id), and clients whose settings change.
+    pub clients_added: Vec<String>,
+    pub clients_removed: Vec<String>,
+    pub clients_changed: Vec<ClientChange>,
 }
 
 impl ConfigDiff {
@@ -213,6 +300,9 @@ impl ConfigDiff {
             + usize::from(self.default_teams.is_some())
             + self.locked_added.len()
             + self.locked_removed.len()
+            + self.clients_added.len()
+            + self.clients_removed.len()
+            + self.clients_changed.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -285,6 +375,29 @@ pub fn diff_configs(old: &ConfigView, new: &ConfigView) -> ConfigDiff {
         }),
         locked_added: only_in(&new.locked_users, &old.locked_users),
         locked_removed: only_in(&old.locked_users, &new.locked_users),
+        clients_added: new
+            .clients
+            .keys()
+            .filter(|id| !old.clients.contains_key(*id))
+            .cloned()
+            .collect(),
+        clients_removed: old
+            .clients
+            .keys()
+            .filter(|id| !new.clients.contains_key(*id))
+            .cloned()
+            .collect(),
+        clients_changed: new
+            .clients
+            .iter()
+            .filter_map(|(id, decl)| {
+                let changes = decl.changes_from(old.clients.get(id)?);
+                (!changes.is_empty()).then(|| ClientChange {
+                    id: id.clone(),
+                    changes,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -642,6 +755,17 @@ pub fn render_text(plan: &Plan) -> String {
         }
         for e in &c.locked_removed {
             let _ = writeln!(out, "  - locked user {e}");
+        }
+        for id in &c.clients_added {
+            let _ = writeln!(out, "  + client {id}");
+        }
+        for id in &c.clients_removed {
+            let _ = writeln!(out, "  - client {id} (its refresh tokens stop working)");
+        }
+        for ch in &c.clients_changed {
+            for what in &ch.changes {
+                let _ = writeln!(out, "  ~ client {}: {what}", ch.id);
+            }
         }
         out.push('\n');
     }

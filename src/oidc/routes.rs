@@ -35,6 +35,9 @@ pub fn routes() -> Router<AppState> {
 struct LoginQuery {
     provider: Option<String>,
     rd: Option<String>,
+    /// `login`: ask the IdP to authenticate the user again even if it has a session (an
+    /// application asked teamgate's provider for `prompt=login` or a short `max_age`).
+    prompt: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -75,6 +78,7 @@ async fn login_page(
         q.rd.as_deref()
             .and_then(|rd| safe_return_to(rd, &config.server))
             .unwrap_or_else(|| config.server.path("/"));
+    let force_login = q.prompt.as_deref() == Some("login");
     let provider = match (&q.provider, config.providers.as_slice()) {
         (Some(id), _) => config.provider(id).ok_or_else(|| {
             login_error_page(&state, &rid, LoginError::UnknownProvider(id.clone()))
@@ -83,16 +87,18 @@ async fn login_page(
         (None, all) => {
             let entries: Vec<ChooserEntry> = all
                 .iter()
-                .map(|p| ChooserEntry {
-                    name: p.display_name.clone(),
-                    href: format!(
-                        "{}?{}",
-                        config.server.path("/login"),
-                        url::form_urlencoded::Serializer::new(String::new())
-                            .append_pair("provider", p.id.as_str())
-                            .append_pair("rd", &return_to)
-                            .finish()
-                    ),
+                .map(|p| {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    query
+                        .append_pair("provider", p.id.as_str())
+                        .append_pair("rd", &return_to);
+                    if force_login {
+                        query.append_pair("prompt", "login");
+                    }
+                    ChooserEntry {
+                        name: p.display_name.clone(),
+                        href: format!("{}?{}", config.server.path("/login"), query.finish()),
+                    }
                 })
                 .collect();
             let html = state
@@ -111,6 +117,7 @@ async fn login_page(
         state.signin.client_secret(provider),
         &session,
         return_to,
+        force_login,
     )
     .await
     .map_err(|e| login_error_page(&state, &rid, e))?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StoreError};
 use super::port::{ReadTx, WriteTx};
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::domain::plan::{ClientDecl, ConfigView, Mapping, TeamDecl};
 use crate::domain::roles::{RoleBinding, RoleHierarchy};
 use crate::domain::{ProviderId, Role, Scope, TeamId};
 
@@ -38,6 +38,21 @@ struct StoredView {
     /// then read as the built-in order.
     #[serde(default)]
     role_includes: Option<Vec<(String, Vec<String>)>>,
+    /// Absent in snapshots written before OpenID clients existed.
+    #[serde(default)]
+    clients: Vec<StoredClient>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredClient {
+    id: String,
+    name: String,
+    public: bool,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    allowed_teams: Vec<String>,
+    claims: Vec<String>,
+    id_token_alg: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +114,20 @@ pub fn save(tx: &dyn WriteTx, path: &str, view: &ConfigView, now: &str) -> Resul
                 .map(|(r, inc)| (r.to_string(), inc.iter().map(ToString::to_string).collect()))
                 .collect(),
         ),
+        clients: view
+            .clients
+            .iter()
+            .map(|(id, c)| StoredClient {
+                id: id.clone(),
+                name: c.name.clone(),
+                public: c.public,
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                allowed_teams: c.allowed_teams.iter().map(ToString::to_string).collect(),
+                claims: c.claims.clone(),
+                id_token_alg: c.id_token_alg.clone(),
+            })
+            .collect(),
     };
     tx.set_setting(APPLIED_KEY, &serde_json::to_string(&stored)?)
 }
@@ -155,6 +184,24 @@ pub fn load(tx: &dyn ReadTx) -> Result<Option<Applied>> {
             );
         }
         view.hierarchy = hierarchy;
+    }
+    for c in s.clients {
+        view.clients.insert(
+            c.id,
+            ClientDecl {
+                name: c.name,
+                public: c.public,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                allowed_teams: c
+                    .allowed_teams
+                    .iter()
+                    .map(|t| team(t))
+                    .collect::<Result<_>>()?,
+                claims: c.claims,
+                id_token_alg: c.id_token_alg,
+            },
+        );
     }
     Ok(Some(Applied {
         path: s.path,

@@ -13,6 +13,7 @@ pub mod applied;
 pub mod audit;
 pub mod cache;
 pub mod error;
+pub mod grants;
 pub mod keys;
 pub mod memberships;
 pub mod port;

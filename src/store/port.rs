@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::audit::{AuditFilter, AuditRow, Entry, Trigger};
 use super::error::Result;
-use super::keys::StoredKey;
+use super::grants::{ClientUsage, GrantRow, NewGrant, OAuthTokenRow, TokenKind};
+use super::keys::{StoredKey, StoredRsaKey};
 use super::memberships::{ConfigTables, StoredMembership, TeamMembers};
 use super::scim::{
     GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
@@ -149,6 +150,8 @@ pub trait KeyReads {
     /// Every key to publish at `now`: the signing key first, then retired keys still within
     /// their publication window, newest first.
     fn published_keys(&self, now: i64) -> Result<Vec<StoredKey>>;
+    /// The same for the RS256 keys.
+    fn published_rsa_keys(&self, now: i64) -> Result<Vec<StoredRsaKey>>;
 }
 
 pub trait KeyWrites {
@@ -157,6 +160,49 @@ pub trait KeyWrites {
     /// Make `key` the signing key; the previous one is retired at `now` and published until
     /// `previous_until`; keys past their window are deleted. The retired kid, if any.
     fn rotate_key(&self, key: &StoredKey, now: i64, previous_until: i64) -> Result<Option<String>>;
+    /// The same two for the RS256 keys.
+    fn insert_rsa_key_if_none(&self, key: &StoredRsaKey) -> Result<bool>;
+    fn rotate_rsa_key(
+        &self,
+        key: &StoredRsaKey,
+        now: i64,
+        previous_until: i64,
+    ) -> Result<Option<String>>;
+}
+
+/// teamgate's OpenID provider: grants (codes) and the tokens issued under them, by hash.
+pub trait GrantReads {
+    /// The grant whose code hashes to `code_hash`.
+    fn grant_by_code(&self, code_hash: &[u8; 32]) -> Result<Option<GrantRow>>;
+    fn grant(&self, id: i64) -> Result<Option<GrantRow>>;
+    /// The token with this hash and its grant.
+    fn oauth_token(&self, hash: &[u8; 32]) -> Result<Option<(OAuthTokenRow, GrantRow)>>;
+    /// Per client with any grant: last use, live refresh tokens and users at `now`.
+    fn client_usage(&self, now: i64) -> Result<Vec<ClientUsage>>;
+}
+
+pub trait GrantWrites {
+    /// Store a new grant; returns its id.
+    fn insert_grant(&self, grant: &NewGrant) -> Result<i64>;
+    /// Mark the grant's code as redeemed at `now`.
+    fn mark_code_used(&self, grant_id: i64, now: i64) -> Result<()>;
+    /// Record a use of the grant (a code or token issued).
+    fn touch_grant(&self, grant_id: i64, now: i64) -> Result<()>;
+    /// Delete a grant and every token issued under it.
+    fn delete_grant(&self, grant_id: i64) -> Result<()>;
+    fn insert_oauth_token(
+        &self,
+        hash: &[u8; 32],
+        grant_id: i64,
+        kind: TokenKind,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Mark a refresh token used; false when it already was (a replay).
+    fn mark_token_used(&self, hash: &[u8; 32], now: i64) -> Result<bool>;
+    /// Delete every grant (and token) of `client_id`; how many.
+    fn delete_client_grants(&self, client_id: &str) -> Result<usize>;
+    /// Delete grants past their lifetime, and expired tokens; how many grants.
+    fn delete_expired_grants(&self, now: i64) -> Result<usize>;
 }
 
 /// SCIM users, groups, members and tokens. Every lookup is scoped to one provider: another
@@ -256,7 +302,14 @@ pub trait ScimWrites {
 
 /// Everything a consistent read may ask.
 pub trait ReadTx:
-    UserReads + MembershipReads + SessionReads + AuditReads + SettingReads + KeyReads + ScimReads
+    UserReads
+    + MembershipReads
+    + SessionReads
+    + AuditReads
+    + SettingReads
+    + KeyReads
+    + ScimReads
+    + GrantReads
 {
 }
 
@@ -268,6 +321,7 @@ impl<T> ReadTx for T where
         + SettingReads
         + KeyReads
         + ScimReads
+        + GrantReads
 {
 }
 
@@ -281,6 +335,7 @@ pub trait WriteTx:
     + SettingWrites
     + KeyWrites
     + ScimWrites
+    + GrantWrites
 {
 }
 
@@ -293,5 +348,6 @@ impl<T> WriteTx for T where
         + SettingWrites
         + KeyWrites
         + ScimWrites
+        + GrantWrites
 {
 }

@@ -35,7 +35,8 @@ pub const MAX_PRE_LOGIN_SESSIONS: usize = 10_000;
 /// pending-login list keeps itself under 8 KiB); it backstops the size of every row.
 pub const MAX_SESSION_DATA: usize = 16 * 1024;
 
-fn hash_id(id: &Id) -> String {
+/// The `sessions.id` of a session: the SHA-256 of its id, hex.
+pub fn hash_id(id: &Id) -> String {
     let digest = Sha256::digest(id.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,8 +12,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("../../templates/home.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     (
+        "provider_logout.html",
+        include_str!("../../templates/provider_logout.html"),
+    ),
+    (
         "demo_idp_pick.html",
         include_str!("../../templates/demo_idp_pick.html"),
+    ),
+    (
+        "admin_clients.html",
+        include_str!("../../templates/admin_clients.html"),
     ),
     (
         "admin_base.html",

@@ -143,7 +143,8 @@ pub async fn spawn_scim() -> (Gate, String) {
     spawn_scim_with("").await
 }
 
-/// [`spawn_scim`] with `extra` at the end of the config (e.g. a `[forward_auth]` table).
+/// [`spawn_scim`] with `extra` at the end of the config (e.g. a `[forward_auth]` table or
+/// `[[client]]` blocks).
 pub async fn spawn_scim_with(extra: &str) -> (Gate, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let direct = format!("http://{}", listener.local_addr().unwrap());

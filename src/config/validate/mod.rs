@@ -4,6 +4,7 @@
 //! [`server`], [`roles`] (`custom_roles`, `[[role]]`), [`providers`], [`teams`] (with
 //! `[defaults]`), [`sections`] (demo users, forward-auth, admin).
 
+mod clients;
 mod providers;
 mod roles;
 mod sections;
@@ -182,6 +183,7 @@ impl Validator<'_> {
         let demo_users = self.demo_users(&raw.demo_users, &providers);
         let forward_auth = self.forward_auth(&raw.forward_auth, public_url.as_ref());
         let admin = self.admin(&raw.admin, &known_roles);
+        let clients = self.clients(&raw.clients, &team_ids, &forward_auth.assertion_audience);
         Some(
             Config {
                 path: self.file.clone(),
@@ -194,6 +196,7 @@ impl Validator<'_> {
                 role_hierarchy,
                 forward_auth,
                 admin: admin?,
+                clients,
                 view: ConfigView::default(),
                 policy: Policy::default(),
             }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_pending_sessions.sql"),
     include_str!("sql/0005_scim_tenants.sql"),
     include_str!("sql/0006_session_details.sql"),
+    include_str!("sql/0007_provider.sql"),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {

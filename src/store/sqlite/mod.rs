@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod checkpointer;
+pub mod grants;
 pub mod memberships;
 pub mod migrations;
 pub mod scim;
