@@ -271,14 +271,7 @@ impl Authorize {
                         return Ok(Outcome::Refused(refusal));
                     }
                 };
-                tx.insert_oauth_token(
-                    &access_hash,
-                    grant.id,
-                    TokenKind::Access,
-                    (now + ACCESS_TOKEN_TTL_SECS).min(grant.expires_at),
-                )?;
-                tx.insert_oauth_token(&refresh_hash, grant.id, TokenKind::Refresh, grant.expires_at)?;
-                tx.touch_grant(grant.id, now)?;
+                store_token_pair(tx, &grant, &access_hash, &refresh_hash, now)?;
                 Ok::<_, StoreError>(Outcome::Issued(Box::new(issued(
                     client, user, &identity, &grant, now,
                 ))))
@@ -348,14 +341,7 @@ impl Authorize {
                 if !tx.mark_token_used(&old_hash, now)? {
                     return Ok(Outcome::Refused(TokenRefusal::RefreshReplayed));
                 }
-                tx.insert_oauth_token(
-                    &access_hash,
-                    grant.id,
-                    TokenKind::Access,
-                    (now + ACCESS_TOKEN_TTL_SECS).min(grant.expires_at),
-                )?;
-                tx.insert_oauth_token(&refresh_hash, grant.id, TokenKind::Refresh, grant.expires_at)?;
-                tx.touch_grant(grant.id, now)?;
+                store_token_pair(tx, &grant, &access_hash, &refresh_hash, now)?;
                 Ok::<_, StoreError>(Outcome::Issued(Box::new(issued(
                     client, user, &identity, &grant, now,
                 ))))
@@ -424,6 +410,24 @@ fn issued(
         session_id: grant.session_id.clone(),
         access_expires_in: (now + ACCESS_TOKEN_TTL_SECS).min(grant.expires_at) - now,
     }
+}
+
+/// Store a new access and refresh token of `grant` (hashes only) and note its use.
+fn store_token_pair(
+    tx: &dyn WriteTx,
+    grant: &GrantRow,
+    access_hash: &[u8; 32],
+    refresh_hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.insert_oauth_token(
+        access_hash,
+        grant.id,
+        TokenKind::Access,
+        (now + ACCESS_TOKEN_TTL_SECS).min(grant.expires_at),
+    )?;
+    tx.insert_oauth_token(refresh_hash, grant.id, TokenKind::Refresh, grant.expires_at)?;
+    tx.touch_grant(grant.id, now)
 }
 
 #[cfg(test)]
