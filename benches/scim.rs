@@ -102,6 +102,7 @@ fn create_token(config_path: &Path) -> String {
             provider: "entra".into(),
             valid_days: Some(1),
             note: Some("bench".into()),
+            tenant: None,
         },
     )
     .expect("a token");

@@ -87,6 +87,10 @@ pub enum ScimTokenCommand {
         /// A note to recognise the token by in `list`.
         #[arg(long)]
         note: Option<String>,
+        /// For a multi-tenant Entra provider (required there, refused elsewhere): the one
+        /// tenant (a GUID of allowed_tenants) whose provisioning job uses this token.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List PROVIDER's tokens (ids, notes, expiry; never the tokens themselves).
     List { provider: String },
@@ -107,10 +111,12 @@ impl From<ScimTokenCommand> for crate::admin::scim_tokens::TokenCommand {
                 provider,
                 valid_days,
                 note,
+                tenant,
             } => T::Create {
                 provider,
                 valid_days,
                 note,
+                tenant,
             },
             ScimTokenCommand::List { provider } => T::List { provider },
             ScimTokenCommand::Revoke { provider, id } => T::Revoke { provider, id },
@@ -140,9 +146,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Control characters in logged values are escaped (no forged lines), so no colours.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(false)
+        .with_writer(crate::web::log_escape::Escaping(std::io::stderr));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -181,7 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new()?;
             print!(
                 "{}",
-                runtime.block_on(crate::downstream::keys::rotate_command(&config))?
+                runtime.block_on(crate::signing::rotate_command(&config))?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -365,6 +373,34 @@ mod tests {
     /// Public ids and token ids are random base64url, so one in 32 starts with `-`: it is
     /// still the value, not an unknown flag (an intermittent test failure found this).
     #[test]
+    fn scim_token_create_takes_the_tenant_of_a_multi_tenant_provider() {
+        let cli = Cli::try_parse_from([
+            "teamgate",
+            "scim-token",
+            "create",
+            "partners",
+            "--tenant",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ScimToken {
+                action:
+                    ScimTokenCommand::Create {
+                        provider, tenant, ..
+                    },
+            } => {
+                assert_eq!(provider, "partners");
+                assert_eq!(
+                    tenant.as_deref(),
+                    Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+                );
+            }
+            _ => panic!("not create"),
+        }
+    }
+
+    #[test]
     fn ids_that_start_with_a_dash_are_values() {
         let parse = |args: &[&str]| {
             Cli::try_parse_from(std::iter::once("teamgate").chain(args.iter().copied()))
@@ -387,7 +423,7 @@ mod tests {
             ["explain", "-Lx3_a", "--json"],
         ] {
             match parse(&args).command {
-                Command::Admin(AdminCommand::Explain { user, json }) => {
+                Command::Admin(AdminCommand::Explain { user, json, .. }) => {
                     assert_eq!((user.as_str(), json), ("-Lx3_a", true), "{args:?}");
                 }
                 _ => panic!("not explain"),

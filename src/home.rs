@@ -1,8 +1,8 @@
 //! The user's own pages: home ("signed in as ..., your teams, your roles and the group that
-//! granted each"), its JSON twin `/api/v1/me`, and `/healthz`.
+//! granted each"), its JSON twin `/api/v1/me`, `/healthz`, and the pages' stylesheet.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -19,6 +19,20 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/api/v1/me", get(me))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/teamgate.css", get(stylesheet))
+}
+
+/// The one stylesheet every page links to (pages carry no inline style: see
+/// `crate::web::headers`).
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/teamgate.css"),
+    )
+        .into_response()
 }
 
 async fn home(

@@ -8,16 +8,25 @@
 //! function lets any module count without threading a handle through every call. In tests,
 //! several apps share one process, so tests compare values before and after.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family as PromFamily;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry as PromRegistry;
 use serde::Serialize;
+
+/// The content type of [`render`]'s output: the OpenMetrics text format, which Prometheus
+/// (2.5 and later) and every scraper that speaks its text format read.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Most distinct label sets one counter family keeps; later ones are counted under
 /// `other`, so a stream of odd values (provider ids in SCIM URLs) cannot grow memory.
@@ -49,6 +58,9 @@ const ROUTES: [&str; 14] = [
     "other",
 ];
 
+/// Status classes, by the first digit of the status.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 fn route_index(path: &str) -> usize {
     let first = path
         .trim_start_matches('/')
@@ -66,91 +78,76 @@ fn route_index(path: &str) -> usize {
         .unwrap_or(ROUTES.len() - 1)
 }
 
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    /// Sum in microseconds: integer atomics, no float CAS loop on the hot path.
-    sum_micros: AtomicU64,
-    /// Responses by status class 1xx..5xx (index 0..4).
-    by_class: [AtomicU64; 5],
+/// Labels of the latency histogram: static strings, so the hot path allocates nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
 }
 
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-            by_class: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    fn observe(&self, seconds: f64, status: u16) {
-        // Buckets are stored non-cumulatively and summed when rendered.
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = (seconds * 1e6).round();
-        self.sum_micros.fetch_add(
-            if micros.is_finite() && micros > 0.0 {
-                micros as u64
-            } else {
-                0
-            },
-            Ordering::Relaxed,
-        );
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    status: &'static str,
 }
 
-/// A counter with labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// Labels given by name at run time (provider ids, results).
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter family with labels and a bound on its series (see [`MAX_SERIES`]).
 struct Family {
-    name: &'static str,
-    help: &'static str,
     labels: &'static [&'static str],
-    series: Mutex<BTreeMap<Vec<String>, u64>>,
+    counters: PromFamily<Labels, Counter>,
+    /// The label values seen so far, to enforce the bound.
+    seen: Mutex<BTreeSet<Vec<String>>>,
 }
 
 impl Family {
-    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+    /// A family registered as `name` (without its `_total` suffix, which the exposition
+    /// adds to every counter sample).
+    fn new(
+        registry: &mut PromRegistry,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
+        let counters = PromFamily::<Labels, Counter>::default();
+        registry.register(name, help, counters.clone());
         Self {
-            name,
-            help,
             labels,
-            series: Mutex::new(BTreeMap::new()),
+            counters,
+            seen: Mutex::new(BTreeSet::new()),
         }
     }
 
-    fn add(&self, values: &[&str], n: u64) {
-        let mut series = lock(&self.series);
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        let key = if series.contains_key(&key) || series.len() < MAX_SERIES {
-            key
+    fn key(&self, values: &[&str]) -> Labels {
+        let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        let mut seen = lock(&self.seen);
+        let values = if seen.contains(&values) || seen.len() < MAX_SERIES {
+            seen.insert(values.clone());
+            values
         } else {
             vec!["other".to_owned(); self.labels.len()]
         };
-        *series.entry(key).or_insert(0) += n;
+        self.labels.iter().copied().zip(values).collect()
+    }
+
+    fn add(&self, values: &[&str], n: u64) {
+        self.counters.get_or_create(&self.key(values)).inc_by(n);
     }
 
     fn get(&self, values: &[&str]) -> u64 {
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        lock(&self.series).get(&key).copied().unwrap_or(0)
-    }
-
-    fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} counter", self.name);
-        for (values, n) in lock(&self.series).iter() {
-            let labels: Vec<String> = self
-                .labels
-                .iter()
-                .zip(values)
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            let _ = writeln!(out, "{}{{{}}} {n}", self.name, labels.join(","));
-        }
+        let key: Labels = self
+            .labels
+            .iter()
+            .copied()
+            .zip(values.iter().map(|v| (*v).to_owned()))
+            .collect();
+        self.counters.get(&key).map_or(0, |c| c.get())
     }
 }
 
@@ -168,7 +165,11 @@ pub struct ScimActivity {
 
 struct Registry {
     started: Instant,
-    latency: [Histogram; ROUTES.len()],
+    /// Everything `/metrics` shows, in registration order.
+    prometheus: PromRegistry,
+    uptime: Gauge<f64, AtomicU64>,
+    latency: PromFamily<RouteLabels, Histogram, fn() -> Histogram>,
+    requests: PromFamily<HttpLabels, Counter>,
     logins: Family,
     reconcile: Family,
     scim: Family,
@@ -177,35 +178,82 @@ struct Registry {
     scim_activity: Mutex<BTreeMap<String, ScimActivity>>,
 }
 
-static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
-    started: Instant::now(),
-    latency: std::array::from_fn(|_| Histogram::new()),
-    logins: Family::new(
-        "teamgate_logins_total",
-        "Completed login attempts by provider and result (ok, or why refused).",
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut prometheus = PromRegistry::default();
+    let build = PromFamily::<VersionLabels, Gauge>::default();
+    build
+        .get_or_create(&VersionLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    prometheus.register("teamgate_build_info", "The running teamgate version", build);
+    let uptime = Gauge::<f64, AtomicU64>::default();
+    prometheus.register(
+        "teamgate_uptime_seconds",
+        "Seconds since the process started counting",
+        uptime.clone(),
+    );
+    let logins = Family::new(
+        &mut prometheus,
+        "teamgate_logins",
+        "Completed login attempts by provider and result (ok, or why refused)",
         &["provider", "result"],
-    ),
-    reconcile: Family::new(
-        "teamgate_reconcile_changes_total",
-        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change; counted when applied, so a refused login rolled back afterwards still counts.",
+    );
+    let reconcile = Family::new(
+        &mut prometheus,
+        "teamgate_reconcile_changes",
+        "Memberships added or removed by reconcile, by trigger (login, scim, config) and change; counted when applied, so a refused login rolled back afterwards still counts",
         &["trigger", "change"],
-    ),
-    scim: Family::new(
-        "teamgate_scim_requests_total",
-        "SCIM requests by provider (from the URL) and HTTP status.",
+    );
+    let scim = Family::new(
+        &mut prometheus,
+        "teamgate_scim_requests",
+        "SCIM requests by provider (the one whose token authenticated them; `unauthenticated` when none did) and HTTP status",
         &["provider", "status"],
-    ),
-    graph: Family::new(
-        "teamgate_graph_calls_total",
-        "Microsoft Graph (and Okta API) group look-ups by provider and result.",
+    );
+    let graph = Family::new(
+        &mut prometheus,
+        "teamgate_graph_calls",
+        "Microsoft Graph (and Okta API) group look-ups by provider and result",
         &["provider", "result"],
-    ),
-    reloads: Family::new(
-        "teamgate_config_reloads_total",
-        "Config reloads by result (applied, refused, failed).",
+    );
+    let reloads = Family::new(
+        &mut prometheus,
+        "teamgate_config_reloads",
+        "Config reloads by result (applied, refused, failed)",
         &["result"],
-    ),
-    scim_activity: Mutex::new(BTreeMap::new()),
+    );
+    let requests = PromFamily::<HttpLabels, Counter>::default();
+    prometheus.register(
+        "teamgate_http_requests",
+        "HTTP responses by route class and status class",
+        requests.clone(),
+    );
+    let latency = PromFamily::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+        latency_histogram,
+    );
+    prometheus.register(
+        "teamgate_http_request_duration_seconds",
+        "Time to produce a response, by route class",
+        latency.clone(),
+    );
+    Registry {
+        started: Instant::now(),
+        prometheus,
+        uptime,
+        latency,
+        requests,
+        logins,
+        reconcile,
+        scim,
+        graph,
+        reloads,
+        scim_activity: Mutex::new(BTreeMap::new()),
+    }
 });
 
 /// A poisoned metrics lock still holds valid counts; keep counting.
@@ -279,116 +327,84 @@ pub fn scim_activity() -> BTreeMap<String, ScimActivity> {
 }
 
 /// Times every request (by route class) and records SCIM statuses per provider.
-pub async fn middleware(request: Request, next: Next) -> Response {
+/// The provider a SCIM request authenticated as, set by the SCIM authentication once the
+/// bearer token is checked. SCIM metrics take their provider label from here, never from the
+/// URL: a configured provider id, and only for a caller holding its token, so junk paths
+/// cannot create series or push real providers into `other`.
+#[derive(Debug, Clone, Default)]
+pub struct ScimLabel(Arc<OnceLock<String>>);
+
+impl ScimLabel {
+    /// Record the authenticated provider (the first call wins).
+    pub fn set(&self, provider: &str) {
+        let _ = self.0.set(provider.to_owned());
+    }
+}
+
+/// The label of SCIM requests that did not authenticate.
+pub const SCIM_UNAUTHENTICATED: &str = "unauthenticated";
+
+pub async fn middleware(mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = route_index(request.uri().path());
-    // Only SCIM needs the path after the response (for its provider); other requests, the
-    // hot /auth path among them, allocate nothing here.
-    let scim_provider = (ROUTES[route] == "scim").then(|| {
-        // /scim/v2/{provider}/...
-        request
-            .uri()
-            .path()
-            .split('/')
-            .nth(3)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("unknown")
-            .to_owned()
+    // Only SCIM requests carry a label slot; other requests, the hot /auth path among them,
+    // allocate nothing here.
+    let scim = (ROUTES[route] == "scim").then(|| {
+        let label = ScimLabel::default();
+        request.extensions_mut().insert(label.clone());
+        label
     });
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    REGISTRY.latency[route].observe(start.elapsed().as_secs_f64(), status);
-    if let Some(provider) = scim_provider {
-        record_scim(&provider, status);
+    observe(route, start.elapsed().as_secs_f64(), status);
+    if let Some(label) = scim {
+        match label.0.get() {
+            Some(provider) => record_scim(provider, status),
+            None => REGISTRY
+                .scim
+                .add(&[SCIM_UNAUTHENTICATED, &status.to_string()], 1),
+        }
     }
     response
 }
 
-/// Escape a label value (exposition format: backslash, double quote, newline).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The current value of `teamgate_scim_requests_total{provider, status}`.
+pub fn scim_requests(provider: &str, status: u16) -> u64 {
+    REGISTRY.scim.get(&[provider, &status.to_string()])
 }
 
-/// Everything, in the Prometheus text exposition format (version 0.0.4).
+/// How many label sets `teamgate_scim_requests_total` holds.
+pub fn scim_series() -> usize {
+    lock(&REGISTRY.scim.seen).len()
+}
+
+/// Record one response of route class `route` (an index into [`ROUTES`]).
+fn observe(route: usize, seconds: f64, status: u16) {
+    let route = ROUTES[route];
+    REGISTRY
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(seconds);
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    REGISTRY
+        .requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: STATUS_CLASSES[class],
+        })
+        .inc();
+}
+
+/// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]), encoded by the
+/// `prometheus-client` crate (which ends each HELP text with a full stop, and puts a
+/// histogram's `le` label first).
 pub fn render() -> String {
     let r = &*REGISTRY;
+    r.uptime.set(r.started.elapsed().as_secs_f64());
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP teamgate_build_info The running teamgate version."
-    );
-    let _ = writeln!(out, "# TYPE teamgate_build_info gauge");
-    let _ = writeln!(
-        out,
-        "teamgate_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    let _ = writeln!(
-        out,
-        "# HELP teamgate_uptime_seconds Seconds since the process started counting."
-    );
-    let _ = writeln!(out, "# TYPE teamgate_uptime_seconds gauge");
-    let _ = writeln!(
-        out,
-        "teamgate_uptime_seconds {:.3}",
-        r.started.elapsed().as_secs_f64()
-    );
-    for family in [&r.logins, &r.reconcile, &r.scim, &r.graph, &r.reloads] {
-        family.render(&mut out);
-    }
-    let _ = writeln!(
-        out,
-        "# HELP teamgate_http_requests_total HTTP responses by route class and status class."
-    );
-    let _ = writeln!(out, "# TYPE teamgate_http_requests_total counter");
-    for (route, h) in ROUTES.iter().zip(&r.latency) {
-        for (i, n) in h.by_class.iter().enumerate() {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "teamgate_http_requests_total{{route=\"{route}\",status=\"{}xx\"}} {n}",
-                    i + 1
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP teamgate_http_request_duration_seconds Time to produce a response, by route class."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE teamgate_http_request_duration_seconds histogram"
-    );
-    for (route, h) in ROUTES.iter().zip(&r.latency) {
-        let count = h.count.load(Ordering::Relaxed);
-        if count == 0 {
-            continue;
-        }
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(&h.buckets) {
-            cumulative += n.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "teamgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "teamgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-        );
-        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "teamgate_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum:.6}"
-        );
-        let _ = writeln!(
-            out,
-            "teamgate_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
-        );
+    // Writing into a String cannot fail; an encoder error would still leave what was written.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r.prometheus) {
+        tracing::error!(error = %e, "cannot encode the metrics");
     }
     out
 }
@@ -406,34 +422,49 @@ mod tests {
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[test]
     fn a_family_stops_growing_at_its_series_limit() {
-        let f = Family::new("t_total", "test", &["k"]);
+        let mut registry = PromRegistry::default();
+        let f = Family::new(&mut registry, "t", "test", &["k"]);
         for i in 0..(MAX_SERIES + 10) {
             f.add(&[&i.to_string()], 1);
         }
         assert_eq!(f.get(&["other"]), 10);
-        assert_eq!(lock(&f.series).len(), MAX_SERIES + 1);
+        assert_eq!(lock(&f.seen).len(), MAX_SERIES);
     }
 
     #[test]
-    fn histogram_buckets_render_cumulatively() {
-        let h = Histogram::new();
-        h.observe(0.0001, 200);
-        h.observe(0.003, 200);
-        h.observe(20.0, 503);
-        assert_eq!(h.count.load(Ordering::Relaxed), 3);
-        assert_eq!(h.buckets[0].load(Ordering::Relaxed), 1);
-        assert_eq!(h.by_class[4].load(Ordering::Relaxed), 1);
+    fn the_exposition_keeps_every_metric_name_and_label() {
+        observe(route_index("/readyz"), 0.0001, 200);
+        observe(route_index("/readyz"), 20.0, 503);
         inc_login("unit-test-provider", "ok");
+        add_reconcile_changes("unit-test", 1, 0);
+        inc_graph_call("unit-test-provider", "ok");
+        inc_config_reload("unit-test");
+        record_scim("unit-test-provider", 201);
         let text = render();
-        assert!(
-            text.contains("teamgate_logins_total{provider=\"unit-test-provider\",result=\"ok\"}")
-        );
-        assert!(text.contains("# TYPE teamgate_http_request_duration_seconds histogram"));
+        for expected in [
+            "teamgate_build_info{version=\"",
+            "# TYPE teamgate_uptime_seconds gauge",
+            "teamgate_logins_total{provider=\"unit-test-provider\",result=\"ok\"} ",
+            "teamgate_reconcile_changes_total{trigger=\"unit-test\",change=\"add\"} ",
+            "teamgate_graph_calls_total{provider=\"unit-test-provider\",result=\"ok\"} ",
+            "teamgate_config_reloads_total{result=\"unit-test\"} ",
+            "teamgate_scim_requests_total{provider=\"unit-test-provider\",status=\"201\"} ",
+            "teamgate_http_requests_total{route=\"readyz\",status=\"2xx\"} ",
+            "teamgate_http_requests_total{route=\"readyz\",status=\"5xx\"} ",
+            "# TYPE teamgate_http_request_duration_seconds histogram",
+            "teamgate_http_request_duration_seconds_bucket{le=\"0.0005\",route=\"readyz\"} ",
+            "teamgate_http_request_duration_seconds_count{route=\"readyz\"} ",
+            "# HELP teamgate_logins Completed login attempts by provider and result (ok, or why refused).\n",
+            "# EOF",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        inc_login("unit\"test", "a\\b");
+        assert!(render().contains(r#"provider="unit\"test",result="a\\b""#));
     }
 }

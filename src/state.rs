@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use crate::authorize::Authorize;
 use crate::config::LiveConfig;
 use crate::domain::Clock;
 use crate::idp::Providers;
 use crate::provisioning::Provisioning;
 use crate::signin::SignIn;
 use crate::store::Store;
+use crate::web::rate_limit::RateLimit;
 use crate::web::templates::Templates;
 
 /// Shared by every handler; cheap to clone.
@@ -25,4 +27,8 @@ pub struct AppState {
     pub signin: SignIn,
     /// The SCIM operations.
     pub provisioning: Provisioning,
+    /// The per-client-address limit of `/login` (`server.login_rate_per_minute`).
+    pub login_limit: Arc<RateLimit>,
+    /// Signing users in to applications (teamgate as an OpenID provider).
+    pub authorize: Authorize,
 }

@@ -18,11 +18,12 @@ use crate::domain::Clock;
 use crate::domain::explain;
 use crate::domain::plan;
 use crate::domain::reconcile::Source;
+use crate::membership::Identity;
 use crate::membership::lookup::find_users;
 use crate::membership::plan::{
     Baseline, compute_plan, differs_from_applied, explain_user, plan_from_empty,
 };
-use crate::store::audit::{AuditFilter, AuditRow};
+use crate::store::audit::{AuditFilter, AuditRow, Trigger, TriggerKind};
 use crate::store::users::UserRecord;
 use crate::store::{ReadTx, Store, StoreError, applied};
 
@@ -44,6 +45,10 @@ pub enum AdminCommand {
         /// random base64url and may start with `-`; they are still taken as the value.
         #[arg(allow_hyphen_values = true)]
         user: String,
+        /// Also show what this OpenID client (a `[[client]]` id) would receive for the user,
+        /// and whether they may sign in to it.
+        #[arg(long)]
+        client: Option<String>,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
@@ -59,6 +64,41 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 30)]
         wait: u64,
     },
+    /// A user's browser sessions: list them, or end one or all of them.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// List USER's live sessions: handle, sign-in time, last seen, client address, browser.
+    List {
+        /// Email, public id, provider:subject, numeric id, or SCIM userName.
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session of USER (--session HANDLE, from `list`) or all of them (--all); the
+    /// user's next request, at any app, finds them signed out.
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+        /// The session's handle, as `list` shows it.
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        session: Option<String>,
+        /// Every session of the user.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Args)]
@@ -72,7 +112,7 @@ pub struct AuditArgs {
     /// Rows of this membership source: claims, scim, config or default.
     #[arg(long)]
     source: Option<String>,
-    /// Rows of this trigger: login, refresh, scim, config, admin or cli.
+    /// Rows of this trigger: login, refresh, scim, config, admin, cli or client.
     #[arg(long)]
     trigger: Option<String>,
     /// From this time: RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or an age
@@ -121,9 +161,12 @@ pub enum CliError {
 pub fn run(config_path: &Path, command: AdminCommand) -> ExitCode {
     let result = match command {
         AdminCommand::Plan { json } => plan_command(config_path, json),
-        AdminCommand::Explain { user, json } => explain_command(config_path, &user, json),
+        AdminCommand::Explain { user, client, json } => {
+            explain_command(config_path, &user, client.as_deref(), json)
+        }
         AdminCommand::Audit(args) => audit_command(config_path, &args),
         AdminCommand::Reload { wait } => reload_command(config_path, Duration::from_secs(wait)),
+        AdminCommand::Sessions { action } => sessions_command(config_path, action),
     };
     match result {
         Ok(code) => code,
@@ -208,22 +251,50 @@ fn plan_command(config_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     })
 }
 
-fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode, CliError> {
+fn explain_command(
+    config_path: &Path,
+    key: &str,
+    client: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let config = load(config_path)?;
+    let client = match client {
+        None => None,
+        Some(id) => Some(config.client(id).ok_or_else(|| {
+            CliError::BadArgument(format!(
+                "no [[client]] with id \"{id}\" in {}",
+                config.path.display()
+            ))
+        })?),
+    };
     let store = open(&config.server.database)?;
-    let (explanation, differs) = store.read_blocking(|tx| {
+    let (explanation, differs, for_client) = store.read_blocking(|tx| {
         let user = one_user(tx, key)?;
+        let for_client = match client {
+            None => None,
+            Some(c) => {
+                let identity = Identity::build(&config, &user, tx.memberships(user.id)?);
+                Some(crate::authorize::explain(c, &user, &identity))
+            }
+        };
         Ok::<_, CliError>((
             explain_user(tx, &user, &config)?,
             differs_from_applied(tx, &config)?,
+            for_client,
         ))
     })?;
     if json {
-        print_json(
-            &serde_json::json!({ "config_differs_from_applied": differs, "explanation": explanation }),
-        )?;
+        print_json(&serde_json::json!({
+            "config_differs_from_applied": differs,
+            "explanation": explanation,
+            "client": for_client,
+        }))?;
     } else {
         print!("{}", explain::render_text(&explanation));
+        if let Some(c) = &for_client {
+            println!();
+            print!("{}", c.render_text());
+        }
         if differs {
             println!(
                 "\nnote: {} differs from the config the server applied; `teamgate plan` shows the difference.",
@@ -232,6 +303,75 @@ fn explain_command(config_path: &Path, key: &str, json: bool) -> Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn sessions_command(config_path: &Path, action: SessionsCommand) -> Result<ExitCode, CliError> {
+    let config = load(config_path)?;
+    let clock = Clock::system();
+    match action {
+        SessionsCommand::List { user, json } => {
+            let store = open(&config.server.database)?;
+            let now = clock.unix();
+            let (user, sessions) = store.read_blocking(|tx| {
+                let user = one_user(tx, &user)?;
+                let sessions = super::sessions::list(tx, &user, now)?;
+                Ok::<_, CliError>((user, sessions))
+            })?;
+            if json {
+                print_json(&serde_json::json!({
+                    "user": { "id": user.public_id, "label": user.label() },
+                    "sessions": sessions,
+                }))?;
+            } else {
+                print!("{}", super::sessions::render_text(&user, &sessions));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionsCommand::Revoke { user, session, all } => {
+            if !exists(&config.server.database) {
+                open(&config.server.database)?;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::BadArgument(format!("cannot start the runtime: {e}")))?;
+            let key = user;
+            let (label, outcome) = runtime.block_on(async {
+                let store = Store::open_database(&config.server.database).await?;
+                let trigger = Trigger::new(
+                    TriggerKind::Cli,
+                    None,
+                    Some("teamgate sessions revoke".into()),
+                );
+                let (key, handle, clock) = (key.clone(), session.clone(), clock.clone());
+                store
+                    .write(move |tx| {
+                        let user = one_user(tx, &key)?;
+                        let outcome = match &handle {
+                            Some(handle) => {
+                                super::sessions::end_one(tx, &clock, &trigger, &user, handle)?
+                            }
+                            None => {
+                                super::sessions::end_all(tx, &clock, &trigger, &user)?;
+                                true
+                            }
+                        };
+                        Ok::<_, CliError>((user.label(), outcome))
+                    })
+                    .await
+            })?;
+            match (&session, outcome, all) {
+                (Some(handle), true, _) => println!("ended session {handle} of {label}"),
+                (Some(handle), false, _) => {
+                    return Err(CliError::BadArgument(format!(
+                        "{label} has no live session {handle}; `teamgate sessions list` shows the handles"
+                    )));
+                }
+                (None, _, _) => println!("ended every session of {label}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// The one user `key` names.

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::membership::Identity;
 use crate::state::AppState;
 use crate::web::error::ErrorPage;
-use crate::web::headers::no_store_no_framing;
+use crate::web::headers;
 use crate::web::request_id::RequestId;
 use crate::web::session::SignedIn;
 
@@ -56,6 +56,8 @@ impl FromRequestParts<AppState> for Admin {
             .get::<OriginalUri>()
             .map(|u| u.0.clone())
             .unwrap_or_else(|| parts.uri.clone());
+        // OriginalUri is the full path, the base path (under which the router is nested)
+        // included.
         let return_to = uri.path_and_query().map_or("/admin", |p| p.as_str());
         admin_of(parts, state, return_to).await
     }
@@ -92,7 +94,7 @@ impl FromRequest<AppState> for AdminForm {
             return Err(refused(state, &rid, why));
         }
         // A form is never a page to come back to: after a login, the admin home.
-        let admin = admin_of(&mut parts, state, "/admin").await?;
+        let admin = admin_of(&mut parts, state, &config.server.path("/admin")).await?;
         let headers = parts.headers.clone();
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
@@ -112,7 +114,7 @@ pub fn is_admin(config: &Config, identity: &Identity) -> bool {
     let role = &config.admin.role;
     match &config.admin.scope {
         Some(scope) => identity.effective.has(role, scope),
-        None => identity.effective.grants.keys().any(|b| &b.role == role),
+        None => identity.effective.holds(role),
     }
 }
 
@@ -134,7 +136,8 @@ pub async fn require_admin(
             .map_err(|e| internal(&e))?;
     let Some(signed_in) = signed_in else {
         let target = format!(
-            "/login?{}",
+            "{}?{}",
+            config.server.path("/login"),
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("rd", return_to)
                 .finish()
@@ -244,10 +247,10 @@ pub fn refused(state: &AppState, rid: &RequestId, why: CsrfRefusal) -> Response 
     .into_response())
 }
 
-/// Admin responses are never cached, and never framed (a framed admin button could be
-/// clicked by a user who cannot see it).
+/// Admin responses are never cached (the router's header layer keeps every page from being
+/// framed).
 pub fn no_store(response: Response) -> Response {
-    no_store_no_framing(response)
+    headers::no_store(response)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod pages;
 pub mod pidfile;
 pub mod reload;
 pub mod scim_tokens;
+pub mod sessions;
 pub mod views;
 
 use axum::Router;

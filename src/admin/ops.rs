@@ -1,18 +1,21 @@
 //! Operations endpoints: `/readyz` (the database takes a write through the single writer, and
-//! every provider's discovery document is loaded) and `/metrics` (Prometheus text format), on
-//! the main listener or, with `server.metrics_listen`, on its own. `/healthz` (alive) lives
+//! every provider's discovery document is loaded) and `/metrics` (Prometheus text format), only
+//! on `server.metrics_listen`, behind a bearer token when one is configured. `/healthz` (alive) lives
 //! with the pages. None of them shows internal error text.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use sha2::Digest;
+
 use crate::config::ProviderKind;
+use crate::domain::secret::Secret;
 use crate::state::AppState;
 use crate::store::{StoreError, WriteMode, applied};
 use crate::web::headers::no_store;
@@ -24,9 +27,49 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/readyz", get(readyz))
 }
 
-/// `/metrics`: merged into the main router, or served alone on `server.metrics_listen`.
-pub fn metrics_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/metrics", get(metrics))
+/// `/metrics`, served alone on `server.metrics_listen` and never on the login listener (it
+/// tells anyone who reads it which providers exist and how busy teamgate is). With a token
+/// (`metrics_token_env` / `metrics_token_file`) every scrape must send
+/// `Authorization: Bearer <token>`.
+pub fn metrics_routes(token: Option<Secret>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| {
+            let token = token.clone();
+            async move {
+                match &token {
+                    Some(token) if !bearer_matches(&headers, token) => {
+                        let mut response =
+                            (StatusCode::UNAUTHORIZED, "a bearer token is required\n")
+                                .into_response();
+                        response.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Bearer realm=\"teamgate-metrics\""),
+                        );
+                        response
+                    }
+                    _ => metrics().await,
+                }
+            }
+        }),
+    )
+}
+
+/// `Authorization: Bearer <token>` with the configured token, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        return false;
+    };
+    let a = sha2::Sha256::digest(presented.as_bytes());
+    let b = sha2::Sha256::digest(token.expose().as_bytes());
+    bool::from(a.ct_eq(&b))
 }
 
 #[derive(Serialize)]
@@ -172,7 +215,7 @@ async fn metrics() -> Response {
     let mut response = crate::metrics::render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::{self, Admin, AdminForm};
 use super::views::{
-    AuditQuery, AuditView, Frame, GroupRef, IndexView, MappingsView, PlanOutcome, PlanView,
-    ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView, TeamsView, UserView,
-    UsersView,
+    AuditQuery, AuditView, ClientRow, ClientsView, Frame, GroupRef, IndexView, MappingsView,
+    PlanOutcome, PlanView, ProviderKey, ProviderSummary, ScimProviderView, ScimView, TeamView,
+    TeamsView, UserView, UsersView,
 };
 use crate::config::{Config, GroupKey};
 use crate::domain::plan;
@@ -25,7 +25,7 @@ use crate::membership::lookup::{find_users, user_by_public_id, users_overview};
 use crate::membership::plan::{explain_user, plan_users};
 use crate::state::AppState;
 use crate::store::applied;
-use crate::store::audit::{AuditFilter, Entry, Trigger, TriggerKind};
+use crate::store::audit::{AuditFilter, Trigger, TriggerKind};
 use crate::web::error::ErrorPage;
 
 /// Users per page of the users table.
@@ -41,8 +41,13 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users", get(users))
         .route("/admin/users/{id}", get(user))
         .route("/admin/users/{id}/sign-out", post(sign_out_user))
+        .route(
+            "/admin/users/{id}/sessions/{handle}/end",
+            post(end_user_session),
+        )
         .route("/admin/teams", get(teams))
         .route("/admin/mappings", get(mappings))
+        .route("/admin/clients", get(clients))
         .route("/admin/scim", get(scim))
         .route("/admin/audit", get(audit_log))
         .route("/admin/plan", get(plan_page))
@@ -164,7 +169,8 @@ async fn users(
             query.append_pair("q", q);
         }
         format!(
-            "/admin/users?{}",
+            "{}?{}",
+            config_path(&state, "/admin/users"),
             query.append_pair("page", &page.to_string()).finish()
         )
     };
@@ -183,6 +189,7 @@ async fn users(
 #[derive(Deserialize)]
 struct UserQuery {
     signed_out: Option<String>,
+    ended: Option<String>,
 }
 
 async fn user(
@@ -192,6 +199,7 @@ async fn user(
     Query(query): Query<UserQuery>,
 ) -> Response {
     let config = admin.config.clone();
+    let now = state.clock.unix();
     let result = state
         .store
         .read(move |tx| {
@@ -204,7 +212,7 @@ async fn user(
                 limit: AUDIT_ROWS,
                 ..AuditFilter::default()
             })?;
-            let sessions = tx.session_count(user.id)?;
+            let sessions = super::sessions::list(tx, &user, now)?;
             Ok::<_, crate::store::StoreError>(Some((explanation, audit, sessions)))
         })
         .await;
@@ -230,6 +238,7 @@ async fn user(
         audit,
         sessions,
         signed_out: query.signed_out.is_some(),
+        ended: query.ended.filter(|h| h.len() <= 16),
     };
     render(&state, &admin, "admin_user.html", "users", data)
 }
@@ -255,6 +264,7 @@ async fn teams(State(state): State<AppState>, admin: Admin) -> Response {
             TeamView {
                 id: t.id.to_string(),
                 name: t.name.clone(),
+                scope: t.scope.as_ref().map(ToString::to_string),
                 roles: t.roles.clone(),
                 groups: t
                     .groups
@@ -301,6 +311,42 @@ async fn mappings(State(state): State<AppState>, admin: Admin) -> Response {
             .collect(),
     };
     render(&state, &admin, "admin_mappings.html", "mappings", data)
+}
+
+async fn clients(State(state): State<AppState>, admin: Admin) -> Response {
+    let config: &Config = &admin.config;
+    let usage = match state.authorize.usage().await {
+        Ok(u) => u,
+        Err(e) => return internal(&state, &admin, e),
+    };
+    let stamp = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map(crate::domain::clock::timestamp)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let data = ClientsView {
+        issuer: config.issuer(),
+        clients: config
+            .clients
+            .iter()
+            .map(|c| {
+                let used = usage.iter().find(|u| u.client_id == c.id);
+                ClientRow {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    public: c.public,
+                    id_token_alg: c.id_token_alg.as_str(),
+                    redirect_uris: c.redirect_uris.clone(),
+                    allowed_teams: c.allowed_teams.iter().map(ToString::to_string).collect(),
+                    claims: c.claims.iter().map(|k| k.as_str()).collect(),
+                    last_used_at: used.and_then(|u| u.last_used_at).map(stamp),
+                    active_refresh_tokens: used.map_or(0, |u| u.active_refresh_tokens),
+                    users: used.map_or(0, |u| u.users),
+                }
+            })
+            .collect(),
+    };
+    render(&state, &admin, "admin_clients.html", "clients", data)
 }
 
 async fn scim(State(state): State<AppState>, admin: Admin) -> Response {
@@ -447,13 +493,24 @@ async fn plan_page(State(state): State<AppState>, admin: Admin) -> Response {
     render(&state, &admin, "admin_plan.html", "plan", data)
 }
 
+/// `path` under the base path teamgate is served at.
+fn config_path(state: &AppState, path: &str) -> String {
+    state.config.get().server.path(path)
+}
+
 async fn reload(State(state): State<AppState>, AdminForm(admin): AdminForm) -> Response {
     let cause = format!("admin page ({})", admin.signed_in.user.label());
     let outcome = match super::reload::reload(&state, &cause).await {
         Ok(_) => "applied",
         Err(_) => "refused",
     };
-    guard::no_store(Redirect::to(&format!("/admin?reload={outcome}")).into_response())
+    guard::no_store(
+        Redirect::to(&format!(
+            "{}?reload={outcome}",
+            config_path(&state, "/admin")
+        ))
+        .into_response(),
+    )
 }
 
 async fn sign_out_user(
@@ -461,9 +518,8 @@ async fn sign_out_user(
     Path(public_id): Path<String>,
     AdminForm(admin): AdminForm,
 ) -> Response {
-    let by = admin.signed_in.user.label();
+    let trigger = admin_trigger(&admin);
     let id = public_id.clone();
-    let request_id = admin.request_id.0.clone();
     let clock = state.clock.clone();
     let done = state
         .store
@@ -471,34 +527,71 @@ async fn sign_out_user(
             let Some(user) = user_by_public_id(tx, &id)? else {
                 return Ok(false);
             };
-            tx.revoke_user_sessions(user.id)?;
-            let trigger = Trigger::new(
-                TriggerKind::Admin,
-                Some(request_id.clone()),
-                Some(format!("by {by}")),
-            );
-            tx.record_audit(
-                &clock.stamp(),
-                &trigger,
-                &Entry {
-                    user_id: Some(user.id),
-                    user_label: Some(&user.label()),
-                    action: "user.sign_out_everywhere",
-                    ..Entry::default()
-                },
-            )?;
+            super::sessions::end_all(tx, &clock, &trigger, &user)?;
             Ok::<_, crate::store::StoreError>(true)
         })
         .await;
     match done {
         Ok(true) => {
             let target = format!(
-                "/admin/users/{}?signed_out=1",
+                "{}/{}?signed_out=1",
+                config_path(&state, "/admin/users"),
                 url::form_urlencoded::byte_serialize(public_id.as_bytes()).collect::<String>()
             );
             guard::no_store(Redirect::to(&target).into_response())
         }
-        Ok(false) => guard::no_store(Redirect::to("/admin/users").into_response()),
+        Ok(false) => {
+            guard::no_store(Redirect::to(&config_path(&state, "/admin/users")).into_response())
+        }
+        Err(e) => internal(&state, &admin, e),
+    }
+}
+
+/// The audit trigger of an administrator's form: who, and the request.
+fn admin_trigger(admin: &Admin) -> Trigger {
+    Trigger::new(
+        TriggerKind::Admin,
+        Some(admin.request_id.0.clone()),
+        Some(format!("by {}", admin.signed_in.user.label())),
+    )
+}
+
+/// End one session of a user, named by its public handle.
+async fn end_user_session(
+    State(state): State<AppState>,
+    Path((public_id, handle)): Path<(String, String)>,
+    AdminForm(admin): AdminForm,
+) -> Response {
+    let trigger = admin_trigger(&admin);
+    let id = public_id.clone();
+    let clock = state.clock.clone();
+    let wanted = handle.clone();
+    let done = state
+        .store
+        .write(move |tx| {
+            let Some(user) = user_by_public_id(tx, &id)? else {
+                return Ok(None);
+            };
+            super::sessions::end_one(tx, &clock, &trigger, &user, &wanted).map(Some)
+        })
+        .await;
+    let user_page = format!(
+        "{}/{}",
+        config_path(&state, "/admin/users"),
+        url::form_urlencoded::byte_serialize(public_id.as_bytes()).collect::<String>()
+    );
+    match done {
+        Ok(Some(ended)) => {
+            let flash = if ended { handle.as_str() } else { "none" };
+            let target = format!(
+                "{user_page}?ended={}",
+                url::form_urlencoded::byte_serialize(flash.as_bytes()).collect::<String>()
+            );
+            guard::no_store(Redirect::to(&target).into_response())
+        }
+        Ok(None) => {
+            guard::no_store(Redirect::to(&config_path(&state, "/admin/users")).into_response())
+        }
         Err(e) => internal(&state, &admin, e),
     }
 }
@@ -603,7 +696,7 @@ mod tests {
     /// Every admin template renders with data shaped as the handlers build it, and escapes it.
     #[test]
     fn every_admin_template_renders_with_representative_data() {
-        let t = Templates::new().unwrap();
+        let t = Templates::new("").unwrap();
         let held = vec![crate::domain::explain::HeldMembership {
             row: row(),
             since: "2024".into(),
@@ -690,8 +783,16 @@ mod tests {
                     UserView {
                         explanation,
                         audit: vec![audit_row()],
-                        sessions: 1,
+                        sessions: vec![super::super::sessions::SessionView {
+                            handle: "h4Ndl3-h4Ndl3".into(),
+                            created: Some("2026-01-01T00:00:00.000Z".into()),
+                            last_seen: None,
+                            client_ip: Some("192.0.2.1".into()),
+                            user_agent: Some("Mozilla/5.0".into()),
+                            expires: None,
+                        }],
                         signed_out: true,
+                        ended: Some("none".into()),
                     },
                 ),
             ),
@@ -703,6 +804,7 @@ mod tests {
                         teams: vec![TeamView {
                             id: "team1".into(),
                             name: "Team 1".into(),
+                            scope: Some("org/a".into()),
                             roles: vec![crate::domain::roles::RoleBinding {
                                 scope: crate::domain::Scope::parse("org/a").unwrap(),
                                 role: crate::domain::Role::parse("owner").unwrap(),

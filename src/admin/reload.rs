@@ -83,8 +83,15 @@ pub async fn reload(state: &AppState, cause: &str) -> Result<Applied, ReloadErro
     if new.server.listen != current.server.listen {
         restart_pending.push("server.listen");
     }
-    if new.server.metrics_listen != current.server.metrics_listen {
-        restart_pending.push("server.metrics_listen");
+    if new.server.metrics_listen != current.server.metrics_listen
+        || new.server.metrics_token != current.server.metrics_token
+    {
+        restart_pending.push("server.metrics_listen / metrics_token_env / metrics_token_file");
+    }
+    if new.server.login_rate_per_minute != current.server.login_rate_per_minute
+        || new.server.login_rate_burst != current.server.login_rate_burst
+    {
+        restart_pending.push("server.login_rate_per_minute / login_rate_burst");
     }
     if new.server.public_url != current.server.public_url {
         restart_pending.push("server.public_url");

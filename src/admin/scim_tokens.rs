@@ -26,6 +26,8 @@ pub enum TokenCommand {
         /// Default [`DEFAULT_VALID_DAYS`].
         valid_days: Option<u32>,
         note: Option<String>,
+        /// The tenant of a multi-tenant provider the token is bound to.
+        tenant: Option<String>,
     },
     List {
         provider: String,
@@ -54,10 +56,14 @@ pub fn run_cli(config: &Config, command: TokenCommand) -> Result<String, CliErro
                 provider,
                 valid_days,
                 note,
+                tenant,
             } => {
-                let t = create(&store, &clock, config, &provider, valid_days.unwrap_or(DEFAULT_VALID_DAYS), note).await?;
+                let t = create(&store, &clock, config, &provider, tenant.as_deref(), valid_days.unwrap_or(DEFAULT_VALID_DAYS), note).await?;
                 let url = config.server.url(&format!("/scim/v2/{provider}"));
                 let _ = writeln!(out, "SCIM token {} for provider \"{}\"", t.id, t.provider);
+                if let Some(tenant) = &t.tenant {
+                    let _ = writeln!(out, "  for tenant: {tenant} (it sees and provisions only this tenant's users and groups)");
+                }
                 let _ = writeln!(out, "  tenant URL: {url}");
                 let _ = writeln!(out, "  expires:    {}", t.expires_at.date());
                 let _ = writeln!(out, "  token:      {}", t.token.expose());
@@ -86,11 +92,12 @@ pub fn run_cli(config: &Config, command: TokenCommand) -> Result<String, CliErro
                         .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "{}  created {}  expires {}  {}{}",
+                        "{}  created {}  expires {}  {}{}{}",
                         t.public_id,
                         t.created_at,
                         expires,
                         state,
+                        t.tenant.map(|t| format!("  tenant {t}")).unwrap_or_default(),
                         t.note.map(|n| format!("  ({n})")).unwrap_or_default()
                     );
                 }

@@ -72,8 +72,11 @@ pub struct UsersView {
 pub struct UserView {
     pub explanation: Explanation,
     pub audit: Vec<AuditRow>,
-    pub sessions: i64,
+    /// The user's live sessions, the most recently used first.
+    pub sessions: Vec<super::sessions::SessionView>,
     pub signed_out: bool,
+    /// A session was just ended (`?ended=HANDLE`), or was already gone (`?ended=none`).
+    pub ended: Option<String>,
 }
 
 /// `/admin/teams`.
@@ -86,6 +89,8 @@ pub struct TeamsView {
 pub struct TeamView {
     pub id: String,
     pub name: String,
+    /// The scope the team belongs to, if the config gives one.
+    pub scope: Option<String>,
     pub roles: Vec<RoleBinding>,
     pub groups: Vec<GroupRef>,
     pub config_members: Vec<String>,
@@ -116,6 +121,28 @@ pub struct ProviderKey {
     pub id: String,
     /// `id` or `name`.
     pub group_key: &'static str,
+}
+
+/// `/admin/clients`.
+#[derive(Serialize)]
+pub struct ClientsView {
+    pub issuer: String,
+    pub clients: Vec<ClientRow>,
+}
+
+#[derive(Serialize)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub id_token_alg: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub allowed_teams: Vec<String>,
+    pub claims: Vec<&'static str>,
+    /// RFC 3339, when the client was last issued a code or token.
+    pub last_used_at: Option<String>,
+    pub active_refresh_tokens: i64,
+    pub users: i64,
 }
 
 /// `/admin/scim`.

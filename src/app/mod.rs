@@ -9,19 +9,20 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::authorize::Authorize;
 use crate::config::{Config, LiveConfig, ProviderKind};
-use crate::demo_idp::{DemoIdp, DemoIdpError};
 use crate::domain::Clock;
 use crate::domain::secret::Secret;
-use crate::downstream::DownstreamError;
 use crate::idp::Providers;
 use crate::idp::http_client::{IdpHttp, IdpHttpError};
 use crate::membership::sync_at_start;
+use crate::provider::demo::{DemoIdp, DemoIdpError};
 use crate::provisioning::Provisioning;
 use crate::signin::sealed::Sealer;
 use crate::signin::{RefreshGrants, SignIn};
 use crate::state::AppState;
 use crate::store::{Store, StoreError, WriteMode, applied};
+use crate::web::rate_limit::RateLimit;
 use crate::web::templates::{TemplateError, Templates};
 
 /// Why the application could not start.
@@ -35,8 +36,8 @@ pub enum StartError {
     Http(#[source] IdpHttpError),
     #[error("demo identity provider")]
     Demo(#[source] DemoIdpError),
-    #[error("assertion signing keys")]
-    Keys(#[source] DownstreamError),
+    #[error("signing keys")]
+    Keys(#[source] crate::signing::SigningError),
     #[error("server.secret_key")]
     Seal(#[source] crate::signin::sealed::SealError),
     #[error("cannot listen on {addr}: {source}")]
@@ -83,7 +84,6 @@ impl Application {
         };
         let clock = Clock::system();
         let store = Store::open_database(&config.server.database).await?;
-        let templates = Arc::new(Templates::new()?);
         let own_sha = config.source.sha256.clone();
         // On a database shared by replicas, the config applied there wins over this file.
         let synced = sync_at_start(
@@ -103,6 +103,7 @@ impl Application {
             sha256 = config.source.short(),
             "applied config version"
         );
+        let templates = Arc::new(Templates::new(config.server.base_path())?);
         tracing::info!(
             teams_added = report.teams_added.len(),
             teams_removed = report.teams_removed.len(),
@@ -110,9 +111,15 @@ impl Application {
             "config synced into the database"
         );
         // The assertion signing key exists from the first start, before any request needs it.
-        crate::downstream::keys::load(&store, &clock)
+        crate::signing::load(&store, &clock)
             .await
             .map_err(StartError::Keys)?;
+        // ID tokens are RS256 by default: the key exists before the first client needs it.
+        if !config.clients.is_empty() {
+            crate::signing::ensure_rsa_key(&store, &clock)
+                .await
+                .map_err(StartError::Keys)?;
+        }
         let (demo_idp, demo_client_secret) = demo_provider(&config, &store, &templates).await?;
         let http = IdpHttp::new(config.server.idp_connect_timeout, config.server.idp_timeout)
             .map_err(StartError::Http)?;
@@ -122,12 +129,16 @@ impl Application {
             Some(key) => RefreshGrants::stored(Sealer::new(key).map_err(StartError::Seal)?),
             None => RefreshGrants::default(),
         };
+        let login_limit = Arc::new(RateLimit::per_minute(
+            config.server.login_rate_per_minute,
+            config.server.login_rate_burst,
+        ));
         let config = Arc::new(LiveConfig::new(config));
         config.set_version_number(synced.version);
         config.set_own_file(&own_sha);
         config.set_file_differs(synced.file_differs.clone());
         store.follow_config(config.clone());
-        let providers = Arc::new(Providers::new(http));
+        let providers = Arc::new(Providers::new(http, clock.clone()));
         let state = AppState {
             signin: SignIn {
                 store: store.clone(),
@@ -142,16 +153,24 @@ impl Application {
                 config: config.clone(),
                 clock: clock.clone(),
             },
+            authorize: Authorize {
+                store: store.clone(),
+                config: config.clone(),
+                clock: clock.clone(),
+            },
             config,
             store,
             templates,
             clock,
             providers,
+            login_limit,
         };
         tokio::spawn(prune_expired_sessions(
             state.store.clone(),
             state.clock.clone(),
+            state.authorize.clone(),
         ));
+        tokio::spawn(forget_idle_clients(state.login_limit.clone()));
         if state.signin.grants.in_database() {
             state.signin.ensure_refreshing();
         }
@@ -187,8 +206,10 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "serving /metrics on its own listener");
             }
+            let token = self.state.config.get().server.metrics_token.clone();
             tokio::spawn(async move {
-                let router: axum::Router = crate::admin::ops::metrics_routes();
+                let router = crate::admin::ops::metrics_routes(token)
+                    .layer(axum::middleware::from_fn(crate::web::headers::layer));
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "the metrics listener stopped");
                 }
@@ -225,7 +246,7 @@ async fn demo_provider(
     tracing::warn!(
         "the DEMO identity provider is enabled: anyone can sign in as any demo user. Never use this in production."
     );
-    let key = crate::demo_idp::load_or_create_key(store)
+    let key = crate::provider::demo::load_or_create_key(store)
         .await
         .map_err(StartError::Demo)?;
     let secret = Secret::new(crate::domain::ids::random_id());
@@ -242,14 +263,25 @@ async fn demo_provider(
     Ok((Some(Arc::new(idp)), Some(secret)))
 }
 
-/// Delete expired session rows every ten minutes, once across the processes sharing the
-/// database (a lease: a replica that finds another pruning skips its turn).
-async fn prune_expired_sessions(store: Store, clock: Clock) {
+/// Forget rate-limited addresses that have fully recovered, every minute.
+async fn forget_idle_clients(limit: Arc<RateLimit>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        limit.forget_idle();
+    }
+}
+
+/// Delete expired session rows (and with them their grants) and expired provider grants and
+/// tokens every ten minutes, once across the processes sharing the database (a lease: a
+/// replica that finds another pruning skips its turn).
+async fn prune_expired_sessions(store: Store, clock: Clock, authorize: Authorize) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         let now = clock.unix();
         let pruning = store.clone();
+        let authorize = authorize.clone();
         let ran = store
             .with_lease("prune-sessions", async move {
                 match pruning
@@ -259,6 +291,13 @@ async fn prune_expired_sessions(store: Store, clock: Clock) {
                     Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+                }
+                match authorize.prune().await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(deleted = n, "expired provider grants pruned")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot prune expired provider grants"),
                 }
             })
             .await;

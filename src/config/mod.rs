@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
+use crate::domain::plan::{ClientDecl, ConfigView, Mapping, TeamDecl};
 use crate::domain::reconcile::Policy;
-use crate::domain::roles::RoleBinding;
+use crate::domain::roles::{RoleBinding, RoleHierarchy};
 use crate::domain::secret::Secret;
 use crate::domain::{ProviderId, Role, Scope, TeamId};
 
@@ -52,6 +52,16 @@ pub enum GroupKey {
     Name,
 }
 
+/// What sign-out ends (`logout = "local" | "idp"` per provider).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutMode {
+    /// teamgate's session only; the IdP session lives on (the default).
+    Local,
+    /// teamgate's session, then the IdP's: OpenID Connect RP-Initiated Logout through the
+    /// discovery document's `end_session_endpoint`.
+    Idp,
+}
+
 /// What a login does when the provider's group membership cannot be resolved (Graph down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupFailure {
@@ -63,7 +73,12 @@ pub enum GroupFailure {
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The URL users reach teamgate at; its path (without a trailing `/`) is where every
+    /// route is served (see [`ServerConfig::base_path`]).
     pub public_url: Url,
+    /// A parent domain the session cookie is shared with, when teamgate has its own host and
+    /// the apps it protects sit on sibling hosts.
+    pub cookie_domain: Option<String>,
     pub listen: SocketAddr,
     /// Where the data lives: a SQLite file, or a PostgreSQL database shared by replicas.
     pub database: Database,
@@ -77,9 +92,15 @@ pub struct ServerConfig {
     /// Connect and total timeouts of every call to an identity provider (security case 82).
     pub idp_connect_timeout: Duration,
     pub idp_timeout: Duration,
-    /// A separate address for `/metrics` (then absent from `listen`), as peers offer
-    /// (oauth2-proxy's `--metrics-address`, Pomerium's `metrics_address`).
+    /// The address `/metrics` is served on, never `listen` (as peers offer: oauth2-proxy's
+    /// `--metrics-address`, Pomerium's `metrics_address`); `None`: no `/metrics` at all.
     pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires; required when `metrics_listen` is not loopback.
+    pub metrics_token: Option<Secret>,
+    /// `/login` requests per client address per minute; 0 turns the limit off.
+    pub login_rate_per_minute: u32,
+    /// Requests a client address may make at once before the rate applies.
+    pub login_rate_burst: u32,
     /// Origins `rd` may point to, as `scheme://host:port` (ASCII serialisation).
     pub allowed_redirect_origins: Vec<url::Origin>,
     pub trusted_proxies: Vec<IpAddr>,
@@ -89,6 +110,17 @@ impl ServerConfig {
     /// True when cookies must be `Secure` and `__Host-` prefixed.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// The path teamgate is served under: `""` at the root of its site, else `/teamgate`
+    /// (public_url's path without a trailing slash).
+    pub fn base_path(&self) -> &str {
+        self.public_url.path().trim_end_matches('/')
+    }
+
+    /// An absolute path of teamgate's, for links and redirects: `/login` under the base path.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path())
     }
 
     /// `public_url` joined with an absolute path, without a doubled slash.
@@ -215,16 +247,38 @@ pub struct ProviderConfig {
     pub okta_api_token: Option<Secret>,
     pub match_by_email: bool,
     pub scim_enabled: bool,
+    /// What `POST /logout` ends besides teamgate's session.
+    pub logout: LogoutMode,
     /// Line of the `[[provider]]` header, for later messages.
     pub line: usize,
+}
+
+impl ProviderConfig {
+    /// True for an Entra provider configured for several tenants (`tenant = "organizations"`
+    /// or `"common"`, with `allowed_tenants`): its keys carry the tenant (see
+    /// [`crate::domain::tenant`]).
+    pub fn is_multi_tenant(&self) -> bool {
+        self.kind == ProviderKind::Entra
+            && self.tenant.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("organizations") || t.eq_ignore_ascii_case("common")
+            })
+    }
+
+    /// Whether `tenant` (lower case) is one this provider admits.
+    pub fn admits_tenant(&self, tenant: &str) -> bool {
+        self.allowed_tenants.iter().any(|t| t == tenant)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TeamConfig {
     pub id: TeamId,
     pub name: String,
+    /// The scope the team belongs to; every role binding is on it or beneath it.
+    pub scope: Option<Scope>,
     pub roles: Vec<RoleBinding>,
-    /// (provider, group key) pairs that grant this team.
+    /// (provider, group key) pairs that grant this team. For a multi-tenant provider the key
+    /// carries the tenant: `{tid}/{group}` (see [`crate::domain::tenant`]).
     pub groups: Vec<(ProviderId, String)>,
     /// Lowercased emails of users who are members through the file.
     pub members: Vec<String>,
@@ -254,14 +308,98 @@ pub struct ForwardAuthConfig {
     pub assertion_ttl: Duration,
 }
 
-pub const HEADER_KEYS: [(&str, &str); 6] = [
+pub const HEADER_KEYS: [(&str, &str); 7] = [
     ("user", "X-Teamgate-User"),
     ("email", "X-Teamgate-Email"),
+    ("email_verified", "X-Teamgate-Email-Verified"),
     ("name", "X-Teamgate-Name"),
     ("teams", "X-Teamgate-Teams"),
     ("roles", "X-Teamgate-Roles"),
     ("assertion", "X-Teamgate-Assertion"),
 ];
+
+/// What a client may receive besides `sub` (OpenID Connect Core §5.1 for `email`, `name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClientClaim {
+    /// `email` and `email_verified`, for the `email` scope and only when the email is verified.
+    Email,
+    /// `name`, for the `profile` scope.
+    Name,
+    /// `teams`: the ids of the user's teams.
+    Teams,
+    /// `roles`: `scope=role` pairs.
+    Roles,
+    /// `groups`: the team ids again, for apps that only understand a claim of that name.
+    Groups,
+}
+
+impl ClientClaim {
+    pub const ALL: [ClientClaim; 5] = [
+        ClientClaim::Email,
+        ClientClaim::Name,
+        ClientClaim::Teams,
+        ClientClaim::Roles,
+        ClientClaim::Groups,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientClaim::Email => "email",
+            ClientClaim::Name => "name",
+            ClientClaim::Teams => "teams",
+            ClientClaim::Roles => "roles",
+            ClientClaim::Groups => "groups",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The JWS algorithm of a client's ID tokens (RFC 7518 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: what every OpenID relying party must accept.
+    Rs256,
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+        }
+    }
+}
+
+/// An application that signs in through teamgate as an OpenID provider (`[[client]]`).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The OAuth `client_id`.
+    pub id: String,
+    /// Shown to people (the admin pages, the refusal page).
+    pub name: String,
+    /// `None` exactly when the client is public (PKCE only).
+    pub secret: Option<Secret>,
+    pub public: bool,
+    /// Compared as exact strings (RFC 9700 §4.1.3).
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Empty: any signed-in user may sign in to the client.
+    pub allowed_teams: Vec<TeamId>,
+    pub claims: BTreeSet<ClientClaim>,
+    pub id_token_alg: SigningAlg,
+    pub line: usize,
+}
+
+impl ClientConfig {
+    pub fn releases(&self, claim: ClientClaim) -> bool {
+        self.claims.contains(&claim)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
@@ -304,8 +442,12 @@ pub struct Config {
     pub defaults: DefaultsConfig,
     pub demo_users: Vec<DemoUser>,
     pub known_roles: BTreeSet<Role>,
+    /// Which roles include which (built-in order plus `[[role]] includes`).
+    pub role_hierarchy: RoleHierarchy,
     pub forward_auth: ForwardAuthConfig,
     pub admin: AdminConfig,
+    /// Applications signing in through teamgate's OpenID provider.
+    pub clients: Vec<ClientConfig>,
     /// The text it was parsed from and its digest (stored as the applied config, so replicas
     /// run the same version).
     pub source: Source,
@@ -337,6 +479,19 @@ impl Config {
         self.providers.iter().find(|p| p.id.as_str() == id)
     }
 
+    pub fn client(&self, id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// teamgate's issuer as an OpenID provider: `public_url` without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     pub fn team(&self, id: &TeamId) -> Option<&TeamConfig> {
         self.teams.iter().find(|t| &t.id == id)
     }
@@ -361,6 +516,7 @@ impl Config {
                 team.id.clone(),
                 TeamDecl {
                     name: team.name.clone(),
+                    scope: team.scope.clone(),
                     roles: team.roles.iter().cloned().collect(),
                     members: team.members.iter().cloned().collect(),
                 },
@@ -371,7 +527,22 @@ impl Config {
             }
         }
         view.teams_without_groups = self.defaults.teams_without_groups.clone();
+        view.hierarchy = self.role_hierarchy.clone();
         view.locked_users = self.defaults.locked_users.clone();
+        for c in &self.clients {
+            view.clients.insert(
+                c.id.clone(),
+                ClientDecl {
+                    name: c.name.clone(),
+                    public: c.public,
+                    redirect_uris: c.redirect_uris.clone(),
+                    post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                    allowed_teams: c.allowed_teams.clone(),
+                    claims: c.claims.iter().map(|k| k.as_str().to_owned()).collect(),
+                    id_token_alg: c.id_token_alg.as_str().to_owned(),
+                },
+            );
+        }
         self.policy = view.policy();
         self.view = view;
         self

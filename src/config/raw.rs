@@ -14,6 +14,9 @@ pub struct RawConfig {
     /// Roles beyond the built-in list that teams may hold.
     #[serde(default)]
     pub custom_roles: Vec<S<String>>,
+    /// Roles declared with the roles they include (`[[role]]`).
+    #[serde(default, rename = "role")]
+    pub roles: Vec<S<RawRole>>,
     pub server: S<RawServer>,
     #[serde(default, rename = "provider")]
     pub providers: Vec<S<RawProvider>>,
@@ -27,6 +30,18 @@ pub struct RawConfig {
     pub forward_auth: RawForwardAuth,
     #[serde(default)]
     pub admin: RawAdmin,
+    /// Applications that sign in through teamgate as an OpenID provider.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<S<RawClient>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub name: S<String>,
+    /// Roles a holder of this one holds too, on the same scope.
+    #[serde(default)]
+    pub includes: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,9 +64,9 @@ pub struct RawServer {
     /// ...or a file.
     #[serde(default)]
     pub secret_key_file: Option<S<String>>,
-    /// Allows `kind = "demo"` providers, which sign in anyone who clicks.
+    /// Allows `kind = "demo"` providers, which sign in anyone who clicks (loopback only).
     #[serde(default)]
-    pub demo: bool,
+    pub demo: Option<S<bool>>,
     #[serde(default = "default_idle")]
     pub session_idle_minutes: S<i64>,
     #[serde(default = "default_absolute")]
@@ -64,12 +79,26 @@ pub struct RawServer {
     /// Time allowed for a whole IdP call, connection and response body included.
     #[serde(default = "default_idp_timeout")]
     pub idp_timeout_seconds: S<i64>,
-    /// When set, `/metrics` is served on this address only, not on `listen`.
+    /// Where `/metrics` is served (its own listener); without it there is no `/metrics`.
     #[serde(default)]
     pub metrics_listen: Option<S<String>>,
+    /// The bearer token `/metrics` requires, from an env var or a file (required when
+    /// `metrics_listen` is not a loopback address).
+    #[serde(default)]
+    pub metrics_token_env: Option<S<String>>,
+    #[serde(default)]
+    pub metrics_token_file: Option<S<String>>,
+    /// `/login` requests allowed per client address per minute (0: no limit).
+    #[serde(default = "default_login_rate")]
+    pub login_rate_per_minute: S<i64>,
+    /// How many `/login` requests a client address may make at once before the rate applies.
+    #[serde(default = "default_login_burst")]
+    pub login_rate_burst: S<i64>,
     /// Origins (scheme://host[:port]) that `rd` may send the browser back to.
     #[serde(default)]
     pub allowed_redirect_origins: Vec<S<String>>,
+    /// A parent domain the session cookie is shared with (teamgate on its own host).
+    pub cookie_domain: Option<S<String>>,
     /// Proxy addresses whose `X-Forwarded-*` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
@@ -98,6 +127,12 @@ fn default_idp_connect_timeout() -> S<i64> {
 }
 fn default_idp_timeout() -> S<i64> {
     spanned(10)
+}
+fn default_login_rate() -> S<i64> {
+    spanned(60)
+}
+fn default_login_burst() -> S<i64> {
+    spanned(30)
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +172,8 @@ pub struct RawProvider {
     pub match_by_email: bool,
     #[serde(default)]
     pub scim: RawScim,
+    /// What sign-out ends: `local` (teamgate's session) or `idp` (the IdP's too).
+    pub logout: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +188,8 @@ pub struct RawScim {
 pub struct RawTeam {
     pub id: S<String>,
     pub name: Option<String>,
+    /// The scope the team belongs to: its role bindings must be on it or beneath it.
+    pub scope: Option<S<String>>,
     #[serde(default)]
     pub roles: Vec<S<RawBinding>>,
     #[serde(default)]
@@ -171,6 +210,8 @@ pub struct RawBinding {
 #[serde(deny_unknown_fields)]
 pub struct RawGroupRef {
     pub provider: S<String>,
+    /// The tenant of a multi-tenant Entra provider the group belongs to.
+    pub tenant: Option<S<String>>,
     pub id: Option<S<String>>,
     pub name: Option<S<String>>,
 }
@@ -198,7 +239,8 @@ pub struct RawDemoUser {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForwardAuth {
-    /// Identity header names, keyed by what they carry (user, email, name, teams, roles, assertion).
+    /// Identity header names, keyed by what they carry (user, email, email_verified, name,
+    /// teams, roles, assertion).
     #[serde(default)]
     pub headers: BTreeMap<String, S<String>>,
     pub assertion_audience: Option<String>,
@@ -212,4 +254,27 @@ pub struct RawAdmin {
     pub role: Option<S<String>>,
     /// ...held on this scope or above it (default: any org scope holding it).
     pub scope: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub id: S<String>,
+    pub name: Option<String>,
+    pub secret_env: Option<S<String>>,
+    pub secret_file: Option<S<String>>,
+    /// A PKCE-only client without a secret (a single-page or native app).
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<S<String>>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<S<String>>,
+    /// Only members of one of these teams may sign in to the client (default: anyone).
+    #[serde(default)]
+    pub allowed_teams: Vec<S<String>>,
+    /// The claims the client receives beyond `sub` (default: all of them).
+    pub claims: Option<Vec<S<String>>>,
+    /// The ID token's signature algorithm: RS256 (default) or ES256.
+    pub id_token_alg: Option<S<String>>,
 }

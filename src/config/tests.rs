@@ -39,6 +39,18 @@ id = "everyone"
 roles = [{ scope = "org/acme", role = "viewer" }]
 "#;
 
+/// A multi-tenant Entra provider.
+const MULTI: &str = r#"
+[[provider]]
+id = "partners"
+kind = "entra"
+tenant = "organizations"
+issuer = "https://login.microsoftonline.com/organizations/v2.0"
+allowed_tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+client_id = "entra-client"
+client_secret_file = "example-secrets/entra-client-secret"
+"#;
+
 /// A config file: top-level keys, the body of `[server]`, the valid providers and team, `rest`.
 fn file(top: &str, server: &str, rest: &str) -> String {
     format!("{top}\n[server]\n{server}\n{PROVIDERS_AND_TEAM}\n{rest}\n")
@@ -78,6 +90,39 @@ fn case(name: &'static str, toml: String, says: &'static [&'static str]) -> Case
 
 fn mistakes() -> Vec<Case> {
     vec![
+        case(
+            "cookie_domain that is not a parent of public_url's host",
+            file(
+                "",
+                &format!("{URL}\ncookie_domain = \"example.org\" {HERE}"),
+                "",
+            ),
+            &[
+                "server.cookie_domain",
+                "not server.public_url's host (login.example.com) or a parent of it",
+            ],
+        ),
+        case(
+            "cookie_domain of one label",
+            file("", &format!("{URL}\ncookie_domain = \"com\" {HERE}"), ""),
+            &["server.cookie_domain", "at least two labels", "example.com"],
+        ),
+        case(
+            "unknown logout mode",
+            with(&format!(
+                "[[provider]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://sso.example.com\"\nclient_id = \"c\"\nclient_secret_file = \"example-secrets/okta-client-secret\"\nlogout = \"global\" {HERE}\n"
+            )),
+            &["logout \"global\" is unknown", "\"local\"", "\"idp\""],
+        ),
+        case(
+            "public_url with a path that is not plain segments",
+            file(
+                "",
+                &format!("public_url = \"https://app.example.com/a b\" {HERE}"),
+                "",
+            ),
+            &["server.public_url", "plain segments"],
+        ),
         case(
             "unknown top-level key",
             file(&format!("colour = \"blue\" {HERE}"), URL, ""),
@@ -219,6 +264,82 @@ fn mistakes() -> Vec<Case> {
             &["team.roles.scope", "write org/<id>, org/<id>/space/<id>"],
         ),
         case(
+            "a role binding outside the team's scope",
+            with(&format!(
+                "[[team]]\nid = \"infra\"\nscope = \"org/acme/space/infra\"\nroles = [\n  {{ scope = \"org/acme/space/infra/workspace/prod\", role = \"editor\" }},\n  {{ scope = \"org/acme\", role = \"viewer\" }}, {HERE}\n]\n"
+            )),
+            &[
+                "team \"infra\" belongs to scope org/acme/space/infra, but binds a role on org/acme, outside it",
+                "bind the role on org/acme/space/infra or beneath it",
+            ],
+        ),
+        case(
+            "a [[role]] including an unknown role",
+            with(&format!(
+                "[[role]]\nname = \"auditor\"\nincludes = [\"viewer\", \"veiwer\"] {HERE}\n"
+            )),
+            &[
+                "role \"auditor\" includes \"veiwer\", which is not a known role",
+                "fix the spelling",
+            ],
+        ),
+        case(
+            "roles including each other in a cycle",
+            with(&format!(
+                "[[role]] {HERE}\nname = \"lead\"\nincludes = [\"auditor\"]\n[[role]]\nname = \"auditor\"\nincludes = [\"lead\"]\n"
+            )),
+            &[
+                "roles include each other in a cycle: lead -> auditor -> lead",
+                "remove one of the includes",
+            ],
+        ),
+        case(
+            "a [[role]] redeclaring a built-in role",
+            with(&format!(
+                "[[role]]\nname = \"viewer\" {HERE}\nincludes = [\"owner\"]\n"
+            )),
+            &[
+                "\"viewer\" is a built-in role",
+                "declare a role of your own",
+            ],
+        ),
+        case(
+            "a [[role]] also in custom_roles",
+            file(
+                "custom_roles = [\"auditor\"]",
+                URL,
+                &format!("[[role]]\nname = \"auditor\" {HERE}\n"),
+            ),
+            &["role \"auditor\" is declared twice", "declare it once"],
+        ),
+        case(
+            "a tenant on a mapping of a single-tenant provider",
+            with(&format!(
+                "[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"entra\", tenant = \"72f988bf-86f1-41af-91ab-2d7cd011db47\", id = \"g\" }}] {HERE}\n"
+            )),
+            &["provider \"entra\" is not multi-tenant", "remove tenant"],
+        ),
+        case(
+            "a mapping of a multi-tenant provider without its tenant",
+            with(&format!(
+                "{MULTI}[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"partners\", id = \"g\" }}] {HERE}\n"
+            )),
+            &[
+                "provider \"partners\" is multi-tenant",
+                "tenant = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"",
+            ],
+        ),
+        case(
+            "a mapping naming a tenant the provider does not admit",
+            with(&format!(
+                "{MULTI}[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"partners\", tenant = \"00000000-0000-0000-0000-000000000000\", id = \"g\" }}] {HERE}\n"
+            )),
+            &[
+                "tenant \"00000000-0000-0000-0000-000000000000\" is not in provider \"partners\"'s allowed_tenants",
+                "use one of them",
+            ],
+        ),
+        case(
             "mapping to a missing provider",
             with(&format!(
                 "[[team]]\nid = \"admins\"\ngroups = [{{ provider = \"github\", name = \"admins\" }}] {HERE}\n"
@@ -251,6 +372,56 @@ fn mistakes() -> Vec<Case> {
                 "[[provider]] {HERE}\nid = \"demo\"\nkind = \"demo\"\n\n[[demo_user]]\nemail = \"a@example.com\"\nname = \"A\"\n"
             )),
             &["signs in anyone", "set demo = true under [server]"],
+        ),
+        case(
+            "metrics_listen on a public address without a token",
+            file(
+                "",
+                &format!("{URL}\nmetrics_listen = \"0.0.0.0:9100\" {HERE}"),
+                "",
+            ),
+            &[
+                "is not a loopback address",
+                "set metrics_token_env or metrics_token_file",
+                "or listen on 127.0.0.1",
+            ],
+        ),
+        case(
+            "a metrics token without metrics_listen",
+            file(
+                "",
+                &format!("{URL}\nmetrics_token_file = \"example-secrets/okta-api-token\" {HERE}"),
+                "",
+            ),
+            &[
+                "served only on server.metrics_listen",
+                "set metrics_listen too",
+            ],
+        ),
+        case(
+            "an unreadable metrics token file",
+            file(
+                "",
+                &format!(
+                    "{URL}\nmetrics_listen = \"0.0.0.0:9100\"\nmetrics_token_file = \"no-such-file\" {HERE}"
+                ),
+                "",
+            ),
+            &["server.metrics_token_file: cannot read"],
+        ),
+        case(
+            "a login rate burst of zero",
+            file("", &format!("{URL}\nlogin_rate_burst = 0 {HERE}"), ""),
+            &["server.login_rate_burst must be 1 to 100000"],
+        ),
+        case(
+            "demo = true on a public address",
+            file("", &format!("{URL}\ndemo = true {HERE}"), ""),
+            &[
+                "server.demo = true needs a loopback server.public_url",
+                "signs in anyone",
+                "Remove demo = true",
+            ],
         ),
         case(
             "missing client secret",
@@ -343,6 +514,75 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
         case(
+            "a client with a wildcard redirect URI",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://*.example.com/cb\"] {HERE}\n"
+            )),
+            &["client.redirect_uris", "contains '*'", "list each one"],
+        ),
+        case(
+            "a client redirect URI over plain http to another host",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"http://grafana.example.com/cb\"] {HERE}\n"
+            )),
+            &["must be https", "only on localhost"],
+        ),
+        case(
+            "a client without any secret that is not public",
+            with(&format!(
+                "[[client]] {HERE}\nid = \"grafana\"\nredirect_uris = [\"https://g.example.com/cb\"]\n"
+            )),
+            &[
+                "client \"grafana\": no secret",
+                "secret_env",
+                "public = true",
+            ],
+        ),
+        case(
+            "a public client with a secret",
+            with(&format!(
+                "[[client]]\nid = \"spa\"\npublic = true\nsecret_file = \"example-secrets/grafana-client-secret\" {HERE}\nredirect_uris = [\"https://spa.example.com/cb\"]\n"
+            )),
+            &[
+                "a public client has no secret",
+                "remove secret_env/secret_file",
+            ],
+        ),
+        case(
+            "a client allowed to a team that is not declared",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nallowed_teams = [\"operators\"] {HERE}\n"
+            )),
+            &[
+                "allowed team \"operators\" is not a declared [[team]]",
+                "declare the team",
+            ],
+        ),
+        case(
+            "a client claim that does not exist",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\nsecret_file = \"example-secrets/grafana-client-secret\"\nredirect_uris = [\"https://g.example.com/cb\"]\nclaims = [\"teams\", \"department\"] {HERE}\n"
+            )),
+            &[
+                "claim \"department\" is unknown",
+                "email, name, teams, roles or groups",
+            ],
+        ),
+        case(
+            "two clients with one id",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\npublic = true\nredirect_uris = [\"https://g.example.com/cb\"]\n\n[[client]]\nid = \"grafana\" {HERE}\npublic = true\nredirect_uris = [\"https://g2.example.com/cb\"]\n"
+            )),
+            &["client id \"grafana\" is used twice", "its own id"],
+        ),
+        case(
+            "an ID-token algorithm teamgate does not sign with",
+            with(&format!(
+                "[[client]]\nid = \"grafana\"\npublic = true\nredirect_uris = [\"https://g.example.com/cb\"]\nid_token_alg = \"HS256\" {HERE}\n"
+            )),
+            &["id_token_alg \"HS256\" is not supported", "use RS256"],
+        ),
+        case(
             "teams_without_groups naming an undeclared team",
             with(&format!(
                 "[defaults]\nteams_without_groups = [\"everyone\", \"newcomers\"] {HERE}\n"
@@ -353,6 +593,40 @@ fn mistakes() -> Vec<Case> {
             ],
         ),
     ]
+}
+
+#[test]
+fn cookie_domain_and_logout_are_read_and_the_database_resolves_beside_the_file() {
+    let text = file(
+        "",
+        &format!("{URL}\ncookie_domain = \".Example.com\"\ndatabase = \"../state/t.db\""),
+        "",
+    )
+    .replace(
+        "client_secret_file = \"example-secrets/okta-client-secret\"",
+        "client_secret_file = \"example-secrets/okta-client-secret\"\nlogout = \"idp\"",
+    );
+    let config = Config::parse(&text, &case_path()).expect("valid");
+    assert_eq!(config.server.cookie_domain.as_deref(), Some("example.com"));
+    assert_eq!(
+        config.server.database.sqlite_path(),
+        Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("state/t.db")
+                .as_path()
+        )
+    );
+    assert_eq!(config.provider("okta").unwrap().logout, LogoutMode::Idp);
+    assert_eq!(config.provider("entra").unwrap().logout, LogoutMode::Local);
+    assert_eq!(config.server.base_path(), "");
+    let under = file("", "public_url = \"https://app.example.com/teamgate/\"", "");
+    let config = Config::parse(&under, &case_path()).expect("valid");
+    assert_eq!(config.server.base_path(), "/teamgate");
+    assert_eq!(config.server.path("/login"), "/teamgate/login");
+    assert_eq!(
+        config.server.url("/callback/entra"),
+        "https://app.example.com/teamgate/callback/entra"
+    );
 }
 
 #[test]
@@ -378,10 +652,13 @@ fn the_example_config_reads_what_it_documents() {
         kinds,
         [
             ("entra", ProviderKind::Entra),
+            ("partners", ProviderKind::Entra),
             ("okta", ProviderKind::Okta),
             ("keycloak", ProviderKind::Oidc)
         ]
     );
+    let partners = config.provider("partners").expect("partners");
+    assert!(partners.is_multi_tenant() && partners.scim_enabled);
     let entra = config.provider("entra").expect("entra");
     assert_eq!(entra.group_key, GroupKey::Id);
     assert!(entra.scim_enabled);
@@ -403,12 +680,63 @@ fn the_example_config_reads_what_it_documents() {
         .flat_map(|t| t.groups.iter().map(|(p, _)| p.as_str()))
         .collect();
     assert!(mapped.contains("entra") && mapped.contains("okta") && mapped.contains("keycloak"));
+    let grafana = config.client("grafana").expect("the grafana client");
+    assert_eq!(
+        grafana.secret.as_ref().map(Secret::expose),
+        Some("dummy-grafana-client-secret-replace-me")
+    );
+    assert_eq!(
+        grafana.redirect_uris,
+        ["https://grafana.example.com/login/generic_oauth"]
+    );
+    assert_eq!(grafana.allowed_teams.len(), 2);
+    assert_eq!(grafana.id_token_alg, SigningAlg::Rs256);
+    assert!(grafana.releases(ClientClaim::Roles) && !grafana.releases(ClientClaim::Groups));
+    let spa = config.client("handbook").expect("the public client");
+    assert!(spa.public && spa.secret.is_none());
+    assert_eq!(spa.id_token_alg, SigningAlg::Es256);
+    assert_eq!(
+        spa.claims.len(),
+        ClientClaim::ALL.len(),
+        "all claims by default"
+    );
     let auditors = TeamId::parse("auditors").expect("team id");
     assert!(
         config
             .team(&auditors)
             .is_some_and(|t| t.roles.iter().any(|b| b.role.as_str() == "auditor")),
         "the custom role declared at the top is held by a team"
+    );
+    // [[role]] auditor includes viewer and exception-reviewer; custom_roles still declares.
+    let auditor = Role::parse("auditor").expect("role");
+    assert_eq!(
+        config
+            .role_hierarchy
+            .implied(&auditor)
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>(),
+        ["exception-reviewer", "viewer"]
+    );
+    assert!(
+        config
+            .known_roles
+            .contains(&Role::parse("release-manager").expect("role"))
+    );
+    // A multi-tenant mapping carries its tenant in the key.
+    assert!(config.teams.iter().any(|t| {
+        t.groups.iter().any(|(p, g)| {
+            p.as_str() == "partners"
+                && g == "72f988bf-86f1-41af-91ab-2d7cd011db47/a1b2c3d4-0000-0000-0000-000000000009"
+        })
+    }));
+    let platform = TeamId::parse("platform-admins").expect("team id");
+    assert_eq!(
+        config
+            .team(&platform)
+            .and_then(|t| t.scope.as_ref())
+            .map(ToString::to_string),
+        Some("org/acme".to_owned())
     );
 }
 
@@ -632,12 +960,16 @@ fn a_postgres_url_is_validated_and_never_holds_the_password() {
         shown,
         "postgres://teamgate@db.example.com:6543/tg?sslmode=verify-full"
     );
-    // A file path is SQLite, as before.
+    // A file path is SQLite, as before, resolved beside the config file; a URL is not a path.
     let text = server("data/x.db", "").replace(&format!(" {HERE}"), "");
     let config = Config::parse(&text, &case_path()).unwrap();
     assert_eq!(
         config.server.database.sqlite_path(),
-        Some(Path::new("data/x.db"))
+        Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/data/x.db")
+                .as_path()
+        )
     );
     // Each mistake: one error on the database line that says how to fix it.
     for (database, says) in [
@@ -740,4 +1072,30 @@ fn a_postgres_url_is_validated_and_never_holds_the_password() {
             "{errors:?}"
         );
     }
+}
+
+#[test]
+fn the_login_rate_limit_and_metrics_token_are_read_from_the_file() {
+    let config = Config::parse(&file("", URL, ""), &case_path()).unwrap();
+    assert_eq!(config.server.login_rate_per_minute, 60);
+    assert_eq!(config.server.login_rate_burst, 30);
+    assert!(config.server.metrics_token.is_none());
+    let text = file(
+        "",
+        &format!(
+            "{URL}\nlogin_rate_per_minute = 0\nlogin_rate_burst = 5\nmetrics_listen = \"10.0.0.1:9100\"\nmetrics_token_file = \"example-secrets/okta-api-token\""
+        ),
+        "",
+    );
+    let config = Config::parse(&text, &case_path()).unwrap();
+    assert_eq!(config.server.login_rate_per_minute, 0);
+    assert_eq!(config.server.login_rate_burst, 5);
+    let token = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-secrets/okta-api-token"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.metrics_token.as_ref().map(|t| t.expose()),
+        Some(token.trim())
+    );
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::ids::TeamId;
 use super::plan::{ConfigView, Mapping};
 use super::reconcile::{self, MembershipRow, Source, UserInput};
+use super::roles::{EffectiveRoles, Origin, RoleBinding};
 
 /// A stored membership with its timestamps (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,8 +64,24 @@ pub struct TeamExplained {
 pub struct RoleExplained {
     pub scope: String,
     pub role: String,
-    /// The teams that bind this role on this scope.
+    /// The teams that give this role on this scope, directly or through a role including it.
     pub teams: Vec<TeamId>,
+    /// Each team and, for an implied role, the role the team binds that includes it
+    /// (`through`: `null` when the team binds this role itself).
+    pub origins: Vec<Origin>,
+    /// True when no team binds the role itself: it is held through roles that include it.
+    pub implied: bool,
+}
+
+impl RoleExplained {
+    /// `ops, platform (as owner)`.
+    pub fn via(&self) -> String {
+        self.origins
+            .iter()
+            .map(Origin::describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A group the user has that maps to no team.
@@ -125,15 +142,23 @@ pub fn explain(
                 confirmed_at: m.confirmed_at.clone(),
             });
     }
-    let mut roles: BTreeMap<(String, String), BTreeSet<TeamId>> = BTreeMap::new();
-    for id in teams.keys() {
-        for b in view.teams.get(id).into_iter().flat_map(|t| t.roles.iter()) {
-            roles
-                .entry((b.scope.to_string(), b.role.to_string()))
-                .or_default()
-                .insert(id.clone());
-        }
-    }
+    let bindings: BTreeMap<&TeamId, Vec<RoleBinding>> = teams
+        .keys()
+        .map(|id| {
+            (
+                id,
+                view.teams
+                    .get(id)
+                    .map(|t| t.roles.iter().cloned().collect())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let effective = EffectiveRoles::of(
+        teams.keys(),
+        |t| bindings.get(t).map(Vec::as_slice).unwrap_or(&[]),
+        &view.hierarchy,
+    );
     let policy = view.policy();
     let mut unmapped = BTreeSet::new();
     for (source, groups) in [
@@ -161,12 +186,19 @@ pub fn explain(
         claims_groups: input.claims_groups.clone(),
         scim_groups: input.scim_groups.clone(),
         teams: teams.into_values().collect(),
-        roles: roles
+        roles: effective
+            .grants
             .into_iter()
-            .map(|((scope, role), teams)| RoleExplained {
-                scope,
-                role,
-                teams: teams.into_iter().collect(),
+            .map(|(b, origins)| {
+                let mut teams: Vec<TeamId> = origins.iter().map(|o| o.team.clone()).collect();
+                teams.dedup();
+                RoleExplained {
+                    scope: b.scope.to_string(),
+                    role: b.role.to_string(),
+                    teams,
+                    implied: origins.iter().all(|o| o.through.is_some()),
+                    origins: origins.into_iter().collect(),
+                }
             })
             .collect(),
         unmapped_groups: unmapped.into_iter().collect(),
@@ -281,17 +313,22 @@ pub fn render_text(e: &Explanation) -> String {
         out.push_str("  (none)\n");
     }
     for r in &e.roles {
-        let teams: Vec<&str> = r.teams.iter().map(TeamId::as_str).collect();
         let _ = writeln!(
             out,
             "  {:<20} on {:<40} through {}",
             r.role,
             r.scope,
-            teams.join(", ")
+            r.via()
         );
     }
     if !e.roles.is_empty() {
         out.push_str("  (a role on a scope applies to everything beneath it)\n");
+    }
+    if e.roles
+        .iter()
+        .any(|r| r.origins.iter().any(|o| o.through.is_some()))
+    {
+        out.push_str("  (\"as owner\": implied by the role the team holds, which includes it)\n");
     }
     out.push_str("\nGroups that map to nothing:\n");
     if e.unmapped_groups.is_empty() {
@@ -338,6 +375,7 @@ mod tests {
                 team(id),
                 TeamDecl {
                     name: id.to_uppercase(),
+                    scope: None,
                     roles: [RoleBinding {
                         scope: Scope::parse(scope).unwrap(),
                         role: Role::parse(role).unwrap(),
@@ -420,8 +458,24 @@ mod tests {
             vec![
                 ("org/acme", "viewer", vec!["security"]),
                 ("org/acme/space/infra", "editor", vec!["infra"]),
+                ("org/acme/space/infra", "viewer", vec!["infra"]),
             ]
         );
+        // The implied viewer says where it comes from: infra's editor role includes it.
+        let implied = &e.roles[2];
+        assert!(implied.implied && !e.roles[1].implied);
+        assert_eq!(implied.via(), "infra (as editor)");
+        let text = render_text(&e);
+        assert!(
+            text.contains("viewer               on org/acme/space/infra                     through infra (as editor)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            json["roles"][2]["origins"],
+            serde_json::json!([{"team": "infra", "through": "editor"}])
+        );
+        assert_eq!(json["roles"][2]["implied"], true);
     }
 
     #[test]

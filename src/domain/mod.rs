@@ -13,6 +13,7 @@ mod reconcile_props;
 pub mod roles;
 pub mod scim;
 pub mod secret;
+pub mod tenant;
 
 pub use clock::Clock;
 pub use ids::{ParseError, ProviderId, Role, Scope, TeamId};

@@ -9,8 +9,9 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use super::ids::{ProviderId, TeamId};
+use super::ids::{Role, Scope};
 use super::reconcile::{self, MappingTable, MembershipRow, Policy, Source, UserInput};
-use super::roles::RoleBinding;
+use super::roles::{RoleBinding, RoleHierarchy};
 
 /// The parts of a config that decide memberships and roles, in a form two configs (or a
 /// config and what the database holds) can be compared in.
@@ -21,12 +22,99 @@ pub struct ConfigView {
     pub teams_without_groups: Vec<TeamId>,
     /// Lowercased emails.
     pub locked_users: BTreeSet<String>,
+    /// Which roles include which (the built-in order and `[[role]] includes`).
+    pub hierarchy: RoleHierarchy,
+    /// The OpenID clients, by client id.
+    pub clients: BTreeMap<String, ClientDecl>,
+}
+
+/// One declared OpenID client, as far as an administrator reviews it (never its secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClientDecl {
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub allowed_teams: Vec<TeamId>,
+    pub claims: Vec<String>,
+    pub id_token_alg: String,
+}
+
+impl ClientDecl {
+    /// What differs from `before`, one phrase per setting, for `plan`.
+    pub fn changes_from(&self, before: &ClientDecl) -> Vec<String> {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "(none)".to_owned()
+            } else {
+                v.join(" ")
+            }
+        };
+        let teams = |v: &[TeamId]| {
+            if v.is_empty() {
+                "(anyone)".to_owned()
+            } else {
+                v.iter().map(TeamId::as_str).collect::<Vec<_>>().join(" ")
+            }
+        };
+        let mut out = Vec::new();
+        if self.name != before.name {
+            out.push(format!("name \"{}\" -> \"{}\"", before.name, self.name));
+        }
+        if self.public != before.public {
+            out.push(format!("public {} -> {}", before.public, self.public));
+        }
+        if self.redirect_uris != before.redirect_uris {
+            out.push(format!(
+                "redirect_uris {} -> {}",
+                list(&before.redirect_uris),
+                list(&self.redirect_uris)
+            ));
+        }
+        if self.post_logout_redirect_uris != before.post_logout_redirect_uris {
+            out.push(format!(
+                "post_logout_redirect_uris {} -> {}",
+                list(&before.post_logout_redirect_uris),
+                list(&self.post_logout_redirect_uris)
+            ));
+        }
+        if self.allowed_teams != before.allowed_teams {
+            out.push(format!(
+                "allowed_teams {} -> {}",
+                teams(&before.allowed_teams),
+                teams(&self.allowed_teams)
+            ));
+        }
+        if self.claims != before.claims {
+            out.push(format!(
+                "claims {} -> {}",
+                list(&before.claims),
+                list(&self.claims)
+            ));
+        }
+        if self.id_token_alg != before.id_token_alg {
+            out.push(format!(
+                "id_token_alg {} -> {}",
+                before.id_token_alg, self.id_token_alg
+            ));
+        }
+        out
+    }
+}
+
+/// A client whose settings change, with what changes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ClientChange {
+    pub id: String,
+    pub changes: Vec<String>,
 }
 
 /// One declared team.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TeamDecl {
     pub name: String,
+    /// The scope the team belongs to (its bindings are on it or beneath it).
+    pub scope: Option<Scope>,
     pub roles: BTreeSet<RoleBinding>,
     /// Lowercased emails named in the team's `members`.
     pub members: BTreeSet<String>,
@@ -106,16 +194,24 @@ impl ConfigView {
             .collect()
     }
 
-    /// The role bindings `teams` give together.
+    /// The role bindings `teams` give together, with the roles they imply.
     pub fn roles_of<'a>(
         &self,
         teams: impl IntoIterator<Item = &'a TeamId>,
     ) -> BTreeSet<RoleBinding> {
-        teams
-            .into_iter()
-            .filter_map(|t| self.teams.get(t))
-            .flat_map(|decl| decl.roles.iter().cloned())
-            .collect()
+        let mut out = BTreeSet::new();
+        for decl in teams.into_iter().filter_map(|t| self.teams.get(t)) {
+            for b in &decl.roles {
+                out.insert(b.clone());
+                for implied in self.hierarchy.implied(&b.role) {
+                    out.insert(RoleBinding {
+                        scope: b.scope.clone(),
+                        role: implied,
+                    });
+                }
+            }
+        }
+        out
     }
 }
 
@@ -145,6 +241,22 @@ pub struct TeamMember {
     pub email: String,
 }
 
+/// A team whose scope changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Rescope {
+    pub id: TeamId,
+    pub from: Option<Scope>,
+    pub to: Option<Scope>,
+}
+
+/// A role whose included roles changed (`[[role]] includes`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Includes {
+    pub role: Role,
+    pub from: Vec<Role>,
+    pub to: Vec<Role>,
+}
+
 /// What changes in the config itself, before looking at any user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ConfigDiff {
@@ -152,6 +264,10 @@ pub struct ConfigDiff {
     pub teams_removed: Vec<TeamSummary>,
     /// Same id, new display name.
     pub teams_renamed: Vec<Rename>,
+    /// Same id, another scope.
+    pub teams_rescoped: Vec<Rescope>,
+    /// Roles that now include other roles than before.
+    pub includes_changed: Vec<Includes>,
     pub bindings_added: Vec<TeamBinding>,
     pub bindings_removed: Vec<TeamBinding>,
     pub mappings_added: Vec<Mapping>,
@@ -162,6 +278,10 @@ pub struct ConfigDiff {
     pub default_teams: Option<(Vec<TeamId>, Vec<TeamId>)>,
     pub locked_added: Vec<String>,
     pub locked_removed: Vec<String>,
+    /// OpenID clients added or removed (by id), and clients whose settings change.
+    pub clients_added: Vec<String>,
+    pub clients_removed: Vec<String>,
+    pub clients_changed: Vec<ClientChange>,
 }
 
 impl ConfigDiff {
@@ -169,6 +289,8 @@ impl ConfigDiff {
         self.teams_added.len()
             + self.teams_removed.len()
             + self.teams_renamed.len()
+            + self.teams_rescoped.len()
+            + self.includes_changed.len()
             + self.bindings_added.len()
             + self.bindings_removed.len()
             + self.mappings_added.len()
@@ -178,6 +300,9 @@ impl ConfigDiff {
             + usize::from(self.default_teams.is_some())
             + self.locked_added.len()
             + self.locked_removed.len()
+            + self.clients_added.len()
+            + self.clients_removed.len()
+            + self.clients_changed.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -223,6 +348,19 @@ pub fn diff_configs(old: &ConfigView, new: &ConfigView) -> ConfigDiff {
                 })
             })
             .collect(),
+        teams_rescoped: new
+            .teams
+            .iter()
+            .filter_map(|(id, decl)| {
+                let before = old.teams.get(id)?;
+                (before.scope != decl.scope).then(|| Rescope {
+                    id: id.clone(),
+                    from: before.scope.clone(),
+                    to: decl.scope.clone(),
+                })
+            })
+            .collect(),
+        includes_changed: includes_changed(&old.hierarchy, &new.hierarchy),
         bindings_added: only_in(&new_bindings, &old_bindings),
         bindings_removed: only_in(&old_bindings, &new_bindings),
         mappings_added: only_in(&new.mappings, &old.mappings),
@@ -237,6 +375,59 @@ pub fn diff_configs(old: &ConfigView, new: &ConfigView) -> ConfigDiff {
         }),
         locked_added: only_in(&new.locked_users, &old.locked_users),
         locked_removed: only_in(&old.locked_users, &new.locked_users),
+        clients_added: new
+            .clients
+            .keys()
+            .filter(|id| !old.clients.contains_key(*id))
+            .cloned()
+            .collect(),
+        clients_removed: old
+            .clients
+            .keys()
+            .filter(|id| !new.clients.contains_key(*id))
+            .cloned()
+            .collect(),
+        clients_changed: new
+            .clients
+            .iter()
+            .filter_map(|(id, decl)| {
+                let changes = decl.changes_from(old.clients.get(id)?);
+                (!changes.is_empty()).then(|| ClientChange {
+                    id: id.clone(),
+                    changes,
+                })
+            })
+            .collect(),
+    }
+}
+
+fn includes_changed(old: &RoleHierarchy, new: &RoleHierarchy) -> Vec<Includes> {
+    let roles: BTreeSet<&Role> = old.direct().keys().chain(new.direct().keys()).collect();
+    let of = |h: &RoleHierarchy, r: &Role| -> Vec<Role> {
+        h.direct().get(r).into_iter().flatten().cloned().collect()
+    };
+    roles
+        .into_iter()
+        .filter_map(|r| {
+            let (from, to) = (of(old, r), of(new, r));
+            (from != to).then(|| Includes {
+                role: r.clone(),
+                from,
+                to,
+            })
+        })
+        .collect()
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        "nothing".into()
+    } else {
+        roles
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -502,6 +693,29 @@ pub fn render_text(plan: &Plan) -> String {
                 r.id, r.from, r.to
             );
         }
+        for r in &c.teams_rescoped {
+            let show = |s: &Option<Scope>| {
+                s.as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "(any scope)".into())
+            };
+            let _ = writeln!(
+                out,
+                "  ~ team {} scope {} -> {}",
+                r.id,
+                show(&r.from),
+                show(&r.to)
+            );
+        }
+        for i in &c.includes_changed {
+            let _ = writeln!(
+                out,
+                "  ~ role {} includes {} -> {}",
+                i.role,
+                role_list(&i.from),
+                role_list(&i.to)
+            );
+        }
         for b in &c.bindings_added {
             let _ = writeln!(
                 out,
@@ -541,6 +755,17 @@ pub fn render_text(plan: &Plan) -> String {
         }
         for e in &c.locked_removed {
             let _ = writeln!(out, "  - locked user {e}");
+        }
+        for id in &c.clients_added {
+            let _ = writeln!(out, "  + client {id}");
+        }
+        for id in &c.clients_removed {
+            let _ = writeln!(out, "  - client {id} (its refresh tokens stop working)");
+        }
+        for ch in &c.clients_changed {
+            for what in &ch.changes {
+                let _ = writeln!(out, "  ~ client {}: {what}", ch.id);
+            }
         }
         out.push('\n');
     }
@@ -615,6 +840,7 @@ mod tests {
             team("admins"),
             TeamDecl {
                 name: "Admins".into(),
+                scope: None,
                 roles: [binding("org/acme", "owner")].into(),
                 members: BTreeSet::new(),
             },
@@ -623,6 +849,7 @@ mod tests {
             team("everyone"),
             TeamDecl {
                 name: "Everyone".into(),
+                scope: None,
                 roles: [binding("org/acme", "viewer")].into(),
                 members: BTreeSet::new(),
             },
@@ -733,8 +960,12 @@ mod tests {
         );
         assert_eq!(bob.remove.len(), 1);
         assert_eq!(bob.remove[0].reason, Reason::DefaultNoLongerApplies);
-        assert_eq!(bob.roles_added, vec![binding("org/acme", "owner")]);
-        assert_eq!(bob.roles_removed, vec![binding("org/acme", "viewer")]);
+        // Owner includes editor and viewer: the viewer role of the default team stays held.
+        assert_eq!(
+            bob.roles_added,
+            vec![binding("org/acme", "editor"), binding("org/acme", "owner")]
+        );
+        assert!(bob.roles_removed.is_empty());
         assert!(plan.users.iter().all(|u| u.user != "alice@example.com"));
     }
 
@@ -794,11 +1025,52 @@ mod tests {
         assert_eq!(plan.users.len(), 1);
         let bob = &plan.users[0];
         assert!(bob.add.is_empty() && bob.remove.is_empty());
+        // Editor includes viewer, on the same scope.
         assert_eq!(
             bob.roles_added,
-            vec![binding("org/acme/space/infra", "editor")]
+            vec![
+                binding("org/acme/space/infra", "editor"),
+                binding("org/acme/space/infra", "viewer")
+            ]
         );
         assert_eq!(bob.roles_removed, vec![binding("org/acme", "viewer")]);
+    }
+
+    #[test]
+    fn a_new_implication_or_team_scope_is_a_config_change_and_changes_roles() {
+        let old = base();
+        let mut new = old.clone();
+        let auditor = Role::parse("auditor").unwrap();
+        new.hierarchy
+            .declare(Role::parse("viewer").unwrap(), [auditor.clone()]);
+        if let Some(t) = new.teams.get_mut(&team("everyone")) {
+            t.scope = Some(Scope::parse("org/acme").unwrap());
+        }
+        let plan = plan(&old, &new, &reread(&users(&old), &new));
+        assert_eq!(
+            plan.config.includes_changed,
+            vec![Includes {
+                role: Role::parse("viewer").unwrap(),
+                from: vec![],
+                to: vec![auditor],
+            }]
+        );
+        assert_eq!(plan.config.teams_rescoped.len(), 1);
+        let text = render_text(&plan);
+        assert!(
+            text.contains("~ role viewer includes nothing -> auditor"),
+            "{text}"
+        );
+        assert!(
+            text.contains("~ team everyone scope (any scope) -> org/acme"),
+            "{text}"
+        );
+        let bob = plan
+            .users
+            .iter()
+            .find(|u| u.user == "bob@example.com")
+            .unwrap();
+        assert_eq!(bob.roles_added, vec![binding("org/acme", "auditor")]);
     }
 
     #[test]

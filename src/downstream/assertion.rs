@@ -35,8 +35,11 @@ pub struct Claims {
     pub aud: String,
     /// The user's stable opaque id (`X-Teamgate-User`).
     pub sub: String,
+    /// Only a verified email (see `email_verified`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether the IdP verified the user's email; `email` is present only when it did.
+    pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub teams: Vec<String>,
@@ -92,6 +95,7 @@ pub fn build(
         aud: aud.to_owned(),
         sub: identity.id.clone(),
         email: identity.email.clone(),
+        email_verified: identity.email_verified,
         name: identity.name.clone(),
         teams: teams.iter().cloned().collect(),
         roles: roles.clone(),
@@ -107,7 +111,9 @@ pub fn build(
     let value_of = |key: &str| -> String {
         match key {
             "user" => identity.id.clone(),
+            // `Identity` holds a verified email only: an unverified one never reaches an app.
             "email" => identity.email.clone().unwrap_or_default(),
+            "email_verified" => identity.email_verified.to_string(),
             "name" => identity.name.clone().unwrap_or_default(),
             "teams" => claims.teams.join(","),
             "roles" => roles.join(","),
@@ -148,12 +154,29 @@ pub fn header_value(text: &str) -> Result<HeaderValue, DownstreamError> {
 }
 
 /// Which entry a request may use: the session's user, the user's session generation (so a
-/// revocation misses the cache even before the session check refuses it), and the audience.
+/// revocation misses the cache even before the session check refuses it), the user's profile
+/// as stored now (so a name or email change, by a sign-in or a SCIM push, reaches the very
+/// next request: security case J5), and the audience.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub user_id: i64,
     pub generation: i64,
+    pub profile: u64,
     pub aud: String,
+}
+
+impl CacheKey {
+    pub fn new(user: &crate::store::users::UserRecord, aud: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&user.name, &user.email, user.email_verified).hash(&mut h);
+        Self {
+            user_id: user.id,
+            generation: user.session_generation,
+            profile: h.finish(),
+            aud: aud.to_owned(),
+        }
+    }
 }
 
 /// Most entries kept: about 1.5 KB each, so the cache stays near 30 MB at worst.

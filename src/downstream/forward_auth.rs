@@ -10,7 +10,7 @@
 //! URL never feeds a rule, so its query or fragment cannot widen one (security case 57).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -26,6 +26,7 @@ use crate::domain::{Role, Scope, TeamId};
 use crate::membership::Identity;
 use crate::state::AppState;
 use crate::store::users::UserRecord;
+use crate::web::client_addr::trusted_peer;
 use crate::web::error::ErrorPage;
 use crate::web::headers::no_store;
 use crate::web::redirect::safe_return_to;
@@ -137,7 +138,7 @@ impl Rules {
         if !self.roles.is_empty() {
             let held = |role: &Role| match &self.scope {
                 Some(scope) => grant.roles.has(role, scope),
-                None => grant.roles.grants.keys().any(|b| &b.role == role),
+                None => grant.roles.holds(role),
             };
             if !self.roles.iter().any(held) {
                 return Err(Refusal::Role {
@@ -215,17 +216,6 @@ impl Refusal {
             ),
         }
     }
-}
-
-/// The address of the proxy that asked, when it is one of `server.trusted_proxies`.
-/// IPv4-mapped IPv6 peers compare as IPv4.
-pub fn trusted_peer(peer: Option<SocketAddr>, server: &ServerConfig) -> Option<IpAddr> {
-    let ip = peer?.ip().to_canonical();
-    server
-        .trusted_proxies
-        .iter()
-        .any(|p| p.to_canonical() == ip)
-        .then_some(ip)
 }
 
 fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -409,11 +399,7 @@ pub async fn decide(
         return Answer::SignIn { redirect };
     };
     let user = signed_in.user;
-    let key = CacheKey {
-        user_id: user.id,
-        generation: user.session_generation,
-        aud: rules.aud.clone(),
-    };
+    let key = CacheKey::new(&user, &rules.aud);
     let now = state.clock.unix();
     let grant = match downstream.cache.get(&key, config, now) {
         Some(grant) => grant,
@@ -469,13 +455,15 @@ mod tests {
         let text = format!(
             r#"[server]
 public_url = "https://apps.example.com"
-demo = true
 allowed_redirect_origins = ["https://wiki.example.com"]
 {server_extra}
 
 [[provider]]
-id = "demo"
-kind = "demo"
+id = "corp"
+kind = "oidc"
+issuer = "https://idp.example.com"
+client_id = "teamgate"
+client_secret_file = "example-secrets/okta-client-secret"
 
 [[team]]
 id = "engineers"
@@ -483,13 +471,10 @@ roles = [{{ scope = "org/acme/space/infra", role = "editor" }}]
 
 [[team]]
 id = "operators"
-
-[[demo_user]]
-email = "a@example.com"
-name = "A"
 "#
         );
-        Config::parse(&text, std::path::Path::new("t.toml")).unwrap()
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/t.toml");
+        Config::parse(&text, &path).unwrap()
     }
 
     #[test]

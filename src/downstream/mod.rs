@@ -5,7 +5,7 @@
 //!   the 200/401/302/403/5xx answers.
 //! - [`assertion`]: the claims, the signature and the per-user cache that keeps `/auth` from
 //!   signing or reading memberships on every request.
-//! - [`keys`]: teamgate's own P-256 keys: generation at first use, rotation with overlap, JWKS.
+//! - [`keys`]: teamgate's own keys ([`crate::signing`], shared with the OpenID provider).
 
 pub mod assertion;
 pub mod forward_auth;
@@ -33,8 +33,8 @@ pub enum DownstreamError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Session(#[from] SessionError),
-    #[error("signing key: {0}")]
-    Key(String),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     #[error("cannot sign the assertion: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
     #[error("identity header: {0}")]

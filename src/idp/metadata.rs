@@ -15,6 +15,10 @@ pub struct ExtraMetadata {
     /// RFC 9207 §3: when true, every authorization response must carry `iss`.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// OpenID Connect RP-Initiated Logout 1.0 §2.1: where the browser ends its IdP session
+    /// (used by providers with `logout = "idp"`).
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

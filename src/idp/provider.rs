@@ -1,14 +1,18 @@
 //! Per-provider runtime state: the discovery document and the JWKS, fetched lazily (so
 //! teamgate starts and serves sessions and SCIM while an IdP is down, security case 83) and
-//! cached. An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
+//! cached. A document past its lifetime is still served while one background fetch replaces
+//! it, and failed fetches back off (security cases, I7). An unknown `kid` triggers at most one JWKS refetch per cooldown, shared by all
 //! concurrent logins (security cases 79-81); a failed, malformed or empty refetch keeps the good
 //! keys. Discovery is done here rather than by openidconnect's `discover_async`, because an
 //! Entra multi-tenant document names a templated issuer (`…/{tenantid}/v2.0`, IdP quirk E9)
 //! that its exact comparison refuses; every other issuer is still compared exactly (case 16).
 
 use std::collections::HashMap;
+use std::sync::Weak;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
 
 use openidconnect::{JsonWebKey, JsonWebKeySetUrl, JsonWebKeyUse};
 use serde_json::Value;
@@ -19,18 +23,39 @@ use super::groups_cache::GroupsCache;
 use super::http_client::{IdpHttp, read_capped};
 use super::jwk::IdpJsonWebKeySet;
 use super::metadata::Metadata;
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::ProviderConfig;
+use crate::domain::Clock;
 
 /// How long a discovery document is used before it is fetched again.
-const METADATA_TTL: Duration = Duration::from_secs(3600);
+pub const METADATA_TTL: Duration = Duration::from_secs(3600);
+/// Wait after the first failed discovery before the next attempt; it doubles with each
+/// failure in a row, up to [`DISCOVERY_BACKOFF_MAX`].
+pub const DISCOVERY_BACKOFF_FIRST: Duration = Duration::from_secs(5);
+pub const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Least time between two JWKS refetches caused by unknown keys.
 pub const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(30);
 /// The placeholder Entra's multi-tenant discovery documents put in `issuer` (IdP quirk E9).
 pub const TENANT_TEMPLATE: &str = "{tenantid}";
 
-struct CachedMetadata {
-    metadata: Arc<Metadata>,
-    fetched: Instant,
+/// The discovery document and what its fetches have gone like.
+#[derive(Default)]
+struct Discovery {
+    /// The last good document and when it was fetched.
+    document: Option<(Arc<Metadata>, OffsetDateTime)>,
+    /// Failed fetches in a row.
+    failures: u32,
+    /// No fetch before this (back-off after failures).
+    retry_at: Option<OffsetDateTime>,
+    /// Why the last fetch failed, for logins refused while backing off.
+    last_error: Option<String>,
+    /// A background refresh of a stale document is running.
+    refreshing: bool,
+}
+
+impl Discovery {
+    fn may_fetch(&self, now: OffsetDateTime) -> bool {
+        self.retry_at.is_none_or(|at| now >= at)
+    }
 }
 
 /// A key set with what openidconnect's key type drops: Entra's per-key `issuer` (E9).
@@ -83,7 +108,12 @@ pub struct ProviderRuntime {
     /// multi-tenant provider that issuer with its tenant segment replaced by `{tenantid}`.
     accepted_document_issuers: Vec<String>,
     http: IdpHttp,
-    metadata: RwLock<Option<CachedMetadata>>,
+    /// Decides when a document is stale and when a back-off ends (tests move it forward).
+    clock: Clock,
+    /// Lets `metadata(&self)` start a background refresh that outlives the call.
+    this: Weak<ProviderRuntime>,
+    discovery: StdMutex<Discovery>,
+    /// Serialises fetches (single flight): a waiter finds the result of the fetch it waited for.
     discovery_lock: Mutex<()>,
     keys: RwLock<Keys>,
     /// Last refetch caused by an unknown key; serialises refetches.
@@ -95,10 +125,7 @@ pub struct ProviderRuntime {
 /// True for an Entra provider configured for several tenants (`tenant = "organizations"` or
 /// `"common"`), whose tokens' issuer is the template with the token's own `tid`.
 pub fn is_multi_tenant(provider: &ProviderConfig) -> bool {
-    provider.kind == ProviderKind::Entra
-        && provider.tenant.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("organizations") || t.eq_ignore_ascii_case("common")
-        })
+    provider.is_multi_tenant()
 }
 
 /// The templated issuer a multi-tenant provider's document may carry: the configured issuer
@@ -117,18 +144,20 @@ fn templated_issuer(issuer: &str) -> Option<String> {
 }
 
 impl ProviderRuntime {
-    fn new(provider: &ProviderConfig, http: IdpHttp) -> Self {
+    fn new(provider: &ProviderConfig, http: IdpHttp, clock: Clock) -> Arc<Self> {
         let mut accepted = vec![provider.issuer.clone()];
         if is_multi_tenant(provider)
             && let Some(t) = templated_issuer(&provider.issuer)
         {
             accepted.push(t);
         }
-        Self {
+        Arc::new_cyclic(|this| Self {
             issuer: provider.issuer.clone(),
             accepted_document_issuers: accepted,
             http,
-            metadata: RwLock::new(None),
+            clock,
+            this: this.clone(),
+            discovery: StdMutex::new(Discovery::default()),
             discovery_lock: Mutex::new(()),
             keys: RwLock::new(Keys {
                 current: KeySet {
@@ -139,7 +168,7 @@ impl ProviderRuntime {
             }),
             miss_refresh: Mutex::new(None),
             jwks_fetches: std::sync::atomic::AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn http(&self) -> &IdpHttp {
@@ -156,40 +185,96 @@ impl ProviderRuntime {
         self.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The discovery document, fetched when absent or stale. A stale copy is used when a
-    /// refetch fails; with no copy at all the login is refused as "IdP unreachable".
+    fn discovery_state(&self) -> std::sync::MutexGuard<'_, Discovery> {
+        match self.discovery.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The discovery document. A fresh one is returned as it is; a stale one (older than
+    /// [`METADATA_TTL`]) is returned too, at once, while one background fetch replaces it, so
+    /// an IdP that is down or black-holed costs logins nothing as long as a document was ever
+    /// loaded. Without any document the login waits for one fetch (single flight: concurrent
+    /// logins share it, never queue one timeout each). After failures, fetches back off
+    /// ([`DISCOVERY_BACKOFF_FIRST`], doubling, up to [`DISCOVERY_BACKOFF_MAX`]); meanwhile a
+    /// login with no document is refused at once as "IdP unreachable".
     pub async fn metadata(&self) -> Result<Arc<Metadata>, IdpError> {
-        if let Some(m) = self.fresh_metadata().await {
-            return Ok(m);
+        if let Some(answer) = self.cached_metadata() {
+            return answer;
         }
         let _single_flight = self.discovery_lock.lock().await;
-        if let Some(m) = self.fresh_metadata().await {
-            return Ok(m);
+        // Another login may have fetched (or failed) while this one waited.
+        if let Some(answer) = self.cached_metadata() {
+            return answer;
         }
+        self.fetch_metadata().await
+    }
+
+    /// What the cache can answer without a fetch in the foreground: a document (starting a
+    /// background refresh when it is stale), a refusal while backing off, or `None`: fetch.
+    fn cached_metadata(&self) -> Option<Result<Arc<Metadata>, IdpError>> {
+        let now = self.clock.now();
+        let mut state = self.discovery_state();
+        if let Some((document, fetched)) = &state.document {
+            let document = document.clone();
+            let stale = now - *fetched >= METADATA_TTL;
+            if stale && !state.refreshing && state.may_fetch(now) {
+                state.refreshing = true;
+                drop(state);
+                self.refresh_in_background();
+            }
+            return Some(Ok(document));
+        }
+        if !state.may_fetch(now) {
+            return Some(Err(IdpError::Unavailable(format!(
+                "discovery of {}: {} (retrying after a back-off)",
+                self.issuer,
+                state.last_error.as_deref().unwrap_or("failed")
+            ))));
+        }
+        None
+    }
+
+    /// One fetch of the document (the caller holds `discovery_lock`), its outcome recorded.
+    async fn fetch_metadata(&self) -> Result<Arc<Metadata>, IdpError> {
         match self.discover().await {
             Ok((metadata, keys)) => {
                 let metadata = Arc::new(metadata);
                 self.install_keys(keys).await;
-                *self.metadata.write().await = Some(CachedMetadata {
-                    metadata: metadata.clone(),
-                    fetched: Instant::now(),
-                });
+                let mut state = self.discovery_state();
+                state.document = Some((metadata.clone(), self.clock.now()));
+                state.failures = 0;
+                state.retry_at = None;
+                state.last_error = None;
                 Ok(metadata)
             }
-            Err(e) => match self.metadata.read().await.as_ref() {
-                Some(stale) => {
-                    tracing::warn!(issuer = %self.issuer, error = %e, "discovery refresh failed; using the cached document");
-                    Ok(stale.metadata.clone())
+            Err(e) => {
+                let mut state = self.discovery_state();
+                state.failures = state.failures.saturating_add(1);
+                let backoff = DISCOVERY_BACKOFF_FIRST
+                    .saturating_mul(1u32 << (state.failures - 1).min(16))
+                    .min(DISCOVERY_BACKOFF_MAX);
+                state.retry_at = Some(self.clock.now() + backoff);
+                state.last_error = Some(e.to_string());
+                if state.document.is_some() {
+                    tracing::warn!(issuer = %self.issuer, error = %e, retry_in = ?backoff, "discovery refresh failed; using the cached document");
                 }
-                None => Err(e),
-            },
+                Err(e)
+            }
         }
     }
 
-    async fn fresh_metadata(&self) -> Option<Arc<Metadata>> {
-        let guard = self.metadata.read().await;
-        let cached = guard.as_ref()?;
-        (cached.fetched.elapsed() < METADATA_TTL).then(|| cached.metadata.clone())
+    /// Refetch a stale document off the request path.
+    fn refresh_in_background(&self) {
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _single_flight = this.discovery_lock.lock().await;
+            let _ = this.fetch_metadata().await;
+            this.discovery_state().refreshing = false;
+        });
     }
 
     /// OpenID Connect Discovery 1.0 §4: GET `{issuer}/.well-known/openid-configuration`; the
@@ -303,15 +388,17 @@ impl ProviderRuntime {
 /// by logins of every provider.
 pub struct Providers {
     http: IdpHttp,
+    clock: Clock,
     by_key: StdMutex<HashMap<(String, String), Arc<ProviderRuntime>>>,
     /// Groups resolved through Microsoft Graph or the Okta Groups API (`groups_cache_seconds`).
     pub groups_cache: GroupsCache,
 }
 
 impl Providers {
-    pub fn new(http: IdpHttp) -> Self {
+    pub fn new(http: IdpHttp, clock: Clock) -> Self {
         Self {
             http,
+            clock,
             by_key: StdMutex::new(HashMap::new()),
             groups_cache: GroupsCache::default(),
         }
@@ -328,7 +415,9 @@ impl Providers {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.entry(key)
-            .or_insert_with(|| Arc::new(ProviderRuntime::new(provider, self.http.clone())))
+            .or_insert_with(|| {
+                ProviderRuntime::new(provider, self.http.clone(), self.clock.clone())
+            })
             .clone()
     }
 }

@@ -33,14 +33,23 @@ pub struct TeamView {
 pub struct RoleView {
     pub scope: String,
     pub role: String,
+    /// The teams that give it, directly or through a role that includes it.
     pub teams: Vec<String>,
+    /// Where it comes from: `team`, or `team (as owner)` when it is implied by a bound role.
+    pub via: Vec<String>,
+    /// True when no team binds the role itself: it is held only through roles that include it.
+    pub implied: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Identity {
-    /// The stable opaque id (`X-Teamgate-User`, assertion `sub`).
+    /// The stable opaque id (`X-Teamgate-User`, assertion `sub`): THE identity.
     pub id: String,
+    /// The email, only when the IdP verified it (an unverified email is anyone's claim: the
+    /// "nOAuth" class of account takeover); informational, never an identity.
     pub email: Option<String>,
+    /// Whether the IdP verified the user's email (`email_verified`, or Entra's `xms_edov`).
+    pub email_verified: bool,
     pub name: Option<String>,
     pub provider: String,
     pub teams: Vec<TeamView>,
@@ -72,24 +81,35 @@ impl Identity {
                 });
         }
         let no_bindings: &[RoleBinding] = &[];
-        let effective = EffectiveRoles::of(teams.keys(), |t| {
-            config
-                .team(t)
-                .map(|t| t.roles.as_slice())
-                .unwrap_or(no_bindings)
-        });
+        let effective = EffectiveRoles::of(
+            teams.keys(),
+            |t| {
+                config
+                    .team(t)
+                    .map(|t| t.roles.as_slice())
+                    .unwrap_or(no_bindings)
+            },
+            &config.role_hierarchy,
+        );
         let roles = effective
             .grants
             .iter()
-            .map(|(b, teams)| RoleView {
-                scope: b.scope.to_string(),
-                role: b.role.to_string(),
-                teams: teams.iter().map(ToString::to_string).collect(),
+            .map(|(b, origins)| {
+                let mut teams: Vec<String> = origins.iter().map(|o| o.team.to_string()).collect();
+                teams.dedup();
+                RoleView {
+                    scope: b.scope.to_string(),
+                    role: b.role.to_string(),
+                    teams,
+                    via: origins.iter().map(|o| o.describe()).collect(),
+                    implied: origins.iter().all(|o| o.through.is_some()),
+                }
             })
             .collect();
         Identity {
             id: user.public_id.clone(),
-            email: user.email.clone(),
+            email: user.email.clone().filter(|_| user.email_verified),
+            email_verified: user.email_verified && user.email.is_some(),
             name: user.name.clone(),
             provider: user.provider.clone(),
             teams: teams.into_values().collect(),

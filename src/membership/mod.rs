@@ -7,6 +7,7 @@
 pub mod identity;
 pub mod lookup;
 pub mod plan;
+pub mod profile;
 pub mod reconcile;
 pub mod sync;
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use crate::config::{Config, GroupKey};
-use crate::domain::ProviderId;
 use crate::domain::reconcile::{self, MembershipRow, Plan, Policy, Source, UserInput};
+use crate::domain::{ProviderId, tenant};
 use crate::store::audit::{Entry, Trigger, TriggerKind};
 use crate::store::users::UserRecord;
 use crate::store::{ReadTx, StoreError, WriteTx};
@@ -19,16 +19,27 @@ pub fn user_input(
 ) -> Result<UserInput, StoreError> {
     let provider =
         ProviderId::parse(&user.provider).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let key = config
-        .provider(&user.provider)
-        .map(|p| p.group_key)
-        .unwrap_or(GroupKey::Id);
+    let provider_config = config.provider(&user.provider);
+    let key = provider_config.map(|p| p.group_key).unwrap_or(GroupKey::Id);
+    // The claims groups of a multi-tenant provider's user are the signing tenant's: read them
+    // qualified by it, the key that tenant's mappings name (security case J1). They are
+    // stored as the IdP named them, so rows from before tenants were keyed read the same way.
+    let claims_groups = match provider_config
+        .filter(|p| p.is_multi_tenant())
+        .and_then(|_| tenant::of_subject(&user.subject))
+    {
+        Some(tid) => user
+            .claims_groups
+            .clone()
+            .map(|groups| tenant::qualify_all(Some(tid), groups)),
+        None => user.claims_groups.clone(),
+    };
     let email = user.email.as_deref().unwrap_or_default();
     // Config membership and locks are by email, so only a verified email may claim them.
     let trusted_email = if user.email_verified { email } else { "" };
     Ok(UserInput {
         provider,
-        claims_groups: user.claims_groups.clone(),
+        claims_groups,
         scim_groups: tx.scim_group_keys_of_user(user.id, key)?,
         config_teams: if trusted_email.is_empty() {
             Vec::new()

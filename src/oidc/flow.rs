@@ -45,7 +45,9 @@ fn scopes(provider: &ProviderConfig) -> Vec<String> {
 }
 
 /// Begin a login: remember state, nonce and PKCE verifier in the session and return the IdP
-/// authorization URL to redirect the browser to.
+/// authorization URL to redirect the browser to. `force_login` asks the IdP to authenticate
+/// the user again (OIDC Core §3.1.2.1 `prompt=login`).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     config: &Config,
     clock: &Clock,
@@ -54,6 +56,7 @@ pub async fn start(
     secret: Option<ClientSecret>,
     session: &Session,
     return_to: String,
+    force_login: bool,
 ) -> Result<String, LoginError> {
     let metadata = runtime.metadata().await?;
     let client = CoreClient::from_provider_metadata(
@@ -73,6 +76,9 @@ pub async fn start(
         .set_pkce_challenge(challenge);
     for scope in scopes(provider) {
         request = request.add_scope(Scope::new(scope));
+    }
+    if force_login {
+        request = request.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
     }
     let (url, state, nonce) = request.url();
     pending::push(
@@ -200,6 +206,7 @@ pub async fn finish(
         claims,
         issuer: verified.issuer,
         access_token: Secret::new(token.access_token().secret().clone()),
+        id_token: Secret::new(id_token.to_string()),
         refresh_token: token
             .refresh_token()
             .map(|r| Secret::new(r.secret().clone())),

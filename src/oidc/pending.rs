@@ -12,8 +12,11 @@ use crate::web::session::SessionError;
 const KEY: &str = "pending_logins";
 /// Most logins one browser may have in flight.
 pub const MAX_PENDING: usize = 8;
-/// Seconds a started login stays valid.
-pub const PENDING_TTL: i64 = 600;
+/// Seconds a started login stays valid: as long as the store keeps a pre-login session.
+pub const PENDING_TTL: i64 = crate::store::sessions::PRE_LOGIN_TTL;
+/// Most bytes the list may take in the session (each return URL may be 2 KiB): the oldest
+/// logins go first beyond it, so a session row stays small whatever `rd` a client sends.
+pub const MAX_PENDING_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
@@ -41,8 +44,15 @@ pub async fn push(
         let excess = list.len() - MAX_PENDING;
         list.drain(..excess);
     }
+    while list.len() > 1 && encoded_len(&list) > MAX_PENDING_BYTES {
+        list.remove(0);
+    }
     session.insert(KEY, list).await?;
     Ok(())
+}
+
+fn encoded_len(list: &[PendingLogin]) -> usize {
+    serde_json::to_string(list).map_or(usize::MAX, |s| s.len())
 }
 
 /// Take (and so consume: state is single-use) the pending login with `state`, if it is there

@@ -1,28 +1,32 @@
-//! `/login`, `/callback/{provider}` and `POST /logout`: thin handlers around the OIDC flow in
+//! `/login`, `/callback/{provider}` and `/logout` (a confirmation page on GET, the sign-out
+//! itself, and the IdP's when configured, on POST): thin handlers around the OIDC flow in
 //! [`super::flow`] and the sign-in use case in [`crate::signin`].
 
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Extension, Form, Router};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::flow;
 use super::refusal::Refusal;
+use crate::config::LogoutMode;
 use crate::signin::LoginError;
 use crate::state::AppState;
+use crate::web::client_addr::{Peer, client_ip};
 use crate::web::error::ErrorPage;
 use crate::web::headers::no_store_layer;
 use crate::web::redirect::safe_return_to;
 use crate::web::request_id::RequestId;
+use crate::web::session::{IdTokenHint, SignInContext};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page))
         .route("/callback/{provider}", get(callback))
-        .route("/logout", post(logout))
+        .route("/logout", get(logout_confirm).post(logout))
         // Nothing that sets or depends on the session is cached (security case 53).
         .layer(axum::middleware::map_response(no_store_layer))
 }
@@ -31,6 +35,9 @@ pub fn routes() -> Router<AppState> {
 struct LoginQuery {
     provider: Option<String>,
     rd: Option<String>,
+    /// `login`: ask the IdP to authenticate the user again even if it has a session (an
+    /// application asked teamgate's provider for `prompt=login` or a short `max_age`).
+    prompt: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -54,14 +61,24 @@ fn login_error_page(state: &AppState, rid: &RequestId, e: LoginError) -> ErrorPa
 async fn login_page(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     session: Session,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
+    // Every /login stores a pre-login session: limited per client address, before anything
+    // is stored (the session layer writes only what a handler put in).
+    if let Some(ip) = client_ip(&headers, peer, &config.server)
+        && let Err(wait) = state.login_limit.check(ip)
+    {
+        return Ok(too_many_logins(&state, &rid, ip, wait));
+    }
     let return_to =
         q.rd.as_deref()
             .and_then(|rd| safe_return_to(rd, &config.server))
-            .unwrap_or_else(|| "/".into());
+            .unwrap_or_else(|| config.server.path("/"));
+    let force_login = q.prompt.as_deref() == Some("login");
     let provider = match (&q.provider, config.providers.as_slice()) {
         (Some(id), _) => config.provider(id).ok_or_else(|| {
             login_error_page(&state, &rid, LoginError::UnknownProvider(id.clone()))
@@ -70,15 +87,18 @@ async fn login_page(
         (None, all) => {
             let entries: Vec<ChooserEntry> = all
                 .iter()
-                .map(|p| ChooserEntry {
-                    name: p.display_name.clone(),
-                    href: format!(
-                        "/login?{}",
-                        url::form_urlencoded::Serializer::new(String::new())
-                            .append_pair("provider", p.id.as_str())
-                            .append_pair("rd", &return_to)
-                            .finish()
-                    ),
+                .map(|p| {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    query
+                        .append_pair("provider", p.id.as_str())
+                        .append_pair("rd", &return_to);
+                    if force_login {
+                        query.append_pair("prompt", "login");
+                    }
+                    ChooserEntry {
+                        name: p.display_name.clone(),
+                        href: format!("{}?{}", config.server.path("/login"), query.finish()),
+                    }
                 })
                 .collect();
             let html = state
@@ -97,10 +117,32 @@ async fn login_page(
         state.signin.client_secret(provider),
         &session,
         return_to,
+        force_login,
     )
     .await
     .map_err(|e| login_error_page(&state, &rid, e))?;
     Ok(Redirect::to(&url).into_response())
+}
+
+/// 429 with the readable error page and `Retry-After` (RFC 9110 §10.2.3, RFC 6585 §4).
+fn too_many_logins(state: &AppState, rid: &RequestId, ip: std::net::IpAddr, wait: u64) -> Response {
+    let mut response = ErrorPage::new(
+        &state.templates,
+        rid,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        format!(
+            "Too many sign-ins were started from your network in a short time. Wait {wait} second{} and try again.",
+            if wait == 1 { "" } else { "s" }
+        ),
+        format!("/login rate limit reached by {ip}"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&wait.to_string()).unwrap_or(HeaderValue::from_static("60")),
+    );
+    response
 }
 
 async fn callback(
@@ -109,6 +151,8 @@ async fn callback(
     session: Session,
     Path(provider_id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    Peer(peer): Peer,
 ) -> Response {
     let config = state.config.get();
     let result = async {
@@ -127,13 +171,30 @@ async fn callback(
             &params,
         )
         .await?;
+        // Kept only where sign-out will need it (RP-initiated logout's id_token_hint).
+        let id_token = (provider.logout == LogoutMode::Idp)
+            .then(|| IdTokenHint::new(verified.id_token.expose().to_owned()));
         let accepted = state
             .signin
             .complete(&config, provider, verified, &rid.0)
             .await?;
-        crate::web::session::sign_in(&session, &state.clock, &accepted.user, provider.id.as_str())
-            .await
-            .map_err(|e| LoginError::Internal(e.to_string()))?;
+        let context = SignInContext {
+            client_ip: client_ip(&headers, peer, &config.server).map(|ip| ip.to_string()),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            id_token,
+        };
+        crate::web::session::sign_in(
+            &session,
+            &state.clock,
+            &accepted.user,
+            provider.id.as_str(),
+            context,
+        )
+        .await
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
         Ok::<_, LoginError>(accepted.return_to)
     }
     .await;
@@ -169,6 +230,55 @@ struct LogoutForm {
     csrf: String,
 }
 
+/// The pages of sign-out are never cached (framing, forms and the rest: the security-header
+/// layer of every page).
+fn logout_page(response: Response) -> Response {
+    crate::web::headers::no_store(response)
+}
+
+/// `GET /logout`, reached from a link on a proxied app: never signs out (a GET must change
+/// nothing, and an `<img src=/logout>` on any page would otherwise sign users out); it shows
+/// a confirmation page whose form posts to `POST /logout` with the session's CSRF token.
+async fn logout_confirm(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    session: Session,
+) -> Result<Response, ErrorPage> {
+    let config = state.config.get();
+    let signed_in =
+        crate::web::session::current(&session, &state.store, &state.clock, &config.server)
+            .await
+            .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    let ctx = match &signed_in {
+        None => serde_json::json!({ "mode": "signed_out" }),
+        Some(s) => {
+            let idp = config
+                .provider(&s.auth.provider)
+                .filter(|p| p.logout == LogoutMode::Idp)
+                .map(|p| p.display_name.clone());
+            serde_json::json!({
+                "mode": "confirm",
+                "user": s.user.label(),
+                "csrf": s.auth.csrf,
+                "idp": idp,
+            })
+        }
+    };
+    let html = state
+        .templates
+        .render("logout.html", ctx)
+        .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    Ok(logout_page(Html(html).into_response()))
+}
+
+/// `POST /logout` with the session's CSRF token: deletes the server-side session record,
+/// then, for a provider with `logout = "idp"`, sends the browser on to the IdP's
+/// `end_session_endpoint` (OpenID Connect RP-Initiated Logout 1.0) with `id_token_hint`,
+/// `client_id` and `post_logout_redirect_uri` = teamgate's start page.
+///
+/// The hop to the IdP is a page that refreshes itself there (a new navigation), not a
+/// redirect of the form's POST: a `Content-Security-Policy: form-action 'self'` covers the
+/// redirects that follow a form submission, and would stop a 303 to another origin.
 async fn logout(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
@@ -176,12 +286,13 @@ async fn logout(
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, ErrorPage> {
     let config = state.config.get();
+    let home = config.server.path("/");
     let signed_in =
         crate::web::session::current(&session, &state.store, &state.clock, &config.server)
             .await
             .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
     let Some(signed_in) = signed_in else {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(&home).into_response());
     };
     if !crate::web::session::csrf_matches(&signed_in.auth, &form.csrf) {
         return Err(ErrorPage::new(
@@ -199,5 +310,69 @@ async fn logout(
         .await
         .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
     tracing::info!(user = %signed_in.user.label(), "signed out");
-    Ok(Redirect::to("/").into_response())
+    let Some(provider) = config
+        .provider(&signed_in.auth.provider)
+        .filter(|p| p.logout == LogoutMode::Idp)
+    else {
+        return Ok(Redirect::to(&home).into_response());
+    };
+    let Some(url) = end_session_url(&state, &config, provider, &signed_in.auth).await else {
+        return Ok(Redirect::to(&home).into_response());
+    };
+    let html = state
+        .templates
+        .render(
+            "logout.html",
+            serde_json::json!({
+                "mode": "idp",
+                "idp": provider.display_name,
+                "end_session_url": url,
+                "refresh_to": url,
+            }),
+        )
+        .map_err(|e| ErrorPage::internal(&state.templates, &rid, e))?;
+    let mut response = logout_page(Html(html).into_response());
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+/// The IdP's end-session URL for this session, or `None` (logged) when the IdP offers none or
+/// its discovery document cannot be read now: teamgate's own session is over either way.
+async fn end_session_url(
+    state: &AppState,
+    config: &crate::config::Config,
+    provider: &crate::config::ProviderConfig,
+    auth: &crate::web::session::AuthSession,
+) -> Option<String> {
+    let metadata = match state.providers.runtime(provider).metadata().await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(provider = %provider.id, error = %e, "signed out of teamgate only: the identity provider's discovery document is unavailable");
+            return None;
+        }
+    };
+    let Some(endpoint) = metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .as_deref()
+        .and_then(|e| url::Url::parse(e).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http"))
+    else {
+        tracing::warn!(provider = %provider.id, "signed out of teamgate only: the identity provider names no end_session_endpoint (logout = \"idp\")");
+        return None;
+    };
+    let mut url = endpoint;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(token) = &auth.id_token {
+            query.append_pair("id_token_hint", token.expose());
+        }
+        query
+            .append_pair("client_id", &provider.client_id)
+            .append_pair("post_logout_redirect_uri", &config.server.url("/"));
+    }
+    Some(url.to_string())
 }

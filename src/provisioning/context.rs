@@ -11,12 +11,16 @@ use crate::domain::Clock;
 use crate::domain::scim::resource::Selection;
 use crate::domain::scim::{DEFAULT_COUNT, MAX_RESULTS, ResourceType, SEARCH_REQUEST, ScimError};
 use crate::store::audit::{Trigger, TriggerKind};
+use crate::store::scim::Realm;
 
-/// The caller of one SCIM request: the provider its token belongs to, the config in force,
-/// and what audit rows should say triggered the change.
+/// The caller of one SCIM request: the provider its token belongs to (and, for a multi-tenant
+/// Entra provider, the one tenant the token is bound to), the config in force, and what audit
+/// rows should say triggered the change.
 #[derive(Clone)]
 pub struct Ctx {
     pub provider: String,
+    /// Where this caller's resources live: every lookup is scoped to it (security case J1).
+    pub realm: Realm,
     /// The config when the request began: for reading and shaping resources.
     pub config: Arc<Config>,
     /// The config in force, read again inside write jobs to reconcile (see [`LiveConfig`]).
@@ -30,6 +34,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(
         provider: &str,
+        tenant: Option<&str>,
         live: &Arc<LiveConfig>,
         clock: &Clock,
         request_id: Option<String>,
@@ -40,6 +45,7 @@ impl Ctx {
         Self {
             base_url: config.server.url(&format!("/scim/v2/{provider}")),
             provider: provider.to_owned(),
+            realm: Realm::new(provider, tenant),
             config,
             live: live.clone(),
             trigger: Trigger::new(

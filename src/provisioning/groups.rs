@@ -1,7 +1,10 @@
 //! SCIM operations on Groups (RFC 7644 §3.3, §3.5, §3.6): each is one write transaction.
 //! Members change one row at a time (a change costs the same for any group size); every
 //! member whose teams may change is reconciled, with audit rows. Group keys follow the
-//! provider's `group_key` (externalId or displayName), like the team mappings that name them.
+//! provider's `group_key` (externalId or displayName), like the team mappings that name them,
+//! qualified by the tenant of a tenant-bound token (`{tid}/{key}`), so a group one tenant
+//! pushes can only match mappings written for that tenant (security case J1). Members are
+//! users of the same provider and tenant.
 //!
 //! Decision (documented in the README): removing a member who is not one through the
 //! value-list form is a no-op; through a `members[value eq ...]` path that matches nobody it is
@@ -20,6 +23,7 @@ use crate::domain::ProviderId;
 use crate::domain::reconcile::MappingTable;
 use crate::domain::scim::patch::{self, MemberChange};
 use crate::domain::scim::{ResourceType, ScimError, resource};
+use crate::domain::tenant::qualify;
 use crate::store::WriteTx;
 use crate::store::scim::{GroupRow, GroupValues, MemberRef, fold};
 
@@ -38,7 +42,7 @@ impl Provisioning {
         let view = self.store.write(move |tx: &dyn WriteTx| {
             let now = c.clock.stamp();
             let f = resource::group_fields(&n.doc);
-            if tx.scim_group_by_name(&c.provider, &f.display_name)?.is_some() {
+            if tx.scim_group_by_name(&c.realm, &f.display_name)?.is_some() {
                 return Err(ScimError::Uniqueness(format!(
                     "a group named \"{}\" is already provisioned (names are unique per provider, case-insensitively)",
                     f.display_name
@@ -50,14 +54,14 @@ impl Provisioning {
                 external_id: f.external_id.as_deref(),
                 doc: &n.doc,
             };
-            let pk = tx.insert_scim_group(&c.provider, &scim_id, &values, &now)?;
+            let pk = tx.insert_scim_group(&c.realm, &scim_id, &values, &now)?;
             let changes: Vec<MemberChange> = n.members.clone().into_iter().map(MemberChange::Add).collect();
             let affected = apply_members(tx, &c, pk, &changes)?;
             for user_id in &affected {
                 reconcile(tx, &c, *user_id)?;
             }
             record(tx, &c, "scim.group.create", None, None, &format!("group {scim_id} \"{}\", {} member(s)", f.display_name, affected.len()))?;
-            let row = tx.scim_group(&c.provider, &scim_id)?.ok_or_else(|| ScimError::Internal("the created group cannot be read back".into()))?;
+            let row = tx.scim_group(&c.realm, &scim_id)?.ok_or_else(|| ScimError::Internal("the created group cannot be read back".into()))?;
             Ok::<_, ScimError>(group_view(tx, row, want)?)
         })
         .await?;
@@ -85,7 +89,7 @@ impl Provisioning {
             .store
             .write(move |tx: &dyn WriteTx| {
                 let row = tx
-                    .scim_group(&c.provider, &id)?
+                    .scim_group(&c.realm, &id)?
                     .ok_or_else(|| not_found(ResourceType::Group, &id))?;
                 check_version(if_match.as_deref(), row.version)?;
                 let changes: Vec<MemberChange> = n
@@ -96,7 +100,7 @@ impl Provisioning {
                     .collect();
                 update_group(tx, &c, &row, n.doc.clone(), &changes, "replace")?;
                 let row = tx
-                    .scim_group(&c.provider, &id)?
+                    .scim_group(&c.realm, &id)?
                     .ok_or_else(|| not_found(ResourceType::Group, &id))?;
                 Ok::<_, ScimError>(group_view(tx, row, want)?)
             })
@@ -122,13 +126,13 @@ impl Provisioning {
         self.store
             .write(move |tx: &dyn WriteTx| {
                 let row = tx
-                    .scim_group(&c.provider, &id)?
+                    .scim_group(&c.realm, &id)?
                     .ok_or_else(|| not_found(ResourceType::Group, &id))?;
                 check_version(if_match.as_deref(), row.version)?;
                 let patched = patch::apply(ResourceType::Group, &row.doc, &ops)?;
                 update_group(tx, &c, &row, patched.doc, &patched.members, "patch")?;
                 let row = tx
-                    .scim_group(&c.provider, &id)?
+                    .scim_group(&c.realm, &id)?
                     .ok_or_else(|| not_found(ResourceType::Group, &id))?;
                 Ok(resource::etag(row.version))
             })
@@ -146,7 +150,7 @@ impl Provisioning {
         self.store
             .write(move |tx: &dyn WriteTx| {
                 let row = tx
-                    .scim_group(&c.provider, &id)?
+                    .scim_group(&c.realm, &id)?
                     .ok_or_else(|| not_found(ResourceType::Group, &id))?;
                 check_version(if_match.as_deref(), row.version)?;
                 let (_, is_mapped) = mapped(
@@ -177,9 +181,10 @@ impl Provisioning {
     }
 }
 
-/// The key team mappings use for a group, and whether it maps to any team. Changes to an
-/// unmapped group cannot change anyone's teams, so bulk reconciles skip them. Called inside
-/// write jobs, so it reads the config in force (see [`LiveConfig`]).
+/// The key team mappings use for a group (qualified by the caller's tenant), and whether it
+/// maps to any team. Changes to an unmapped group cannot change anyone's teams, so bulk
+/// reconciles skip them. Called inside write jobs, so it reads the config in force (see
+/// [`LiveConfig`]).
 pub(super) fn mapped(
     ctx: &Ctx,
     scim_id: &str,
@@ -191,10 +196,13 @@ pub(super) fn mapped(
         .provider(&ctx.provider)
         .map(|p| p.group_key)
         .unwrap_or(GroupKey::Id);
-    let key = match group_key {
-        GroupKey::Id => external_id.unwrap_or(scim_id).to_owned(),
-        GroupKey::Name => display_name.to_owned(),
-    };
+    let key = qualify(
+        ctx.realm.tenant.as_deref(),
+        match group_key {
+            GroupKey::Id => external_id.unwrap_or(scim_id),
+            GroupKey::Name => display_name,
+        },
+    );
     let is_mapped = ProviderId::parse(&ctx.provider)
         .map(|p| {
             config
@@ -218,7 +226,7 @@ fn resolve_members(
 ) -> Result<Vec<MemberRef>, ScimError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        match tx.scim_member(&ctx.provider, id)? {
+        match tx.scim_member(&ctx.realm, id)? {
             Some(pair) => out.push(pair),
             None if lenient => {}
             None => {
@@ -311,7 +319,7 @@ fn update_group(
     let mut affected = BTreeSet::new();
     if doc_changed {
         if fold(&f.display_name) != fold(&row.display_name)
-            && let Some(other) = tx.scim_group_by_name(&ctx.provider, &f.display_name)?
+            && let Some(other) = tx.scim_group_by_name(&ctx.realm, &f.display_name)?
             && other.pk != row.pk
         {
             return Err(ScimError::Uniqueness(format!(

@@ -36,16 +36,18 @@ pub struct Provisioning {
 }
 
 impl Provisioning {
-    /// The context of one request of `provider`'s IdP.
+    /// The context of one request of `provider`'s IdP (of `tenant`, for a token bound to one).
     pub fn context(
         &self,
         provider: &str,
+        tenant: Option<&str>,
         request_id: Option<String>,
         method: &str,
         path: &str,
     ) -> Ctx {
         Ctx::new(
             provider,
+            tenant,
             &self.config,
             &self.clock,
             request_id,

@@ -20,14 +20,14 @@ impl Provisioning {
         q: &ListQuery,
     ) -> Result<Resource, ScimError> {
         let sel = q.selection(rt);
-        let (provider, key) = (ctx.provider.clone(), id.to_owned());
+        let (realm, key) = (ctx.realm.clone(), id.to_owned());
         let resource = match rt {
             ResourceType::User => {
                 let want = sel.wants("groups");
                 let view = self
                     .store
                     .read(move |tx: &dyn ReadTx| {
-                        tx.scim_user(&provider, &key)?
+                        tx.scim_user(&realm, &key)?
                             .map(|r| user_view(tx, r, want))
                             .transpose()
                             .map_err(ScimError::from)
@@ -41,7 +41,7 @@ impl Provisioning {
                 let view = self
                     .store
                     .read(move |tx: &dyn ReadTx| {
-                        tx.scim_group(&provider, &key)?
+                        tx.scim_group(&realm, &key)?
                             .map(|r| group_view(tx, r, want))
                             .transpose()
                             .map_err(ScimError::from)
@@ -72,7 +72,7 @@ impl Provisioning {
             .map(|f| filter::compile(rt, f))
             .transpose()?;
         let sel = q.selection(rt);
-        let provider = ctx.provider.clone();
+        let realm = ctx.realm.clone();
         let offset = start - 1;
         let (total, resources) = match rt {
             ResourceType::User => {
@@ -80,7 +80,7 @@ impl Provisioning {
                 let (total, views) = self
                     .store
                     .read(move |tx: &dyn ReadTx| {
-                        let page = tx.scim_users_page(&provider, cond.as_ref(), offset, count)?;
+                        let page = tx.scim_users_page(&realm, cond.as_ref(), offset, count)?;
                         let views = page
                             .items
                             .into_iter()
@@ -102,7 +102,7 @@ impl Provisioning {
                 let (total, views) = self
                     .store
                     .read(move |tx: &dyn ReadTx| {
-                        let page = tx.scim_groups_page(&provider, cond.as_ref(), offset, count)?;
+                        let page = tx.scim_groups_page(&realm, cond.as_ref(), offset, count)?;
                         let views = page
                             .items
                             .into_iter()

@@ -22,7 +22,12 @@ pub(super) struct GroupView {
 
 pub(super) fn render_user(ctx: &Ctx, v: &UserView) -> Resource {
     let location = ctx.location(ResourceType::User, &v.row.scim_id);
-    let mut extra = vec![("active", Value::Bool(v.row.active))];
+    // `active` as assigned: an unassigned one (never sent, or removed by a PATCH) is not
+    // rendered (RFC 7644 §3.5.2.2), and reads as active for access (see `users`).
+    let mut extra = Vec::new();
+    if v.row.doc.contains_key("active") {
+        extra.push(("active", Value::Bool(v.row.active)));
+    }
     if let Some(gs) = v.groups.as_ref().filter(|g| !g.is_empty()) {
         let items: Vec<Value> = gs
             .iter()

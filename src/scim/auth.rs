@@ -50,17 +50,6 @@ impl FromRequestParts<AppState> for ScimAuth {
         let id = provider_segment(parts.uri.path())
             .unwrap_or_default()
             .to_owned();
-        let Some(provider) = config.provider(&id) else {
-            return Err(ScimError::NotFound(format!(
-                "no provider \"{}\" here",
-                id.chars().take(32).collect::<String>()
-            )));
-        };
-        if !provider.scim_enabled {
-            return Err(ScimError::Forbidden(format!(
-                "SCIM provisioning is disabled for provider \"{id}\"; the administrator enables it with scim = {{ enabled = true }}"
-            )));
-        }
         let missing = ScimError::Unauthorized {
             detail: "send Authorization: Bearer <token> (teamgate scim-token create)",
             invalid_token: false,
@@ -81,16 +70,32 @@ impl FromRequestParts<AppState> for ScimAuth {
         if token.is_empty() {
             return Err(missing);
         }
-        if !tokens::verify(&state.store, &state.clock, &id, token).await? {
+        // Authentication first: an unknown provider, a provider with SCIM disabled and a bad
+        // token get the same 401, so nobody learns which provider ids exist or provision
+        // without a token. The token is looked up in every case (the same work either way).
+        let provider = config.provider(&id);
+        let grant = tokens::verify(&state.store, &state.clock, provider, token).await?;
+        let enabled = provider.is_some_and(|p| p.scim_enabled);
+        let Some(grant) = grant.filter(|_| enabled) else {
+            if provider.is_some() && !enabled {
+                tracing::warn!(
+                    provider = %id,
+                    "SCIM request refused: SCIM provisioning is disabled for this provider (scim = {{ enabled = true }} enables it)"
+                );
+            }
             return Err(ScimError::Unauthorized {
                 detail: "the token is not valid for this provider (unknown, expired or revoked)",
                 invalid_token: true,
             });
+        };
+        if let Some(label) = parts.extensions.get::<crate::metrics::ScimLabel>() {
+            label.set(&id);
         }
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         Ok(ScimAuth {
             ctx: state.provisioning.context(
                 &id,
+                grant.tenant.as_deref(),
                 request_id,
                 parts.method.as_str(),
                 parts.uri.path(),

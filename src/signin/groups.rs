@@ -5,6 +5,7 @@
 
 use crate::config::{Config, GroupFailure, ProviderConfig, ProviderKind};
 use crate::domain::secret::Secret;
+use crate::domain::tenant;
 use crate::idp::claims::{self, GroupsClaim};
 use crate::idp::{ProviderRuntime, Providers, graph, okta, userinfo};
 
@@ -24,7 +25,10 @@ pub struct GroupsSubject<'a> {
 /// when membership is unknown right now and `on_group_failure = "keep"` (the user's current
 /// teams are then kept: never read as "no groups", IdP quirk E6). With `"refuse"` an unknown
 /// membership is [`LoginError::GroupsUnavailable`]. `use_cache` is false when re-reading on
-/// purpose (refresh).
+/// purpose (refresh). The groups are stored as the IdP names them; for a multi-tenant
+/// provider they are the signing tenant's (Microsoft signs a token for one tenant), and
+/// reconcile reads them qualified by it (`membership::reconcile::user_input`, security case
+/// J1). Graph, asked about an overage, is asked about that tenant's mapped groups only.
 pub async fn settle_groups(
     providers: &Providers,
     config: &Config,
@@ -33,6 +37,28 @@ pub async fn settle_groups(
     claim: GroupsClaim,
     who: &GroupsSubject<'_>,
     use_cache: bool,
+) -> Result<Option<Vec<String>>, LoginError> {
+    let tenant = provider
+        .is_multi_tenant()
+        .then(|| tenant::of_subject(who.subject))
+        .flatten();
+    settle(
+        providers, config, runtime, provider, claim, who, use_cache, tenant,
+    )
+    .await
+}
+
+/// [`settle_groups`], with the tenant of a multi-tenant provider's user.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    providers: &Providers,
+    config: &Config,
+    runtime: &ProviderRuntime,
+    provider: &ProviderConfig,
+    claim: GroupsClaim,
+    who: &GroupsSubject<'_>,
+    use_cache: bool,
+    tenant: Option<&str>,
 ) -> Result<Option<Vec<String>>, LoginError> {
     // O2: Okta custom servers release groups only through userinfo by default; others opt in.
     let claim = match claim {
@@ -96,7 +122,8 @@ pub async fn settle_groups(
             if use_cache && let Some(groups) = cache.get(provider.id.as_str(), who.subject) {
                 return Ok(Some(groups));
             }
-            let mapped = config.policy().mappings.groups_of(&provider.id);
+            // Graph answers for the user's own tenant: ask about that tenant's mapped groups.
+            let mapped = tenant::keys_of(tenant, &config.policy().mappings.groups_of(&provider.id));
             let resolved = graph::resolve(
                 runtime.http(),
                 &provider.graph_url,

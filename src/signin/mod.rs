@@ -40,6 +40,8 @@ pub struct VerifiedLogin {
     /// The issuer the ID token was verified against (Entra multi-tenant: the tenant's).
     pub issuer: String,
     pub access_token: Secret,
+    /// The ID token as received, for `id_token_hint` at an RP-initiated logout.
+    pub id_token: Secret,
     /// Issued when the provider grants offline access; used to re-read groups (E7).
     pub refresh_token: Option<Secret>,
     pub return_to: String,

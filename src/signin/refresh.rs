@@ -12,9 +12,10 @@
 //! secret key (one process on SQLite), in memory only: a restart forgets them, and
 //! re-evaluation of a user resumes at their next sign-in. Never in a log ([`Secret`] has no
 //! `Display` and a redacted `Debug`). A grant lives no longer than the session's absolute
-//! lifetime, and is dropped when the IdP refuses it (`invalid_grant`: signed out, disabled,
-//! token revoked) or when a refreshed ID token names another `iss` or `sub` (OIDC Core §12.2,
-//! security case 26).
+//! lifetime, and is dropped when the IdP refuses it or when a refreshed ID token names another
+//! `iss` or `sub` (OIDC Core §12.2, security case 26). A refusal with `invalid_grant` (signed
+//! out at the IdP, disabled, token revoked) also ends the user's sessions on the spot (revoked
+//! through their session generation, audited with trigger `refresh`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,8 +35,8 @@ use crate::idp::verify::{self, NonceCheck};
 use crate::membership::reconcile::reconcile_record;
 use crate::store::StoreError;
 use crate::store::WriteMode;
-use crate::store::audit::{Trigger, TriggerKind};
-use crate::store::grants::StoredGrant;
+use crate::store::audit::{Entry, Trigger, TriggerKind};
+use crate::store::refresh_grants::StoredRefreshGrant;
 use crate::store::users::LoginProfile;
 
 /// Most grants kept; beyond it the one closest to its end is dropped.
@@ -188,7 +189,7 @@ impl SignIn {
                 return;
             }
         };
-        let stored = StoredGrant {
+        let stored = StoredRefreshGrant {
             user_id: grant.user_id,
             provider: grant.provider.clone(),
             issuer: grant.issuer.clone(),
@@ -339,6 +340,62 @@ impl SignIn {
 struct GiveUp(String);
 
 impl SignIn {
+    /// The IdP answered `invalid_grant` to a refresh: end every session of the user (a session
+    /// generation bump: every cookie and cached `/auth` grant of theirs stops working) and
+    /// audit it, in one transaction. A failure is logged; the grant is dropped either way.
+    async fn end_sessions_refused(&self, grant: &RefreshGrant, provider: &str) {
+        let user_id = grant.user_id;
+        let clock = self.clock.clone();
+        let trigger = Trigger::new(
+            TriggerKind::Refresh,
+            None,
+            Some(format!(
+                "{provider} refused the refresh token (invalid_grant)"
+            )),
+        );
+        let result = self
+            .store
+            .write(move |tx| {
+                let Some(user) = tx.user(user_id)? else {
+                    return Ok::<_, StoreError>(false);
+                };
+                tx.revoke_user_sessions(user_id)?;
+                let label = user.label();
+                tx.record_audit(
+                    &clock.stamp(),
+                    &trigger,
+                    &Entry {
+                        user_id: Some(user_id),
+                        user_label: Some(&label),
+                        action: SESSION_REVOKED,
+                        detail: Some("the identity provider refused the refresh token"),
+                        ..Entry::default()
+                    },
+                )?;
+                Ok(true)
+            })
+            .await;
+        match result {
+            Ok(true) => tracing::warn!(
+                user_id,
+                provider,
+                "the identity provider refused the refresh token (invalid_grant); the user's sessions were ended"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                user_id,
+                provider,
+                error = %e,
+                "the identity provider refused the refresh token, but the user's sessions could not be ended"
+            ),
+        }
+    }
+}
+
+/// The audit action of sessions ended because the IdP refused a refresh.
+pub const SESSION_REVOKED: &str = "session.revoke";
+
+impl SignIn {
     /// Redeem the grant, re-read the groups and reconcile. `Ok(Some(token))`: the IdP rotated the
     /// refresh token. Transient failures keep the grant (retried next interval) and the teams.
     async fn reevaluate(&self, grant: &RefreshGrant) -> Result<Option<Secret>, GiveUp> {
@@ -370,6 +427,12 @@ impl SignIn {
         let token = match request.request_async(&http).await {
             Ok(t) => t,
             Err(openidconnect::RequestTokenError::ServerResponse(e)) => {
+                // `invalid_grant` (RFC 6749 §5.2): the IdP no longer vouches for this user's
+                // grant (disabled, signed out there, tokens revoked). Their sessions end now,
+                // /auth included, rather than living on until the next sign-in.
+                if *e.error() == openidconnect::core::CoreErrorResponseType::InvalidGrant {
+                    self.end_sessions_refused(grant, provider.id.as_str()).await;
+                }
                 return Err(GiveUp(format!(
                     "the IdP refused the refresh token: {}",
                     e.error()

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StoreError};
 use super::port::{ReadTx, WriteTx};
-use crate::domain::plan::{ConfigView, Mapping, TeamDecl};
-use crate::domain::roles::RoleBinding;
+use crate::domain::plan::{ClientDecl, ConfigView, Mapping, TeamDecl};
+use crate::domain::roles::{RoleBinding, RoleHierarchy};
 use crate::domain::{ProviderId, Role, Scope, TeamId};
 
 /// Settings key of the snapshot of the config last applied (written by every config sync).
@@ -34,12 +34,33 @@ struct StoredView {
     mappings: Vec<(String, String, String)>,
     default_teams: Vec<String>,
     locked_users: Vec<String>,
+    /// (role, roles it includes directly); absent in snapshots from before `[[role]]`, which
+    /// then read as the built-in order.
+    #[serde(default)]
+    role_includes: Option<Vec<(String, Vec<String>)>>,
+    /// Absent in snapshots written before OpenID clients existed.
+    #[serde(default)]
+    clients: Vec<StoredClient>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredClient {
+    id: String,
+    name: String,
+    public: bool,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    allowed_teams: Vec<String>,
+    claims: Vec<String>,
+    id_token_alg: String,
 }
 
 #[derive(Serialize, Deserialize)]
 struct StoredTeam {
     id: String,
     name: String,
+    #[serde(default)]
+    scope: Option<String>,
     /// (scope, role)
     roles: Vec<(String, String)>,
     members: Vec<String>,
@@ -66,6 +87,7 @@ pub fn save(tx: &dyn WriteTx, path: &str, view: &ConfigView, now: &str) -> Resul
             .map(|(id, t)| StoredTeam {
                 id: id.to_string(),
                 name: t.name.clone(),
+                scope: t.scope.as_ref().map(ToString::to_string),
                 roles: t
                     .roles
                     .iter()
@@ -85,6 +107,27 @@ pub fn save(tx: &dyn WriteTx, path: &str, view: &ConfigView, now: &str) -> Resul
             .map(ToString::to_string)
             .collect(),
         locked_users: view.locked_users.iter().cloned().collect(),
+        role_includes: Some(
+            view.hierarchy
+                .direct()
+                .iter()
+                .map(|(r, inc)| (r.to_string(), inc.iter().map(ToString::to_string).collect()))
+                .collect(),
+        ),
+        clients: view
+            .clients
+            .iter()
+            .map(|(id, c)| StoredClient {
+                id: id.clone(),
+                name: c.name.clone(),
+                public: c.public,
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                allowed_teams: c.allowed_teams.iter().map(ToString::to_string).collect(),
+                claims: c.claims.clone(),
+                id_token_alg: c.id_token_alg.clone(),
+            })
+            .collect(),
     };
     tx.set_setting(APPLIED_KEY, &serde_json::to_string(&stored)?)
 }
@@ -109,6 +152,12 @@ pub fn load(tx: &dyn ReadTx) -> Result<Option<Applied>> {
             team(&t.id)?,
             TeamDecl {
                 name: t.name.clone(),
+                scope: t
+                    .scope
+                    .as_deref()
+                    .map(Scope::parse)
+                    .transpose()
+                    .map_err(|e| corrupt("applied config", e))?,
                 roles,
                 members: t.members.iter().cloned().collect(),
             },
@@ -125,6 +174,35 @@ pub fn load(tx: &dyn ReadTx) -> Result<Option<Applied>> {
         .map(|t| team(t))
         .collect::<Result<_>>()?;
     view.locked_users = s.locked_users.into_iter().collect();
+    if let Some(includes) = &s.role_includes {
+        let role = |r: &str| Role::parse(r).map_err(|e| corrupt("applied config", e));
+        let mut hierarchy = RoleHierarchy::empty();
+        for (r, inc) in includes {
+            hierarchy.declare(
+                role(r)?,
+                inc.iter().map(|i| role(i)).collect::<Result<Vec<_>>>()?,
+            );
+        }
+        view.hierarchy = hierarchy;
+    }
+    for c in s.clients {
+        view.clients.insert(
+            c.id,
+            ClientDecl {
+                name: c.name,
+                public: c.public,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                allowed_teams: c
+                    .allowed_teams
+                    .iter()
+                    .map(|t| team(t))
+                    .collect::<Result<_>>()?,
+                claims: c.claims,
+                id_token_alg: c.id_token_alg,
+            },
+        );
+    }
     Ok(Some(Applied {
         path: s.path,
         at: s.at,

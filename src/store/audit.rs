@@ -24,16 +24,19 @@ pub enum TriggerKind {
     Admin,
     /// A command-line tool.
     Cli,
+    /// An application's OpenID Connect request to teamgate's provider.
+    Client,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 6] = [
+    pub const ALL: [TriggerKind; 7] = [
         TriggerKind::Login,
         TriggerKind::Refresh,
         TriggerKind::Scim,
         TriggerKind::Config,
         TriggerKind::Admin,
         TriggerKind::Cli,
+        TriggerKind::Client,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl TriggerKind {
             TriggerKind::Config => "config",
             TriggerKind::Admin => "admin",
             TriggerKind::Cli => "cli",
+            TriggerKind::Client => "client",
         }
     }
 

@@ -28,6 +28,7 @@ pub enum Value {
 use Col::{Blob, Bool, Int, Json, Text};
 
 /// Every table, parents before children, with its columns. Mirror every migration here.
+/// `session_stats` is not copied: the target's triggers count the sessions as they arrive.
 pub const TABLES: &[(&str, &[(&str, Col)])] = &[
     (
         "users",
@@ -94,6 +95,10 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("user_id", Int),
             ("data", Text),
             ("expires_at", Int),
+            ("created_at", Int),
+            ("last_seen_at", Int),
+            ("client_ip", Text),
+            ("user_agent", Text),
         ],
     ),
     ("settings", &[("key", Text), ("value", Text)]),
@@ -112,6 +117,7 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("version", Int),
             ("created_at", Text),
             ("updated_at", Text),
+            ("tenant", Text),
         ],
     ),
     (
@@ -127,6 +133,7 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("version", Int),
             ("created_at", Text),
             ("updated_at", Text),
+            ("tenant", Text),
         ],
     ),
     ("scim_members", &[("group_id", Int), ("member_id", Int)]),
@@ -141,6 +148,7 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("expires_at", Int),
             ("revoked_at", Text),
             ("note", Text),
+            ("tenant", Text),
         ],
     ),
     (
@@ -153,6 +161,49 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("created_at", Int),
             ("retired_at", Int),
             ("publish_until", Int),
+        ],
+    ),
+    (
+        "rsa_signing_keys",
+        &[
+            ("kid", Text),
+            ("private_der", Blob),
+            ("public_n", Text),
+            ("public_e", Text),
+            ("created_at", Int),
+            ("retired_at", Int),
+            ("publish_until", Int),
+        ],
+    ),
+    (
+        "oauth_grants",
+        &[
+            ("id", Int),
+            ("client_id", Text),
+            ("user_id", Int),
+            ("session_id", Text),
+            ("session_generation", Int),
+            ("code_hash", Blob),
+            ("code_expires_at", Int),
+            ("code_used_at", Int),
+            ("redirect_uri", Text),
+            ("code_challenge", Text),
+            ("nonce", Text),
+            ("scopes", Text),
+            ("auth_time", Int),
+            ("expires_at", Int),
+            ("created_at", Int),
+            ("last_used_at", Int),
+        ],
+    ),
+    (
+        "oauth_tokens",
+        &[
+            ("hash", Blob),
+            ("grant_id", Int),
+            ("kind", Text),
+            ("expires_at", Int),
+            ("used_at", Int),
         ],
     ),
     (
@@ -174,8 +225,14 @@ pub const TABLES: &[(&str, &[(&str, Col)])] = &[
 ];
 
 /// Tables whose `id` is generated: their sequences are moved past the copied ids.
-pub const IDENTITY_TABLES: &[&str] =
-    &["users", "audit", "scim_users", "scim_groups", "scim_tokens"];
+pub const IDENTITY_TABLES: &[&str] = &[
+    "users",
+    "audit",
+    "scim_users",
+    "scim_groups",
+    "scim_tokens",
+    "oauth_grants",
+];
 
 /// Rows per table after a copy: (table, in the source, in the target).
 pub type Counts = Vec<(&'static str, i64, i64)>;

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod memberships;
 pub mod port;
 pub mod postgres;
+pub mod refresh_grants;
 pub mod scim;
 pub mod sessions;
 pub mod sqlite;

@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 
 use super::audit::{AuditFilter, AuditRow, Entry, Trigger};
 use super::error::Result;
-use super::grants::StoredGrant;
-use super::keys::StoredKey;
+use super::grants::{ClientUsage, GrantRow, NewGrant, OAuthTokenRow, TokenKind};
+use super::keys::{StoredKey, StoredRsaKey};
 use super::memberships::{ConfigTables, StoredMembership, TeamMembers};
+use super::refresh_grants::StoredRefreshGrant;
 use super::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
-use super::users::{LoginProfile, NewIdentity, UserRecord};
+use super::sessions::{SessionDetails, StoredSession};
+use super::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 use crate::config::GroupKey;
 use crate::domain::reconcile::MembershipRow;
 use crate::domain::scim::filter::Cond;
@@ -41,10 +43,16 @@ pub trait UserWrites {
     /// Create or update the user a login describes; returns the stored user.
     fn upsert_login_user(&self, profile: &LoginProfile, now: &str) -> Result<UserRecord>;
     /// The login identity of a provisioned user, created when new (an existing identity keeps
-    /// its email and name; only `active` follows). Returns its id.
+    /// its email and name; only `active` follows: linking rewrites nothing a login set).
+    /// Returns its id.
     fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<i64>;
     /// Set the identity's `active` flag; true when it changed.
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool>;
+    /// Give identity `user_id` another subject (a placeholder identity of a provisioned user
+    /// becomes the login identity that matched it by email). `Conflict` when taken.
+    fn rekey_user(&self, user_id: i64, subject: &str, now: &str) -> Result<()>;
+    /// Set the identity's display name and email (with whether the email is verified).
+    fn set_user_profile(&self, user_id: i64, profile: &Profile, now: &str) -> Result<()>;
 }
 
 /// Team memberships and the config tables.
@@ -77,6 +85,10 @@ pub trait SessionReads {
     /// (data, expiry in unix seconds) of the session with this hashed id.
     fn session(&self, id_hash: &str) -> Result<Option<(String, i64)>>;
     fn session_count(&self, user_id: i64) -> Result<i64>;
+    /// How many sessions have no signed-in user (logins in flight).
+    fn pending_session_count(&self) -> Result<i64>;
+    /// The live (unexpired at `now`) sessions of a user, the most recently used first.
+    fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<StoredSession>>;
 }
 
 pub trait SessionWrites {
@@ -87,16 +99,22 @@ pub trait SessionWrites {
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
+        details: &SessionDetails,
     ) -> Result<bool>;
-    /// Write a session's data and expiry.
+    /// Write a session's data and expiry, only when its row still exists: a session deleted
+    /// meanwhile (signed out, revoked, expired) stays deleted. False when there was no row.
     fn save_session(
         &self,
         id_hash: &str,
         user_id: Option<i64>,
         data: &str,
         expires_at: i64,
-    ) -> Result<()>;
+        details: &SessionDetails,
+    ) -> Result<bool>;
     fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Delete the sessions without a signed-in user (logins in flight) beyond the `cap`
+    /// newest, oldest first; returns how many.
+    fn cap_pending_sessions(&self, cap: usize) -> Result<usize>;
     /// Delete sessions expired at `now`; returns how many.
     fn delete_expired_sessions(&self, now: i64) -> Result<usize>;
     /// End every session of a user: bump the session generation (so a session minted before
@@ -133,6 +151,8 @@ pub trait KeyReads {
     /// Every key to publish at `now`: the signing key first, then retired keys still within
     /// their publication window, newest first.
     fn published_keys(&self, now: i64) -> Result<Vec<StoredKey>>;
+    /// The same for the RS256 keys.
+    fn published_rsa_keys(&self, now: i64) -> Result<Vec<StoredRsaKey>>;
 }
 
 pub trait KeyWrites {
@@ -141,16 +161,60 @@ pub trait KeyWrites {
     /// Make `key` the signing key; the previous one is retired at `now` and published until
     /// `previous_until`; keys past their window are deleted. The retired kid, if any.
     fn rotate_key(&self, key: &StoredKey, now: i64, previous_until: i64) -> Result<Option<String>>;
+    /// The same two for the RS256 keys.
+    fn insert_rsa_key_if_none(&self, key: &StoredRsaKey) -> Result<bool>;
+    fn rotate_rsa_key(
+        &self,
+        key: &StoredRsaKey,
+        now: i64,
+        previous_until: i64,
+    ) -> Result<Option<String>>;
 }
 
-/// Refresh grants shared by replicas (see [`super::grants`]).
+/// teamgate's OpenID provider: grants (codes) and the tokens issued under them, by hash.
 pub trait GrantReads {
-    fn refresh_grant_count(&self) -> Result<i64>;
+    /// The grant whose code hashes to `code_hash`.
+    fn grant_by_code(&self, code_hash: &[u8; 32]) -> Result<Option<GrantRow>>;
+    fn grant(&self, id: i64) -> Result<Option<GrantRow>>;
+    /// The token with this hash and its grant.
+    fn oauth_token(&self, hash: &[u8; 32]) -> Result<Option<(OAuthTokenRow, GrantRow)>>;
+    /// Per client with any grant: last use, live refresh tokens and users at `now`.
+    fn client_usage(&self, now: i64) -> Result<Vec<ClientUsage>>;
 }
 
 pub trait GrantWrites {
+    /// Store a new grant; returns its id.
+    fn insert_grant(&self, grant: &NewGrant) -> Result<i64>;
+    /// Mark the grant's code as redeemed at `now`.
+    fn mark_code_used(&self, grant_id: i64, now: i64) -> Result<()>;
+    /// Record a use of the grant (a code or token issued).
+    fn touch_grant(&self, grant_id: i64, now: i64) -> Result<()>;
+    /// Delete a grant and every token issued under it.
+    fn delete_grant(&self, grant_id: i64) -> Result<()>;
+    fn insert_oauth_token(
+        &self,
+        hash: &[u8; 32],
+        grant_id: i64,
+        kind: TokenKind,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Mark a refresh token used; false when it already was (a replay).
+    fn mark_token_used(&self, hash: &[u8; 32], now: i64) -> Result<bool>;
+    /// Delete every grant (and token) of `client_id`; how many.
+    fn delete_client_grants(&self, client_id: &str) -> Result<usize>;
+    /// Delete grants past their lifetime, and expired tokens; how many grants.
+    fn delete_expired_grants(&self, now: i64) -> Result<usize>;
+}
+
+/// Refresh grants of teamgate's own sign-ins at the IdPs, shared by replicas (see
+/// [`super::refresh_grants`]; not the provider's grants above).
+pub trait RefreshGrantReads {
+    fn refresh_grant_count(&self) -> Result<i64>;
+}
+
+pub trait RefreshGrantWrites {
     /// Store `grant` for its user, replacing any earlier one (unclaimed).
-    fn put_refresh_grant(&self, grant: &StoredGrant) -> Result<()>;
+    fn put_refresh_grant(&self, grant: &StoredRefreshGrant) -> Result<()>;
     /// Delete grants past their end at `now`, then claim up to `limit` grants due at `now`
     /// that no other process holds a claim on, until `claim_until`; returns them.
     fn claim_refresh_grants(
@@ -158,7 +222,7 @@ pub trait GrantWrites {
         now: i64,
         claim_until: i64,
         limit: usize,
-    ) -> Result<Vec<StoredGrant>>;
+    ) -> Result<Vec<StoredRefreshGrant>>;
     /// Put a used grant back, due again at `next_at` (with the IdP's new refresh token, when
     /// it rotated it), unless a newer login replaced it meanwhile.
     fn release_refresh_grant(
@@ -175,9 +239,12 @@ pub trait GrantWrites {
 /// SCIM users, groups, members and tokens. Every lookup is scoped to one provider: another
 /// provider's resource is not found.
 pub trait ScimReads {
-    fn scim_user(&self, provider: &str, scim_id: &str) -> Result<Option<UserRow>>;
+    fn scim_user(&self, realm: &Realm, scim_id: &str) -> Result<Option<UserRow>>;
     /// The user whose userName equals `user_name` case-insensitively.
-    fn scim_user_by_name(&self, provider: &str, user_name: &str) -> Result<Option<UserRow>>;
+    fn scim_user_by_name(&self, realm: &Realm, user_name: &str) -> Result<Option<UserRow>>;
+    /// Users of `realm` without an externalId whose userName, or one of whose emails, equals
+    /// `email` case-insensitively: who a login may be matched with by email (`match_by_email`).
+    fn scim_users_by_email(&self, realm: &Realm, email: &str) -> Result<Vec<UserRow>>;
     /// The SCIM user linked to login identity `user_id`.
     fn scim_user_of_identity(&self, user_id: i64) -> Result<Option<UserRow>>;
     /// Login identities of SCIM users (of any provider) whose folded userName is `folded`.
@@ -187,7 +254,7 @@ pub trait ScimReads {
     /// [`super::StoreError::Unsupported`].
     fn scim_users_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
@@ -195,18 +262,19 @@ pub trait ScimReads {
     /// The groups a user is a direct member of: (SCIM id, displayName).
     fn scim_groups_of_member(&self, member: i64) -> Result<Vec<(String, String)>>;
     /// The member row and login identity of user `scim_id`.
-    fn scim_member(&self, provider: &str, scim_id: &str) -> Result<Option<MemberRef>>;
+    fn scim_member(&self, realm: &Realm, scim_id: &str) -> Result<Option<MemberRef>>;
     /// The group keys (externalId or SCIM id under [`GroupKey::Id`], displayName under
-    /// [`GroupKey::Name`]) of the groups login identity `user_id` is a member of; `None` when
-    /// the user was never provisioned over SCIM.
+    /// [`GroupKey::Name`]) of the groups login identity `user_id` is a member of, each
+    /// qualified by its group's tenant (`crate::domain::tenant::qualify`); `None` when the user
+    /// was never provisioned over SCIM.
     fn scim_group_keys_of_user(&self, user_id: i64, key: GroupKey) -> Result<Option<Vec<String>>>;
 
-    fn scim_group(&self, provider: &str, scim_id: &str) -> Result<Option<GroupRow>>;
+    fn scim_group(&self, realm: &Realm, scim_id: &str) -> Result<Option<GroupRow>>;
     /// The group whose displayName equals `name` case-insensitively.
-    fn scim_group_by_name(&self, provider: &str, name: &str) -> Result<Option<GroupRow>>;
+    fn scim_group_by_name(&self, realm: &Realm, name: &str) -> Result<Option<GroupRow>>;
     fn scim_groups_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
@@ -227,7 +295,7 @@ pub trait ScimReads {
 pub trait ScimWrites {
     fn insert_scim_user(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         user_id: i64,
         values: &UserValues<'_>,
@@ -242,7 +310,7 @@ pub trait ScimWrites {
 
     fn insert_scim_group(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         values: &GroupValues<'_>,
         now: &str,
@@ -273,6 +341,7 @@ pub trait ReadTx:
     + KeyReads
     + ScimReads
     + GrantReads
+    + RefreshGrantReads
 {
 }
 
@@ -285,6 +354,7 @@ impl<T> ReadTx for T where
         + KeyReads
         + ScimReads
         + GrantReads
+        + RefreshGrantReads
 {
 }
 
@@ -299,6 +369,7 @@ pub trait WriteTx:
     + KeyWrites
     + ScimWrites
     + GrantWrites
+    + RefreshGrantWrites
 {
 }
 
@@ -312,5 +383,6 @@ impl<T> WriteTx for T where
         + KeyWrites
         + ScimWrites
         + GrantWrites
+        + RefreshGrantWrites
 {
 }

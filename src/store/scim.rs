@@ -4,6 +4,30 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// Where a SCIM caller's resources live: its provider and, for a token bound to one tenant of
+/// a multi-tenant Entra provider, that tenant. Every SCIM lookup is scoped to one realm:
+/// another provider's or another tenant's resource is not found (security cases 78, J1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Realm {
+    pub provider: String,
+    /// A lower-case tenant GUID; `None` for a provider that is not multi-tenant.
+    pub tenant: Option<String>,
+}
+
+impl Realm {
+    pub fn new(provider: &str, tenant: Option<&str>) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            tenant: tenant.map(str::to_owned),
+        }
+    }
+
+    /// The login subject of a user of this realm whose externalId is `external_id`.
+    pub fn subject(&self, external_id: &str) -> String {
+        crate::domain::tenant::qualify(self.tenant.as_deref(), external_id)
+    }
+}
+
 /// A stored SCIM user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRow {
@@ -11,6 +35,8 @@ pub struct UserRow {
     pub pk: i64,
     pub scim_id: String,
     pub provider: String,
+    /// The tenant of the token that created it (multi-tenant providers only).
+    pub tenant: Option<String>,
     /// The `users` row of the same person.
     pub user_id: i64,
     pub external_id: Option<String>,
@@ -36,6 +62,8 @@ pub struct GroupRow {
     pub pk: i64,
     pub scim_id: String,
     pub provider: String,
+    /// The tenant of the token that created it (multi-tenant providers only).
+    pub tenant: Option<String>,
     pub display_name: String,
     pub external_id: Option<String>,
     pub doc: Map<String, Value>,
@@ -78,6 +106,8 @@ pub struct TokenRow {
     /// The short id `scim-token list` shows and `scim-token revoke` takes.
     pub public_id: String,
     pub provider: String,
+    /// The one tenant of a multi-tenant provider this token speaks for.
+    pub tenant: Option<String>,
     pub created_at: String,
     /// Unix seconds.
     pub expires_at: i64,
@@ -90,6 +120,7 @@ pub struct TokenRow {
 pub struct NewToken<'a> {
     pub public_id: &'a str,
     pub provider: &'a str,
+    pub tenant: Option<&'a str>,
     pub hash: [u8; 32],
     pub created_at: &'a str,
     /// Unix seconds.

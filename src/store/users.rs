@@ -60,6 +60,17 @@ pub struct LoginProfile {
     pub claims_groups: Option<Vec<String>>,
 }
 
+/// The profile an identity shows applications (`X-Teamgate-Name`, `-Email`, the assertion).
+/// The newest source wins: a login sets it from the IdP's claims, a SCIM change of the
+/// provisioned user's name or email sets it from the push (security case 74, J5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// True only when the IdP said so at a login; an email set by SCIM is never verified.
+    pub email_verified: bool,
+}
+
 /// A new login identity a SCIM push creates (or finds) for a provisioned user.
 #[derive(Debug, Clone, Copy)]
 pub struct NewIdentity<'a> {

@@ -65,6 +65,7 @@ mod tests {
     fn server() -> ServerConfig {
         ServerConfig {
             public_url: Url::parse("https://login.example.com").unwrap(),
+            cookie_domain: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             database: crate::config::Database::Sqlite("x.db".into()),
             secret_key: None,
@@ -75,6 +76,9 @@ mod tests {
             idp_connect_timeout: Duration::from_secs(2),
             idp_timeout: Duration::from_secs(10),
             metrics_listen: None,
+            metrics_token: None,
+            login_rate_per_minute: 60,
+            login_rate_burst: 30,
             allowed_redirect_origins: vec![Url::parse("https://app.example.com").unwrap().origin()],
             trusted_proxies: vec![],
         }

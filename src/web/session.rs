@@ -24,20 +24,31 @@ pub fn layer(
     server: &ServerConfig,
 ) -> SessionManagerLayer<DbSessionStore> {
     let https = server.is_https();
-    SessionManagerLayer::new(DbSessionStore::new(store, clock))
-        .with_name(cookie_name(https))
+    let layer = SessionManagerLayer::new(DbSessionStore::new(store, clock))
+        .with_name(cookie_name(https, server.cookie_domain.is_some()))
         .with_secure(https)
         .with_http_only(true)
         // Strict would drop the cookie on the IdP -> callback redirect (security case 46).
         .with_same_site(SameSite::Lax)
         .with_path("/")
         // No Max-Age: a browser-session cookie; lifetimes are enforced server-side.
-        .with_expiry(Expiry::OnSessionEnd)
+        .with_expiry(Expiry::OnSessionEnd);
+    // Shared with the apps' sibling hosts when teamgate has a host of its own (see
+    // `server.cookie_domain`); host-only otherwise.
+    match &server.cookie_domain {
+        Some(domain) => layer.with_domain(domain.clone()),
+        None => layer,
+    }
 }
 
-/// `__Host-` requires Secure, Path=/ and no Domain, so it is used exactly when https.
-pub fn cookie_name(https: bool) -> &'static str {
-    if https { "__Host-teamgate" } else { "teamgate" }
+/// `__Host-` requires Secure, Path=/ and no Domain, so it is used exactly when https and the
+/// cookie is host-only; a cookie shared with a parent domain gets `__Secure-` (Secure only).
+pub fn cookie_name(https: bool, shared: bool) -> &'static str {
+    match (https, shared) {
+        (true, false) => "__Host-teamgate",
+        (true, true) => "__Secure-teamgate",
+        (false, _) => "teamgate",
+    }
 }
 
 /// What a signed-in session holds.
@@ -52,6 +63,51 @@ pub struct AuthSession {
     pub last_seen: i64,
     /// CSRF token for state-changing forms (logout, admin).
     pub csrf: String,
+    /// The client's address at sign-in (the peer, or the first address a trusted proxy
+    /// names), for the admin's list of sessions.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// The browser's User-Agent at sign-in, cut to [`USER_AGENT_MAX`] characters.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// The ID token of the login, kept only for providers with `logout = "idp"`: sent back
+    /// to the IdP as `id_token_hint` at sign-out. A secret: never logged or shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<IdTokenHint>,
+}
+
+/// Longest User-Agent kept with a session.
+pub const USER_AGENT_MAX: usize = 256;
+
+/// An ID token kept for RP-initiated logout: serialised into the stored session, but its
+/// `Debug` hides it, so that no log line can carry it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdTokenHint(String);
+
+impl IdTokenHint {
+    pub fn new(token: String) -> Self {
+        Self(token)
+    }
+
+    /// The token; only for the `id_token_hint` parameter of the IdP's end-session URL.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for IdTokenHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdTokenHint(***)")
+    }
+}
+
+/// Where a sign-in comes from, kept with the session.
+#[derive(Debug, Clone, Default)]
+pub struct SignInContext {
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub id_token: Option<IdTokenHint>,
 }
 
 /// Why a session does not count as signed in.
@@ -76,6 +132,7 @@ pub async fn sign_in(
     clock: &Clock,
     user: &UserRecord,
     provider: &str,
+    context: SignInContext,
 ) -> Result<AuthSession, SessionError> {
     session.cycle_id().await?;
     let now = clock.unix();
@@ -86,6 +143,11 @@ pub async fn sign_in(
         login_at: now,
         last_seen: now,
         csrf: crate::domain::ids::random_id(),
+        client_ip: context.client_ip,
+        user_agent: context
+            .user_agent
+            .map(|ua| ua.chars().take(USER_AGENT_MAX).collect()),
+        id_token: context.id_token,
     };
     session.insert(AUTH_KEY, &auth).await?;
     Ok(auth)
@@ -130,4 +192,39 @@ fn secs(d: Duration) -> i64 {
 pub fn csrf_matches(auth: &AuthSession, submitted: &str) -> bool {
     use subtle::ConstantTimeEq;
     !submitted.is_empty() && bool::from(auth.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuthSession, IdTokenHint, cookie_name};
+
+    /// The ID token kept for RP-initiated logout is stored, but no `{:?}` of a session (in a
+    /// log line or an error) shows it (security case K4).
+    #[test]
+    fn the_kept_id_token_is_stored_but_never_printed() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let auth = AuthSession {
+            user_id: 1,
+            generation: 0,
+            provider: "entra".into(),
+            login_at: 0,
+            last_seen: 0,
+            csrf: "c".into(),
+            client_ip: None,
+            user_agent: None,
+            id_token: Some(IdTokenHint::new(token.into())),
+        };
+        assert!(!format!("{auth:?}").contains(token));
+        assert!(serde_json::to_string(&auth).unwrap().contains(token));
+    }
+
+    /// `__Host-` forbids a Domain attribute, so a cookie shared with a parent domain is
+    /// `__Secure-` (security case K2); plain http gets no prefix at all.
+    #[test]
+    fn the_cookie_prefix_follows_https_and_sharing() {
+        assert_eq!(cookie_name(true, false), "__Host-teamgate");
+        assert_eq!(cookie_name(true, true), "__Secure-teamgate");
+        assert_eq!(cookie_name(false, false), "teamgate");
+        assert_eq!(cookie_name(false, true), "teamgate");
+    }
 }

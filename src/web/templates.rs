@@ -10,9 +10,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/error.html")),
     ("chooser.html", include_str!("../../templates/chooser.html")),
     ("home.html", include_str!("../../templates/home.html")),
+    ("logout.html", include_str!("../../templates/logout.html")),
+    (
+        "provider_logout.html",
+        include_str!("../../templates/provider_logout.html"),
+    ),
     (
         "demo_idp_pick.html",
         include_str!("../../templates/demo_idp_pick.html"),
+    ),
+    (
+        "admin_clients.html",
+        include_str!("../../templates/admin_clients.html"),
     ),
     (
         "admin_base.html",
@@ -70,8 +79,11 @@ pub struct Templates {
 }
 
 impl Templates {
-    pub fn new() -> Result<Self, TemplateError> {
+    /// The templates, with `base` (the path teamgate is served under, `""` at the root of
+    /// its site; see `ServerConfig::base_path`) as the global every link starts with.
+    pub fn new(base: &str) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
+        env.add_global("base", base.to_owned());
         // `.html` templates are auto-escaped by minijinja's default callback.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, source) in TEMPLATES {

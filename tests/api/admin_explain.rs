@@ -31,6 +31,7 @@ async fn scim_push(app: &crate::helpers::TestApp, email: &'static str, group: &s
         &app.state.clock,
         &config,
         "demo",
+        None,
         30,
         None,
     )

@@ -296,7 +296,18 @@ async fn an_admin_can_sign_a_user_out_everywhere_and_it_is_audited() {
 
 #[tokio::test]
 async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_format() {
-    let app = spawn_app(&demo_config()).await;
+    // /metrics is served only on its own listener (tests/api/hardening_web.rs).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = crate::admin_support::edit(
+        &demo_config(),
+        "[server]",
+        &format!("[server]\nmetrics_listen = \"127.0.0.1:{port}\""),
+    );
+    let app = spawn_app(&config).await;
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -311,20 +322,25 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     .await;
     assert!(written.is_some(), "readyz writes through the writer");
 
-    let response = app.get("/metrics").await;
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = response.text().await.unwrap();
     assert!(
         text.contains("# TYPE teamgate_http_request_duration_seconds histogram"),
         "{text}"
     );
+    // The label order within the braces is the encoder's (prometheus-client puts `le` first).
     assert!(
-        text.contains(
-            "teamgate_http_request_duration_seconds_bucket{route=\"readyz\",le=\"+Inf\"}"
+        text.lines().any(
+            |l| l.starts_with("teamgate_http_request_duration_seconds_bucket{")
+                && l.contains("route=\"readyz\"")
+                && l.contains("le=\"+Inf\"")
         ),
         "{text}"
     );
@@ -334,8 +350,8 @@ async fn readyz_reports_the_database_and_each_provider_and_metrics_use_the_text_
     );
 }
 
-/// With `server.metrics_listen`, `/metrics` leaves the login site (404 there) and is served on
-/// its own address.
+/// With `server.metrics_listen`, `/metrics` is served on its own address (and never on the
+/// login site: 404 there, with or without metrics_listen).
 #[tokio::test]
 async fn metrics_listen_moves_metrics_off_the_main_listener() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

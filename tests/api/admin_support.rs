@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use crate::helpers::TestApp;
 pub use crate::helpers::{demo_config, demo_sign_in, hidden_inputs};
 
-/// `text` with the placeholders filled in for `app`, as `spawn_app` did.
+/// `text` with the placeholders filled in for `app`, as `spawn_app` did (the `/login` limit
+/// too, so that a reload sees no change there).
 pub fn fill(app: &TestApp, text: &str) -> String {
-    text.replace("{PUBLIC_URL}", &app.address)
+    crate::helpers::without_login_limit(text)
+        .replace("{PUBLIC_URL}", &app.address)
         .replace("{DB}", &app.db.setting)
 }
 
@@ -99,16 +101,25 @@ impl Server {
     /// it logs its port and, after writing the pid file `teamgate reload` needs, that it
     /// listens for SIGHUP.
     pub fn start(config: &Path, database: &str) -> Server {
-        Self::start_with(config, database, &[])
+        Self::start_full(config, database, &[], "info")
     }
 
     /// [`Server::start`] with more arguments to `serve` (e.g. `--listen`).
     pub fn start_with(config: &Path, database: &str, args: &[&str]) -> Server {
+        Self::start_full(config, database, args, "info")
+    }
+
+    /// [`Server::start`] with `RUST_LOG=filter`.
+    pub fn start_logging(config: &Path, database: &str, filter: &str) -> Server {
+        Self::start_full(config, database, &[], filter)
+    }
+
+    fn start_full(config: &Path, database: &str, args: &[&str], filter: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teamgate"))
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -114,7 +114,7 @@ async fn case_55_a_valid_session_gives_200_with_the_identity_headers_from_the_se
     );
     assert_eq!(
         header(&r, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
     let token = header(&r, "x-teamgate-assertion").unwrap();
     let claims = verify(
@@ -218,7 +218,11 @@ async fn case_55_a_role_is_required_on_the_scope_or_above_it() {
         (&alice, "?role=owner", 403),
         (&alice, "?role=owner,editor", 200),
         (&bob, "?role=owner&scope=org/acme/space/infra", 200),
-        (&bob, "?role=editor&scope=org/acme/space/infra", 403),
+        // Owner includes editor and viewer (security case J6); the specialised roles stand alone.
+        (&bob, "?role=editor&scope=org/acme/space/infra", 200),
+        (&bob, "?role=viewer&scope=org/acme", 200),
+        (&bob, "?role=platform-admin", 403),
+        (&alice, "?role=owner&scope=org/acme/space/infra", 403),
         // Team and role together: both must hold.
         (&alice, "?team=engineers&role=owner", 403),
         (&bob, "?team=operators&role=owner&scope=org/acme", 200),
@@ -531,16 +535,31 @@ async fn case_59_the_assertion_is_es256_explicitly_typed_with_a_kid_and_short_li
     assert_eq!(
         names,
         [
-            "aud", "email", "exp", "iat", "iss", "jti", "name", "roles", "sub", "teams"
+            "aud",
+            "email",
+            "email_verified",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "name",
+            "roles",
+            "sub",
+            "teams"
         ]
     );
+    assert_eq!(claims["email_verified"], json!(true));
     assert_eq!(claims["iss"], json!(gate.public_url));
     assert_eq!(claims["aud"], json!(gate.public_url));
     assert_eq!(claims["sub"], json!(me.public_id));
     assert_eq!(claims["teams"], json!(["engineers", "everyone"]));
     assert_eq!(
         claims["roles"],
-        json!(["org/acme=viewer", "org/acme/space/infra=editor"])
+        json!([
+            "org/acme=viewer",
+            "org/acme/space/infra=editor",
+            "org/acme/space/infra=viewer"
+        ])
     );
     let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 120, "the default lifetime");
@@ -1245,4 +1264,109 @@ async fn a_second_login_does_not_reuse_the_session_of_another_agent() {
     let bob_id = header(&auth(&shared, &gate, "").await, "x-teamgate-user").unwrap();
     assert_ne!(alice_id, bob_id);
     assert_eq!(bob_id, gate.user("u-bob").await.public_id);
+}
+
+/// Case 52 through SCIM: the IdP removes Alice from the group over SCIM (no new login); the
+/// team leaves `/auth` and the assertion within half the assertion lifetime.
+#[tokio::test]
+async fn case_52_a_group_removed_through_scim_reaches_forward_auth_within_half_the_assertion_lifetime()
+ {
+    let (gate, token) =
+        crate::forward_auth_support::spawn_scim_with("[forward_auth]\nassertion_ttl_seconds = 10")
+            .await;
+    // Alice's login carries no groups: engineers can only come from SCIM.
+    let agent = signed_in(&gate, user("u-alice", "alice@example.com", &[])).await;
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "alice@example.com",
+        "externalId": "u-alice",
+    });
+    let (status, created) = scim(&gate, &token, reqwest::Method::POST, "/Users", user).await;
+    assert_eq!(status, 201, "{created}");
+    let member = created["id"].as_str().unwrap().to_owned();
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Engineering",
+        "externalId": "g-eng",
+        "members": [{"value": member}],
+    });
+    let (status, created) = scim(&gate, &token, reqwest::Method::POST, "/Groups", group).await;
+    assert_eq!(status, 201, "{created}");
+    let group_id = created["id"].as_str().unwrap().to_owned();
+    // The grant follows within the bound too; wait for it before removing.
+    let bound = Duration::from_secs(5) + Duration::from_millis(1500);
+    let added_at = Instant::now();
+    while auth(&agent, &gate, "?team=engineers").await.status() != 200 {
+        assert!(
+            added_at.elapsed() < bound,
+            "the SCIM group never granted engineers"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let old = header(&auth(&agent, &gate, "").await, "x-teamgate-assertion").unwrap();
+
+    let remove = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{member}\"]")}],
+    });
+    let (status, body) = scim(
+        &gate,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Groups/{group_id}"),
+        remove,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let changed_at = Instant::now();
+    loop {
+        let r = auth(&agent, &gate, "").await;
+        assert_eq!(r.status(), 200, "the session itself is untouched");
+        if header(&r, "x-teamgate-teams").as_deref() == Some("everyone") {
+            let token = header(&r, "x-teamgate-assertion").unwrap();
+            assert_ne!(token, old);
+            assert_eq!(claims_of(&token)["teams"], json!(["everyone"]));
+            break;
+        }
+        assert!(
+            changed_at.elapsed() < bound,
+            "still {:?} after {bound:?}",
+            header(&r, "x-teamgate-teams")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(auth(&agent, &gate, "?team=engineers").await.status(), 403);
+}
+
+/// Case 85, the forward-auth half: another process holds the write lock past the busy
+/// timeout. `/auth` keeps answering from reads (WAL) while it needs no write; when it must
+/// write (the session's `last_seen`), it fails closed with a 5xx and no identity header,
+/// never a 2xx.
+#[tokio::test]
+async fn case_85_forward_auth_while_the_database_is_locked_past_the_busy_timeout_is_5xx_never_2xx()
+{
+    let gate = spawn("", "").await;
+    let agent = signed_in(&gate, alice()).await;
+    assert_eq!(auth(&agent, &gate, "").await.status(), 200);
+    let hog = crate::helpers::hold_writes(&gate.state).await;
+    assert_eq!(
+        auth(&agent, &gate, "").await.status(),
+        200,
+        "a read-only check works under the lock"
+    );
+    // A minute on: this request refreshes last_seen, a write the lock refuses.
+    gate.state.clock.advance(Duration::from_secs(61));
+    let started = Instant::now();
+    let r = auth(&agent, &gate, "").await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert!(
+        identity_headers(&r).is_empty(),
+        "{:?}",
+        identity_headers(&r)
+    );
+    assert!(
+        started.elapsed() >= teamgate::store::sqlite::BUSY_TIMEOUT - Duration::from_millis(100)
+    );
+    hog.release().await;
+    assert_eq!(auth(&agent, &gate, "").await.status(), 200);
 }

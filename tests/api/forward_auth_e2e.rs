@@ -1,6 +1,8 @@
-//! Forward-auth end to end: a real nginx running `config/nginx.conf` (only its ports changed)
-//! in front of a tiny upstream app that echoes the headers it receives, with teamgate's pages
-//! served through the same nginx and the test IdP signing users in. Driven once by a plain
+//! Forward-auth end to end: a real nginx running `config/nginx-path.conf` (only its ports and
+//! host name changed; teamgate under `/teamgate/` of the app's host) in front of a tiny
+//! upstream app that echoes the headers it receives, with teamgate's pages served through the
+//! same nginx and the test IdP signing users in. `proxy_e2e` runs every shipped snippet, nginx
+//! and Caddy, in both deployment shapes. Driven once by a plain
 //! HTTP client and once by headless Chromium. Skipped with a printed reason when nginx (or
 //! Chromium) is not installed, unless `TEAMGATE_REQUIRE_E2E=1`.
 
@@ -58,19 +60,28 @@ fn received(seen: &Value, name: &str) -> Option<String> {
     Some(values[0].as_str().unwrap().to_owned())
 }
 
-/// The example nginx config with its addresses pointed at this test's processes.
+/// The example nginx config with its addresses pointed at this test's processes (plain http
+/// on 127.0.0.1, any host name).
 fn example_config(teamgate: SocketAddr, app: SocketAddr) -> String {
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/nginx.conf")).unwrap();
-    let mut config = example.clone();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/nginx-path.conf"
+    ))
+    .unwrap();
+    let mut config: String = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ssl_certificate"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     for (from, to) in [
-        ("listen 80;", "listen {LISTEN};".to_owned()),
+        ("listen 443 ssl;", "listen {LISTEN};".to_owned()),
+        ("server_name app.example.com;", "server_name _;".to_owned()),
         ("server 127.0.0.1:8080;", format!("server {teamgate};")),
         ("server 127.0.0.1:3000;", format!("server {app};")),
     ] {
         assert!(
             config.contains(from),
-            "config/nginx.conf no longer has `{from}`"
+            "config/nginx-path.conf no longer has `{from}`"
         );
         config = config.replace(from, &to);
     }
@@ -78,7 +89,7 @@ fn example_config(teamgate: SocketAddr, app: SocketAddr) -> String {
 }
 
 /// nginx running the example, the echo app behind it, teamgate behind it too, with
-/// `public_url` = nginx.
+/// `public_url` = nginx's `/teamgate`.
 async fn proxied() -> (Gate, Nginx) {
     let app = serve(Router::new().fallback(echo)).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,8 +98,13 @@ async fn proxied() -> (Gate, Nginx) {
     let nginx = tokio::task::spawn_blocking(move || Nginx::start(&config))
         .await
         .unwrap();
-    let gate = spawn_on(listener, &nginx.url(), "", "").await;
+    let gate = spawn_on(listener, &public(&nginx), "", "").await;
     (gate, nginx)
+}
+
+/// teamgate's public_url behind `nginx`.
+fn public(nginx: &Nginx) -> String {
+    nginx.url_for("/teamgate")
 }
 
 /// Stop nginx off the async runtime (its drop waits for the processes).
@@ -102,8 +118,10 @@ fn alice() -> crate::test_idp::LoginSpec {
     user("u-alice", "alice@example.com", &["g-eng"])
 }
 
-const FORGED: [(&str, &str); 7] = [
+const FORGED: [(&str, &str); 9] = [
     ("X-Teamgate-User", "admin"),
+    ("X-Teamgate-Email", "ceo@example.com"),
+    ("X-Teamgate-Email-Verified", "forged-true"),
     ("X-Teamgate-Teams", "operators"),
     ("X-Teamgate-Roles", "org/acme=owner"),
     ("X-Teamgate-Assertion", "forged"),
@@ -134,7 +152,7 @@ async fn behind_nginx_login_returns_to_the_app_with_verified_identity_headers() 
     let location = first.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
         location,
-        nginx.url_for(&format!("/login?rd={}/whoami?x=1", nginx.url()))
+        nginx.url_for(&format!("/teamgate/login?rd={}/whoami?x=1", nginx.url()))
     );
 
     let (hops, last) = follow(&agent.client, &location).await;
@@ -160,6 +178,10 @@ async fn behind_nginx_login_returns_to_the_app_with_verified_identity_headers() 
         Some("alice@example.com")
     );
     assert_eq!(
+        received(&seen, "x-teamgate-email-verified").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
         received(&seen, "x-teamgate-name").as_deref(),
         Some("alice Example")
     );
@@ -169,19 +191,19 @@ async fn behind_nginx_login_returns_to_the_app_with_verified_identity_headers() 
     );
     assert_eq!(
         received(&seen, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
 
     // The app verifies the assertion on its own, against the JWKS served through nginx.
     let token = received(&seen, "x-teamgate-assertion").unwrap();
-    let jwks = nginx.url_for("/.well-known/jwks.json");
-    let claims = verify(&token, &jwks, &nginx.url(), &nginx.url())
+    let jwks = nginx.url_for("/teamgate/.well-known/jwks.json");
+    let claims = verify(&token, &jwks, &public(&nginx), &public(&nginx))
         .await
         .unwrap();
     assert_eq!(claims["sub"], json!(me.public_id));
     assert_eq!(claims["teams"], json!(["engineers", "everyone"]));
     assert!(
-        verify(&tamper(&token), &jwks, &nginx.url(), &nginx.url())
+        verify(&tamper(&token), &jwks, &public(&nginx), &public(&nginx))
             .await
             .is_err()
     );
@@ -217,11 +239,19 @@ async fn behind_nginx_identity_headers_forged_by_the_client_never_reach_the_app(
     );
     assert_eq!(
         received(&seen, "x-teamgate-roles").as_deref(),
-        Some("org/acme=viewer,org/acme/space/infra=editor")
+        Some("org/acme=viewer,org/acme/space/infra=editor,org/acme/space/infra=viewer")
     );
     assert_ne!(
         received(&seen, "x-teamgate-assertion").as_deref(),
         Some("forged")
+    );
+    assert_eq!(
+        received(&seen, "x-teamgate-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        received(&seen, "x-teamgate-email-verified").as_deref(),
+        Some("true")
     );
     for absent in [
         "x_teamgate_teams",
@@ -328,10 +358,10 @@ async fn in_chromium_behind_nginx_login_reaches_the_app_and_deprovisioning_ends_
     assert!(cookie.http_only);
     assert_eq!(cookie.same_site.as_deref(), Some("Lax"));
 
-    // A team route the user lacks: nginx's 403.
+    // A team route the user lacks: teamgate's readable 403 page, through nginx.
     browser.goto(&nginx.url_for("/ops/")).await;
     assert!(
-        browser.title().await.contains("403"),
+        browser.title().await.contains("Access refused"),
         "{}",
         browser.page_source().await
     );

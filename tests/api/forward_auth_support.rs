@@ -141,15 +141,22 @@ pub async fn spawn_on(
 
 /// Start teamgate with SCIM enabled for the test provider; returns a SCIM bearer token too.
 pub async fn spawn_scim() -> (Gate, String) {
+    spawn_scim_with("").await
+}
+
+/// [`spawn_scim`] with `extra` at the end of the config (e.g. a `[forward_auth]` table or
+/// `[[client]]` blocks).
+pub async fn spawn_scim_with(extra: &str) -> (Gate, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let direct = format!("http://{}", listener.local_addr().unwrap());
-    let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", "").await;
+    let gate = spawn_with(listener, &direct, "", "scim = { enabled = true }", extra).await;
     let config = gate.state.config.get();
     let token = teamgate::provisioning::tokens::create(
         &gate.state.store,
         &gate.state.clock,
         &config,
         PROVIDER,
+        None,
         1,
         None,
     )
@@ -158,7 +165,7 @@ pub async fn spawn_scim() -> (Gate, String) {
     (gate, token.token.expose().to_owned())
 }
 
-async fn spawn_with(
+pub async fn spawn_with(
     listener: TcpListener,
     public_url: &str,
     server_extra: &str,
@@ -180,6 +187,7 @@ async fn spawn_with(
     .replace("{PUBLIC_URL}", public_url)
     .replace("{DB}", &db.setting);
     let text = crate::helpers::with_pg_secret_key(&text, &db, dir.path());
+    let text = crate::helpers::without_login_limit(&text);
     let config = Config::parse(&text, &dir.path().join("teamgate.toml"))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
     let direct = format!("http://{}", listener.local_addr().unwrap());

@@ -34,6 +34,17 @@ pub fn new_browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// `text` with the `/login` rate limit turned off, unless it sets one itself. Every test client
+/// connects from 127.0.0.1, so the default limit per address would throttle tests that start
+/// many logins; the tests of the limit set it explicitly.
+pub fn without_login_limit(text: &str) -> String {
+    if text.contains("login_rate_per_minute") {
+        text.to_owned()
+    } else {
+        text.replacen("[server]", "[server]\nlogin_rate_per_minute = 0", 1)
+    }
+}
+
 /// Start teamgate with `config_toml`, in which `{PUBLIC_URL}` and `{DB}` are replaced by the
 /// app's URL and a fresh database (a file path, or a PostgreSQL URL when the suite runs on
 /// PostgreSQL: see `support::postgres`).
@@ -47,6 +58,7 @@ pub async fn spawn_app_with(
     config_toml: &str,
     make_db: impl FnOnce(&std::path::Path) -> TestDb,
 ) -> TestApp {
+    let config_toml = &without_login_limit(config_toml);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new().unwrap();
@@ -147,7 +159,7 @@ pub fn demo_config() -> String {
     std::fs::read_to_string("config/demo.toml")
         .unwrap()
         .replace("http://127.0.0.1:8080", "{PUBLIC_URL}")
-        .replace("data/demo.db", "{DB}")
+        .replace("../data/demo.db", "{DB}")
 }
 
 /// Hidden inputs of a page's forms, HTML entities decoded.
@@ -176,7 +188,18 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 /// Sign `email` in at the demo IdP with `client` (its own cookie jar), as a browser without
 /// JavaScript would: the login redirect, the picker form, the callback.
 pub async fn demo_sign_in(app: &TestApp, client: &reqwest::Client, email: &str) {
-    let (_, picker) = follow(client, &app.url("/login")).await;
+    demo_sign_in_from(app, client, email, "/login").await;
+}
+
+/// [`demo_sign_in`] starting at `login_path` (`/login?provider=demo` when there are several
+/// providers, so that `/login` alone shows the chooser).
+pub async fn demo_sign_in_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    login_path: &str,
+) {
+    let (_, picker) = follow(client, &app.url(login_path)).await;
     let html = picker.text().await.unwrap();
     let mut form = hidden_inputs(&html);
     form.push(("email".into(), email.into()));
@@ -251,6 +274,14 @@ pub async fn sql_one(state: &AppState, sql: &str, args: &[Arg]) -> Option<String
         .into_iter()
         .next()
         .and_then(|r| r.into_iter().next().flatten())
+}
+
+/// The number `sql` counts (`SELECT COUNT(*) ...`).
+pub async fn sql_count(state: &AppState, sql: &str, args: &[Arg]) -> i64 {
+    sql_one(state, sql, args)
+        .await
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count from {sql}"))
 }
 
 /// The first column of every row of `sql`.
@@ -427,4 +458,65 @@ pub fn sqlite_only(state: &AppState, why: &str) -> bool {
         crate::support::e2e::current_test()
     );
     false
+}
+
+/// Another process holding the database's write lock, until [`WriteHold::release`]: SQLite, a
+/// connection in `BEGIN IMMEDIATE`; PostgreSQL, a session holding the advisory lock every
+/// write job takes shared (`store::postgres::WRITE_LOCK`). Every write of the app waits behind
+/// it (and gives up after the busy timeout, 5 s on both); reads go on.
+pub struct WriteHold {
+    sqlite: Option<rusqlite::Connection>,
+    pg: Option<tokio_postgres::Client>,
+}
+
+pub async fn hold_writes(state: &AppState) -> WriteHold {
+    match state.config.get().server.database.clone() {
+        Database::Sqlite(path) => {
+            let hog = rusqlite::Connection::open(path).unwrap();
+            hog.execute_batch("BEGIN IMMEDIATE").unwrap();
+            WriteHold {
+                sqlite: Some(hog),
+                pg: None,
+            }
+        }
+        Database::Postgres(pg) => {
+            let conninfo = format!(
+                "host={} port={} user={} dbname={}",
+                pg.host, pg.port, pg.user, pg.dbname
+            );
+            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(&format!(
+                    "SELECT pg_advisory_lock({})",
+                    teamgate::store::postgres::WRITE_LOCK
+                ))
+                .await
+                .unwrap();
+            WriteHold {
+                sqlite: None,
+                pg: Some(client),
+            }
+        }
+    }
+}
+
+impl WriteHold {
+    /// Let the writes through (in the order they queued, on SQLite).
+    pub async fn release(self) {
+        if let Some(hog) = self.sqlite {
+            hog.execute_batch("ROLLBACK").unwrap();
+        }
+        if let Some(client) = self.pg {
+            client
+                .batch_execute(&format!(
+                    "SELECT pg_advisory_unlock({})",
+                    teamgate::store::postgres::WRITE_LOCK
+                ))
+                .await
+                .unwrap();
+        }
+    }
 }

@@ -85,7 +85,17 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
             )
         })
         .collect();
-    assert_eq!(roles, ["org/acme=editor", "org/acme/space/infra=owner"]);
+    // Implied roles are shown too: editor includes viewer, owner includes editor and viewer.
+    assert_eq!(
+        roles,
+        [
+            "org/acme=editor",
+            "org/acme=viewer",
+            "org/acme/space/infra=editor",
+            "org/acme/space/infra=owner",
+            "org/acme/space/infra=viewer"
+        ]
+    );
     let ops = &info["teams"][0];
     assert_eq!(ops["grants"][0]["source"], "claims");
     assert_eq!(ops["grants"][0]["via"], OPS_GROUP);
@@ -103,6 +113,14 @@ async fn a_full_login_maps_groups_to_teams_and_the_home_page_shows_them_with_the
         html.contains(r#"data-role="org&#x2f;acme&#x2f;space&#x2f;infra=owner""#),
         "{html}"
     );
+    // An implied role is shown with the role it comes from (security case J6).
+    assert!(
+        html.contains(
+            r#"<tr class="role implied" data-role="org&#x2f;acme&#x2f;space&#x2f;infra=viewer">"#
+        ),
+        "{html}"
+    );
+    assert!(html.contains("ops-team (as owner)"), "{html}");
     // The default team is not given when a group maps.
     assert!(!html.contains(r#"data-team="everyone""#), "{html}");
 }

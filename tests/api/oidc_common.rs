@@ -15,6 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
+use teamgate::web::log_escape::Escaping;
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -50,16 +51,82 @@ impl<'a> MakeWriter<'a> for LogBuffer {
     }
 }
 
-/// Capture this thread's logs at `level` and above (everything: teamgate, reqwest, hyper...).
+/// Capture this thread's logs at `level` and above (everything: teamgate, reqwest, hyper...),
+/// formatted as `teamgate serve` formats them: no colours, control characters escaped by
+/// teamgate's own writer wrapper.
 pub fn capture_logs(level: tracing::Level) -> (LogBuffer, DefaultGuard) {
     let buffer = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
-        .with_writer(buffer.clone())
+        .with_writer(Escaping(buffer.clone()))
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
     (buffer, guard)
+}
+
+/// What every thread WITHOUT a subscriber of its own logs (teamgate's SQLite writer and
+/// checkpoint threads, tokio's blocking pool, worker threads of multi-threaded runtimes), at
+/// trace level, while at least one [`AllThreads`] capture is alive. Installed once as the
+/// process's global subscriber; a test's own thread keeps logging to its [`capture_logs`]
+/// buffer, so a test that must see every line reads both (see [`AllThreads::text`]).
+static GLOBAL: std::sync::LazyLock<LogBuffer> = std::sync::LazyLock::new(|| {
+    use tracing_subscriber::layer::SubscriberExt;
+    let buffer = LogBuffer::default();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(Escaping(buffer.clone()))
+        .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+            GLOBAL_CAPTURES.load(std::sync::atomic::Ordering::SeqCst) > 0
+        }));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other global subscriber in the test binary");
+    buffer
+});
+static GLOBAL_CAPTURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+use tracing_subscriber::Layer as _;
+
+/// Every thread's logs at trace level, for as long as it lives: this thread's own (a
+/// [`capture_logs`] buffer) and every other thread's (the global buffer, which also holds
+/// lines of other tests running meanwhile: search it only for values unique to this test).
+pub struct AllThreads {
+    own: LogBuffer,
+    _guard: DefaultGuard,
+    /// Where the global buffer stood when this capture began.
+    from: usize,
+}
+
+impl AllThreads {
+    pub fn start() -> AllThreads {
+        let from = GLOBAL.0.lock().unwrap().len();
+        GLOBAL_CAPTURES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (own, _guard) = capture_logs(tracing::Level::TRACE);
+        AllThreads { own, _guard, from }
+    }
+
+    /// This thread's lines, then every other thread's since the capture began.
+    pub fn text(&self) -> String {
+        let global = GLOBAL.0.lock().unwrap();
+        format!(
+            "{}{}",
+            self.own.text(),
+            String::from_utf8_lossy(&global[self.from.min(global.len())..])
+        )
+    }
+
+    /// Only what threads other than the test's own logged.
+    pub fn other_threads(&self) -> String {
+        let global = GLOBAL.0.lock().unwrap();
+        String::from_utf8_lossy(&global[self.from.min(global.len())..]).into_owned()
+    }
+}
+
+impl Drop for AllThreads {
+    fn drop(&mut self) {
+        GLOBAL_CAPTURES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The provider id every single-provider test uses.
@@ -163,7 +230,16 @@ impl Rig {
         extra: &str,
         teams_extra: &str,
     ) -> Rig {
-        let key = if kind == "okta" { "name" } else { "id" };
+        // A multi-tenant provider's mappings name the tenant (security case J1): the `staff`
+        // group is mapped in the first allowed tenant.
+        let first_tenant = extra
+            .split_once("allowed_tenants = [\"")
+            .and_then(|(_, rest)| rest.split('"').next());
+        let key = match (kind, first_tenant) {
+            ("okta", _) => "name".to_owned(),
+            (_, Some(tenant)) => format!("tenant = \"{tenant}\", id"),
+            _ => "id".to_owned(),
+        };
         let extra = if kind == "entra" && !extra.contains("graph_url") {
             format!("graph_url = \"{}\"\n{extra}", idp.graph_url())
         } else {
@@ -179,7 +255,7 @@ impl Rig {
                 &extra,
             )
         );
-        let app = spawn_app(&config(&[(PROVIDER, key)], &block, teams_extra)).await;
+        let app = spawn_app(&config(&[(PROVIDER, &key)], &block, teams_extra)).await;
         idp.register_redirect_uri(&app.url(&format!("/callback/{PROVIDER}")));
         Rig { idp, app }
     }

@@ -348,6 +348,11 @@ async fn case_83_teamgate_starts_with_the_idp_down_and_logins_work_once_it_is_up
     down.with_knobs(|k| {
         k.clear_faults();
     });
+    // Discovery failures back off before the next attempt (security cases, I7); once that
+    // time has passed, the next login fetches again and works.
+    app.state.clock.advance(
+        teamgate::idp::provider::DISCOVERY_BACKOFF_MAX + std::time::Duration::from_secs(1),
+    );
     login(&app, &b, &down, "down").await.assert_signed_in();
     assert_eq!(me(&app, &b).await.0, StatusCode::OK);
 }

@@ -493,7 +493,8 @@ async fn case_43_the_callback_answers_without_referrer_or_code_in_the_next_url()
 
 #[tokio::test]
 async fn case_44_trace_logs_of_a_full_login_hold_no_code_token_session_id_or_secret() {
-    let (logs, _guard) = capture_logs(Level::TRACE);
+    // Every thread: the test's own, and the store's writer, checkpointer and blocking pool.
+    let logs = AllThreads::start();
     let rig = Rig::start(
         "oidc",
         Default::default(),
@@ -533,6 +534,9 @@ async fn case_44_trace_logs_of_a_full_login_hold_no_code_token_session_id_or_sec
         if let Some(v) = request.form("code_verifier") {
             secrets.push(("PKCE verifier", v.to_owned()));
         }
+    }
+    for token in rig.idp.issued_access_tokens() {
+        secrets.push(("access token", token));
     }
     let id_token = rig.idp.last_id_token().unwrap();
     secrets.push((

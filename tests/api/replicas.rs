@@ -129,6 +129,7 @@ impl Cluster {
                     provider: PROVIDER.into(),
                     valid_days: Some(1),
                     note: None,
+                    tenant: None,
                 },
             )
         })

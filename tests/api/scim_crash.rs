@@ -173,6 +173,7 @@ async fn case_87_sigkill_under_scim_write_load_loses_no_acknowledged_change_and_
                 provider: "entra".into(),
                 valid_days: Some(1),
                 note: None,
+                tenant: None,
             },
         )
     })

@@ -1,16 +1,15 @@
 //! security case 44 for SCIM: trace-level logs of SCIM traffic (accepted and refused requests)
 //! never hold a bearer token.
 
+use crate::oidc_common::AllThreads;
+use crate::scim_support::{PATCH_OP, ScimRig, USER};
 use reqwest::Method;
 use serde_json::json;
-use tracing::Level;
-
-use crate::oidc_common::capture_logs;
-use crate::scim_support::{PATCH_OP, ScimRig, USER};
 
 #[tokio::test]
 async fn case_44_trace_logs_of_scim_requests_hold_no_bearer_token() {
-    let (logs, _guard) = capture_logs(Level::TRACE);
+    // Every thread: the test's own, and the store's writer, checkpointer and blocking pool.
+    let logs = AllThreads::start();
     let rig = ScimRig::start().await;
     let created = rig
         .send(

@@ -317,9 +317,11 @@ async fn case_62_unknown_urls_ids_schemas_and_resource_types_are_404_with_a_scim
         .send(rig.client.get(rig.app.url("/scim/v3/entra/Users")))
         .await;
     r.assert_error(404, None);
+    // An unknown provider is not a 404: SCIM authenticates first, and no token is valid
+    // for it (tests/api/hardening_web.rs::an_unknown_provider_and_a_provider_with_scim_disabled_answer_401_like_a_bad_token).
     rig.get("nonexistent", "/Users")
         .await
-        .assert_error(404, None);
+        .assert_error(401, None);
     // What RFC 7644 lets a server leave out is a 501, not a 404.
     rig.get("entra", "/Me").await.assert_error(501, None);
     rig.post(
@@ -447,27 +449,15 @@ async fn case_64_client_supplied_id_and_meta_are_ignored() {
 }
 
 #[tokio::test]
-async fn case_64_changing_an_immutable_or_read_only_attribute_is_400_mutability() {
+async fn case_64_changing_a_read_only_attribute_is_400_mutability() {
+    // A user's externalId is no longer immutable: Entra replaces it (IdP quirk S12), and the
+    // link to the login identity follows it (security case J2).
     let rig = ScimRig::start().await;
     let id = rig
         .create_user("entra", "immutable@x", Some("oid-fixed"))
         .await;
     let path = format!("/Users/{id}");
     let before = rig.get("entra", &path).await;
-    rig.put(
-        "entra",
-        &path,
-        &json!({"schemas": [USER], "userName": "immutable@x", "externalId": "oid-other"}),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
-    rig.patch(
-        "entra",
-        &path,
-        json!([{"op": "replace", "path": "externalId", "value": "oid-other"}]),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
     rig.patch(
         "entra",
         &path,
@@ -1242,6 +1232,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
             &rig.app.state.clock,
             &config,
             "entra",
+            None,
             0,
             None
         )
@@ -1254,6 +1245,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
             &rig.app.state.clock,
             &config,
             "entra",
+            None,
             10_000,
             None
         )
@@ -1265,6 +1257,7 @@ async fn case_77_tokens_are_stored_hashed_expire_and_overlap_for_rotation() {
         &rig.app.state.clock,
         &config,
         "entra",
+        None,
         30,
         None,
     )
@@ -1333,21 +1326,46 @@ async fn case_78_one_providers_token_cannot_read_or_change_another_providers_res
 
 #[tokio::test]
 async fn case_78_a_browser_cookie_is_not_a_scim_credential_and_a_scim_token_opens_nothing_else() {
-    let rig = ScimRig::start().await;
-    let r = rig
-        .send(
-            rig.client
-                .get(rig.app.url("/scim/v2/entra/Users"))
-                .header("cookie", "teamgate=some-session-id"),
-        )
-        .await;
-    r.assert_error(401, None);
-    // No redirects followed: a 303 to the sign-in page is a refusal, not what it leads to.
+    use crate::forward_auth_support::{PROVIDER, signed_in, spawn_scim, user};
+    let (gate, token) = spawn_scim().await;
+    // A real signed-in session: its cookie opens /auth...
+    let agent = signed_in(&gate, user("u-alice", "alice@example.com", &[])).await;
+    assert!(agent.cookie(&gate.direct, "teamgate").is_some());
+    assert_eq!(agent.get(&gate.url("/auth")).await.status(), 200);
+    // ...and nothing on /scim, whatever it is sent with.
+    let users = gate.url(&format!("/scim/v2/{PROVIDER}/Users"));
+    let with_cookie = [
+        agent.client.get(&users),
+        agent
+            .client
+            .post(&users)
+            .header("content-type", "application/scim+json")
+            .body(json!({"schemas": [USER], "userName": "cookie@x"}).to_string()),
+        agent.client.get(&users).bearer_auth("not-a-token"),
+        agent.client.get(&users).basic_auth("alice", Some("x")),
+    ];
+    for request in with_cookie {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(&users)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["totalResults"], 0, "nothing was created: {list}");
+    // A SCIM token opens nothing else. No redirects followed: a 303 to the sign-in page is a
+    // refusal, not what it leads to.
     let client = crate::helpers::new_browser();
     for path in ["/auth", "/api/v1/me", "/admin"] {
         let response = client
-            .get(rig.app.url(path))
-            .bearer_auth(&rig.entra_token)
+            .get(gate.url(path))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap();
@@ -1359,6 +1377,8 @@ async fn case_78_a_browser_cookie_is_not_a_scim_credential_and_a_scim_token_open
     }
 }
 
+/// Even its own token opens nothing; the answer is the bad token's 401 (authentication first:
+/// a 403 would tell a stranger the provider exists).
 #[tokio::test]
 async fn a_provider_with_scim_disabled_refuses_every_request_with_a_scim_error() {
     let rig = ScimRig::start().await;
@@ -1370,7 +1390,7 @@ async fn a_provider_with_scim_disabled_refuses_every_request_with_a_scim_error()
                 .bearer_auth(&token),
         )
         .await;
-    r.assert_error(403, None);
+    r.assert_error(401, None);
     let r = rig
         .send(
             rig.client
@@ -1379,7 +1399,7 @@ async fn a_provider_with_scim_disabled_refuses_every_request_with_a_scim_error()
                 .body("{}"),
         )
         .await;
-    r.assert_error(403, None);
+    r.assert_error(401, None);
 }
 
 #[tokio::test]

@@ -138,6 +138,7 @@ pub async fn token(app: &TestApp, provider: &str) -> String {
         &app.state.clock,
         &config,
         provider,
+        None,
         30,
         None,
     )
@@ -287,7 +288,10 @@ impl ScimRig {
             .state
             .store
             .read(move |conn| {
-                Ok::<_, teamgate::store::StoreError>(conn.scim_user(&p, &s)?.map(|r| r.user_id))
+                Ok::<_, teamgate::store::StoreError>(
+                    conn.scim_user(&teamgate::store::scim::Realm::new(&p, None), &s)?
+                        .map(|r| r.user_id),
+                )
             })
             .await
             .unwrap()
@@ -385,4 +389,210 @@ pub fn member_ids(group: &Value) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
+}
+
+/// A token of `provider` bound to `tenant` (a multi-tenant Entra provider's).
+pub async fn tenant_token(app: &TestApp, provider: &str, tenant: &str) -> String {
+    let config = app.state.config.get();
+    let t = tokens::create(
+        &app.state.store,
+        &app.state.clock,
+        &config,
+        provider,
+        Some(tenant),
+        30,
+        None,
+    )
+    .await
+    .unwrap();
+    t.token.expose().to_owned()
+}
+
+/// A SCIM client of one provider with one token, on any app (say a tenant-bound token of a
+/// multi-tenant provider, beside a test IdP).
+pub struct ScimClient {
+    /// teamgate's address, `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub state: teamgate::state::AppState,
+    pub provider: String,
+    pub token: String,
+    client: reqwest::Client,
+}
+
+impl ScimClient {
+    pub fn new(app: &TestApp, provider: &str, token: &str) -> Self {
+        Self::at(&app.address, &app.state, provider, token)
+    }
+
+    pub fn at(base: &str, state: &teamgate::state::AppState, provider: &str, token: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            state: state.clone(),
+            provider: provider.to_owned(),
+            token: token.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(
+                method,
+                format!("{}/scim/v2/{}{path}", self.base, self.provider),
+            )
+            .bearer_auth(&self.token)
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let response = rb.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn with_body(&self, method: reqwest::Method, path: &str, body: &Value) -> Reply {
+        let rb = self
+            .req(method, path)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string());
+        self.send(rb).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.with_body(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.with_body(reqwest::Method::PUT, path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, ops: Value) -> Reply {
+        let body = json!({"schemas": [PATCH_OP], "Operations": ops});
+        self.with_body(reqwest::Method::PATCH, path, &body).await
+    }
+
+    /// A filter as Entra sends it: URL-encoded in the query, with other query parameters.
+    pub async fn query(&self, resource: &str, query: &[(&str, &str)]) -> Reply {
+        let rb = self
+            .req(reqwest::Method::GET, &format!("/{resource}"))
+            .query(query);
+        self.send(rb).await
+    }
+
+    /// POST `/Users` as Entra sends it; returns the SCIM id.
+    pub async fn create_user(&self, user_name: &str, external_id: Option<&str>) -> String {
+        let mut body = json!({"schemas": [USER, ENTERPRISE], "userName": user_name, "active": true,
+            "displayName": format!("{user_name} display"),
+            "emails": [{"primary": true, "type": "work", "value": user_name}]});
+        if let Some(e) = external_id {
+            body["externalId"] = json!(e);
+        }
+        let r = self.post("/Users", &body).await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    /// POST `/Groups` as Entra sends it (its extra schema, no members); returns the SCIM id.
+    pub async fn create_group(&self, name: &str, external_id: &str) -> String {
+        let r = self
+            .post(
+                "/Groups",
+                &json!({"schemas": [GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                    "externalId": external_id, "displayName": name, "members": []}),
+            )
+            .await;
+        r.assert_status(201);
+        r.id()
+    }
+
+    /// Entra's default-dialect member add (IdP quirk S4).
+    pub async fn add_member(&self, group: &str, user: &str) {
+        self.patch(
+            &format!("/Groups/{group}"),
+            json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": user}]}]),
+        )
+        .await
+        .assert_status(204);
+    }
+
+    /// The login identity (`users.id`) behind SCIM user `scim_id` of this client's realm.
+    pub async fn user_id(&self, scim_id: &str) -> i64 {
+        crate::helpers::sql_one(
+            &self.state,
+            "SELECT user_id FROM scim_users WHERE scim_id = ?1",
+            &[scim_id.into()],
+        )
+        .await
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no SCIM user {scim_id}"))
+    }
+}
+
+/// (subject, active, email, email_verified, name) of login identity `user_id`.
+pub async fn identity(
+    app: &teamgate::state::AppState,
+    user_id: i64,
+) -> (String, bool, Option<String>, bool, Option<String>) {
+    let row = crate::helpers::sql_rows(
+        app,
+        "SELECT subject, active, email, email_verified, name FROM users WHERE id = ?1",
+        &[user_id.into()],
+    )
+    .await
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| panic!("no identity {user_id}"));
+    // Booleans come back as "1" / "0" from either backend.
+    let flag = |v: &Option<String>| v.as_deref() == Some("1");
+    (
+        row[0].clone().unwrap_or_default(),
+        flag(&row[1]),
+        row[2].clone(),
+        flag(&row[3]),
+        row[4].clone(),
+    )
+}
+
+/// The teams of login identity `user_id`, sorted.
+pub async fn teams_of_user(app: &teamgate::state::AppState, user_id: i64) -> Vec<String> {
+    crate::helpers::sql_column(
+        app,
+        "SELECT DISTINCT team_id FROM memberships WHERE user_id = ?1 ORDER BY team_id",
+        &[user_id.into()],
+    )
+    .await
+}
+
+/// The audit actions about `user_id`, oldest first.
+pub async fn audit_actions(app: &teamgate::state::AppState, user_id: i64) -> Vec<(String, String)> {
+    crate::helpers::sql_rows(
+        app,
+        "SELECT action, COALESCE(detail, '') FROM audit WHERE user_id = ?1 ORDER BY id",
+        &[user_id.into()],
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        let mut r = r.into_iter().map(Option::unwrap_or_default);
+        (r.next().unwrap_or_default(), r.next().unwrap_or_default())
+    })
+    .collect()
 }

@@ -207,6 +207,7 @@ fn goto_accepts_loopback_urls_only() {
         "http://127.0.0.1:8080/",
         "http://localhost:1/x",
         "http://[::1]:9/",
+        "http://app.teamgate.localhost:9/",
     ] {
         assert!(is_loopback_url(url), "{url}");
     }
@@ -214,6 +215,7 @@ fn goto_accepts_loopback_urls_only() {
         "http://teamgate-e2e.invalid/",
         "https://login.microsoftonline.com/",
         "http://127.0.0.1.nip.io/",
+        "http://localhost.example.com/",
         "http://10.0.0.1/",
         "file:///etc/passwd",
         "not a url",
@@ -421,4 +423,35 @@ async fn nginx_buffers_a_large_request_body_in_its_own_temp_dir() {
         std::fs::read_to_string(nginx.error_log()).unwrap()
     );
     assert_eq!(response.text().await.unwrap(), "100000");
+}
+
+#[tokio::test]
+async fn caddy_serves_a_caddyfile_on_its_port_and_dropping_it_stops_it() {
+    if !e2e::require_caddy("check the Caddy harness") {
+        return;
+    }
+    let caddy = tokio::task::spawn_blocking(|| {
+        crate::support::caddy::Caddy::start(
+            "http://127.0.0.1:{PORT} {\n\trespond \"caddy here\" 200\n}\n",
+        )
+    })
+    .await
+    .unwrap();
+    let pid = caddy.pid();
+    let answer = reqwest::get(format!("http://127.0.0.1:{}/", caddy.port()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "caddy here");
+    // Its admin endpoint is off: nothing listens on Caddy's default :2019 for this instance,
+    // and its data stays in the harness's directory.
+    assert!(caddy.config().contains("admin off"));
+    assert!(caddy.data_dir().starts_with(caddy.dir()));
+    drop(caddy);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            live_processes(|p, _, _| p == pid).is_empty()
+        }),
+        "caddy is still running"
+    );
 }

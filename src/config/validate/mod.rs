@@ -1,10 +1,12 @@
 //! Validation of the whole file: the [`Validator`] that records every problem with its line,
 //! the order the sections are checked in (later sections refer to earlier ones: teams to
 //! providers and roles, defaults to teams), and the checks one module per section:
-//! [`server`], [`providers`], [`teams`] (with `[defaults]`), [`sections`] (demo users,
-//! forward-auth, admin).
+//! [`server`], [`roles`] (`custom_roles`, `[[role]]`), [`providers`], [`teams`] (with
+//! `[defaults]`), [`sections`] (demo users, forward-auth, admin).
 
+mod clients;
 mod providers;
+mod roles;
 mod sections;
 pub(super) mod server;
 mod teams;
@@ -17,11 +19,11 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::raw::{RawConfig, S};
-use super::{Config, ConfigError, ConfigErrors, GroupKey, ProviderKind};
-use crate::domain::ids::BUILTIN_ROLES;
+use super::{Config, ConfigError, ConfigErrors, ProviderKind};
 use crate::domain::plan::ConfigView;
 use crate::domain::reconcile::Policy;
-use crate::domain::{ProviderId, Role, TeamId};
+use crate::domain::secret::Secret;
+use crate::domain::{ProviderId, TeamId};
 
 /// Read `text` (as if from `path`) into a [`Config`], or every problem it has.
 pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
@@ -85,6 +87,29 @@ impl Validator<'_> {
         });
     }
 
+    /// `path` as written, or resolved beside the config file when relative (`..` taken off
+    /// lexically, so `config/../data/x.db` reads `data/x.db`).
+    pub(super) fn beside_file(&self, path: &str) -> PathBuf {
+        use std::path::Component;
+        let joined = self.file.parent().unwrap_or(Path::new(".")).join(path);
+        let mut out = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                Component::ParentDir
+                    if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+                {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        if out.as_os_str().is_empty() {
+            out.push(".");
+        }
+        out
+    }
+
     pub(super) fn err<T>(&mut self, at: &S<T>, message: String) {
         let line = self.line_of(&at.span());
         self.push(line, message);
@@ -136,15 +161,7 @@ impl Validator<'_> {
     }
 
     fn validate(&mut self, raw: RawConfig) -> Option<Config> {
-        let mut known_roles: BTreeSet<Role> = BUILTIN_ROLES
-            .iter()
-            .filter_map(|r| Role::parse(r).ok())
-            .collect();
-        for r in &raw.custom_roles {
-            if let Some(role) = self.parse_with(r, "custom_roles", Role::parse) {
-                known_roles.insert(role);
-            }
-        }
+        let (known_roles, role_hierarchy) = self.roles(&raw.custom_roles, &raw.roles);
         let server = self.server(raw.server.get_ref());
         let public_url = server.as_ref().map(|s| s.public_url.clone());
         let providers = self.providers(&raw.providers, server.as_ref());
@@ -156,9 +173,17 @@ impl Validator<'_> {
                 self.push(p.line, format!("provider \"{}\": refresh_interval_seconds on a PostgreSQL database needs server.secret_key_file or server.secret_key_env: replicas share the refresh tokens, encrypted with that key", p.id));
             }
         }
-        let provider_kinds: BTreeMap<ProviderId, GroupKey> = providers
+        let provider_kinds: BTreeMap<ProviderId, teams::MappedProvider> = providers
             .iter()
-            .map(|p| (p.id.clone(), p.group_key))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    teams::MappedProvider {
+                        key: p.group_key,
+                        tenants: p.is_multi_tenant().then(|| p.allowed_tenants.clone()),
+                    },
+                )
+            })
             .collect();
         let teams = self.teams(&raw.teams, &known_roles, &provider_kinds);
         let team_ids: BTreeSet<TeamId> = teams.iter().map(|t| t.id.clone()).collect();
@@ -166,6 +191,7 @@ impl Validator<'_> {
         let demo_users = self.demo_users(&raw.demo_users, &providers);
         let forward_auth = self.forward_auth(&raw.forward_auth, public_url.as_ref());
         let admin = self.admin(&raw.admin, &known_roles);
+        let clients = self.clients(&raw.clients, &team_ids, &forward_auth.assertion_audience);
         Some(
             Config {
                 path: self.file.clone(),
@@ -175,14 +201,91 @@ impl Validator<'_> {
                 defaults,
                 demo_users,
                 known_roles,
+                role_hierarchy,
                 forward_auth,
                 admin: admin?,
+                clients,
                 source: super::Source::of(self.text),
                 view: ConfigView::default(),
                 policy: Policy::default(),
             }
             .with_view(),
         )
+    }
+}
+
+/// Where one secret may come from: an environment variable or a file (beside the config file
+/// when relative), never the config file itself. `env_key`/`file_key` are the keys as the
+/// admin writes them, `owner` prefixes them in messages (`provider "entra": `, `server.`),
+/// `what` says what the secret is.
+pub(super) struct SecretKeys<'r> {
+    pub env: Option<&'r S<String>>,
+    pub file: Option<&'r S<String>>,
+    pub env_key: &'static str,
+    pub file_key: &'static str,
+    pub owner: String,
+    pub what: &'static str,
+}
+
+impl Validator<'_> {
+    /// Read a secret from where `keys` says; `None` (with the problem recorded) when it cannot
+    /// be read, and `None` without a problem when neither key is set (the caller decides
+    /// whether the secret is required). Values are trimmed; an empty one is an error.
+    pub(super) fn secret_from(&mut self, keys: SecretKeys<'_>) -> Option<Secret> {
+        let SecretKeys {
+            env,
+            file,
+            env_key,
+            file_key,
+            owner,
+            what,
+        } = keys;
+        match (env, file) {
+            (None, None) => None,
+            (Some(_), Some(f)) => {
+                self.err(f, format!("{owner}set {env_key} or {file_key}, not both"));
+                None
+            }
+            (Some(env), None) => match std::env::var(env.get_ref()) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                _ => {
+                    self.err(
+                        env,
+                        format!(
+                            "{owner}{env_key}: the environment variable {} is not set or empty; export {what} in it",
+                            env.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = self.beside_file(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
+                    Ok(_) => {
+                        self.err(
+                            file,
+                            format!(
+                                "{owner}{file_key}: the secret file {} is empty; put {what} in it",
+                                path.display()
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.err(
+                            file,
+                            format!(
+                                "{owner}{file_key}: cannot read the secret file {}: {e}",
+                                path.display()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -197,7 +300,8 @@ pub(super) fn default_display_name(kind: ProviderKind, id: &ProviderId) -> Strin
 
 pub(super) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
+        // RFC 6761 §6.3: every name under localhost is the loopback host.
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,

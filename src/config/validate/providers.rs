@@ -2,15 +2,16 @@
 //! environment or a file beside the config, and each kind's own rules.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
 
-use super::{Validator, default_display_name, is_loopback_host};
+use super::{SecretKeys, Validator, default_display_name, is_loopback_host};
 
 use crate::config::raw::{RawProvider, S};
-use crate::config::{GroupFailure, GroupKey, ProviderConfig, ProviderKind, ServerConfig};
+use crate::config::{
+    GroupFailure, GroupKey, LogoutMode, ProviderConfig, ProviderKind, ServerConfig,
+};
 use crate::domain::ProviderId;
 use crate::domain::secret::Secret;
 
@@ -76,64 +77,26 @@ impl Validator<'_> {
         out
     }
 
+    /// The client secret: required of every provider but the demo (whose secret is made at
+    /// start).
     pub(super) fn secret(
         &mut self,
         p: &RawProvider,
         id: &ProviderId,
         line: usize,
     ) -> Option<Secret> {
-        match (&p.client_secret_env, &p.client_secret_file) {
-            (Some(_), Some(f)) => {
-                self.err(
-                    f,
-                    format!(
-                        "provider \"{id}\": set client_secret_env or client_secret_file, not both"
-                    ),
-                );
-                None
-            }
-            (Some(env), None) => match std::env::var(env.get_ref()) {
-                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                _ => {
-                    self.err(env, format!("provider \"{id}\": the environment variable {} is not set or empty; export the client secret in it", env.get_ref()));
-                    None
-                }
-            },
-            (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
-                    Ok(_) => {
-                        self.err(
-                            file,
-                            format!(
-                                "provider \"{id}\": the secret file {} is empty",
-                                path.display()
-                            ),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        self.err(
-                            file,
-                            format!(
-                                "provider \"{id}\": cannot read the secret file {}: {e}",
-                                path.display()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-            (None, None) => {
-                self.push(line, format!("provider \"{id}\": no client secret; set client_secret_env = \"VAR\" or client_secret_file = \"path\" (secrets never go in this file)"));
-                None
-            }
+        if p.client_secret_env.is_none() && p.client_secret_file.is_none() {
+            self.push(line, format!("provider \"{id}\": no client secret; set client_secret_env = \"VAR\" or client_secret_file = \"path\" (secrets never go in this file)"));
+            return None;
         }
+        self.secret_from(SecretKeys {
+            env: p.client_secret_env.as_ref(),
+            file: p.client_secret_file.as_ref(),
+            env_key: "client_secret_env",
+            file_key: "client_secret_file",
+            owner: format!("provider \"{id}\": "),
+            what: "the client secret",
+        })
     }
 
     pub(super) fn provider(
@@ -249,39 +212,14 @@ impl Validator<'_> {
                 .positive(v, "provider.refresh_interval_seconds")
                 .map(Duration::from_secs),
         };
-        let okta_api_token = p.okta_api_token_env.as_ref().and_then(|env| match std::env::var(env.get_ref()) {
-            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-            _ => {
-                self.err(env, format!("provider \"{id}\": the environment variable {} (okta_api_token_env) is not set", env.get_ref()));
-                None
-            }
+        let okta_api_token = self.secret_from(SecretKeys {
+            env: p.okta_api_token_env.as_ref(),
+            file: p.okta_api_token_file.as_ref(),
+            env_key: "okta_api_token_env",
+            file_key: "okta_api_token_file",
+            owner: format!("provider \"{id}\": "),
+            what: "the Okta API token",
         });
-        let okta_api_token = match (&p.okta_api_token_env, &p.okta_api_token_file) {
-            (Some(_), Some(f)) => {
-                self.err(
-                    f,
-                    format!(
-                        "provider \"{id}\": set okta_api_token_env or okta_api_token_file, not both"
-                    ),
-                );
-                None
-            }
-            (None, Some(file)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(file.get_ref());
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim().to_owned())),
-                    _ => {
-                        self.err(file, format!("provider \"{id}\": cannot read the Okta API token from {} (okta_api_token_file), or it is empty", path.display()));
-                        None
-                    }
-                }
-            }
-            _ => okta_api_token,
-        };
         let mut domains = Vec::new();
         for d in &p.allowed_email_domains {
             let dom = d.get_ref().trim().trim_start_matches('@').to_lowercase();
@@ -328,10 +266,19 @@ impl Validator<'_> {
                 self.err(t, format!("provider \"{id}\": allowed_tenants applies only to kind = \"entra\" with tenant = \"organizations\" or \"common\""));
             }
         }
+        let logout = match p.logout.as_ref().map(|l| (l, l.get_ref().as_str())) {
+            None | Some((_, "local")) => LogoutMode::Local,
+            Some((_, "idp")) => LogoutMode::Idp,
+            Some((l, other)) => {
+                self.err(l, format!("provider \"{id}\": logout \"{other}\" is unknown; use \"local\" (teamgate's session only) or \"idp\" (the identity provider's session too)"));
+                LogoutMode::Local
+            }
+        };
         if self.errors.len() > before {
             return None;
         }
         Some(ProviderConfig {
+            logout,
             display_name: p
                 .display_name
                 .clone()

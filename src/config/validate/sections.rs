@@ -61,7 +61,7 @@ impl Validator<'_> {
             .collect();
         for (key, value) in &f.headers {
             if !headers.contains_key(key) {
-                self.err(value, format!("forward_auth.headers: \"{key}\" is unknown; use user, email, name, teams, roles or assertion"));
+                self.err(value, format!("forward_auth.headers: \"{key}\" is unknown; use user, email, email_verified, name, teams, roles or assertion"));
             } else if http::HeaderName::from_bytes(value.get_ref().as_bytes()).is_err() {
                 self.err(
                     value,

@@ -2,12 +2,12 @@
 //! trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
 
-use super::{Validator, is_loopback_host, parse_origin};
+use super::{SecretKeys, Validator, is_loopback_host, parse_origin};
 use crate::config::raw;
 use crate::config::{Database, PgDatabase, ServerConfig, SslMode};
 use crate::domain::secret::Secret;
@@ -31,7 +31,13 @@ impl Validator<'_> {
                     "\"{u}\" uses plain http on a non-loopback host; use https"
                 ));
             }
+            check_base_path(url.path()).map_err(|why| format!("\"{u}\": {why}"))?;
             Ok(url)
+        });
+        let cookie_domain = s.cookie_domain.as_ref().and_then(|d| {
+            self.parse_with(d, "server.cookie_domain", |d| {
+                cookie_domain(d, public_url.as_ref())
+            })
         });
         let listen = self.parse_with(&s.listen, "server.listen", |l| {
             l.parse::<SocketAddr>()
@@ -54,6 +60,36 @@ impl Validator<'_> {
                 "server.metrics_listen is the same address as server.listen; give /metrics its own port, or remove metrics_listen to serve it on listen".into(),
             );
         }
+        let metrics_token = self.metrics_token(s);
+        if let (Some(Some(addr)), Some(m)) = (metrics_listen, s.metrics_listen.as_ref())
+            && !addr.ip().is_loopback()
+            && metrics_token.is_none()
+            && s.metrics_token_env.is_none()
+            && s.metrics_token_file.is_none()
+        {
+            self.err(
+                m,
+                format!("server.metrics_listen = \"{addr}\" is not a loopback address, and /metrics would be open to anyone who reaches it; set metrics_token_env or metrics_token_file under [server] (scrapers then send Authorization: Bearer <token>), or listen on 127.0.0.1"),
+            );
+        }
+        if s.metrics_listen.is_none()
+            && let Some(key) = s
+                .metrics_token_env
+                .as_ref()
+                .or(s.metrics_token_file.as_ref())
+        {
+            self.err(
+                key,
+                "server.metrics_token_env / metrics_token_file protect /metrics, which is served only on server.metrics_listen; set metrics_listen too, or remove the token".into(),
+            );
+        }
+        let login_rate = self.seconds_in(
+            &s.login_rate_per_minute,
+            "server.login_rate_per_minute",
+            0..=100_000,
+        );
+        let login_burst =
+            self.seconds_in(&s.login_rate_burst, "server.login_rate_burst", 1..=100_000);
         let idle = self.positive(&s.session_idle_minutes, "server.session_idle_minutes");
         let absolute = self.positive(&s.session_absolute_hours, "server.session_absolute_hours");
         let skew = self.seconds_in(&s.clock_skew_seconds, "server.clock_skew_seconds", 0..=600);
@@ -92,13 +128,37 @@ impl Validator<'_> {
                 proxies.push(ip);
             }
         }
-        let password = self.server_secret(
-            &s.database_password_env,
-            &s.database_password_file,
-            "database_password",
-        );
-        let secret_key = self.server_secret(&s.secret_key_env, &s.secret_key_file, "secret_key");
-        if let Some(Some(key)) = &secret_key
+        let demo = s.demo.as_ref().is_some_and(|d| *d.get_ref());
+        // The demo IdP signs in anyone who clicks: only on a loopback address (the machine's
+        // own user is the only one who can reach it).
+        if let (Some(d), Some(url)) = (s.demo.as_ref(), public_url.as_ref())
+            && demo
+            && !is_loopback_host(url)
+        {
+            self.err(
+                d,
+                format!(
+                    "server.demo = true needs a loopback server.public_url (http://127.0.0.1:PORT or http://localhost:PORT), not \"{url}\": the demo identity provider signs in anyone who clicks. Remove demo = true (and the demo provider) on a public address"
+                ),
+            );
+        }
+        let password = self.secret_from(SecretKeys {
+            env: s.database_password_env.as_ref(),
+            file: s.database_password_file.as_ref(),
+            env_key: "database_password_env",
+            file_key: "database_password_file",
+            owner: "server.".into(),
+            what: "the PostgreSQL password",
+        });
+        let secret_key = self.secret_from(SecretKeys {
+            env: s.secret_key_env.as_ref(),
+            file: s.secret_key_file.as_ref(),
+            env_key: "secret_key_env",
+            file_key: "secret_key_file",
+            owner: "server.".into(),
+            what: "the key that encrypts stored refresh tokens",
+        });
+        if let Some(key) = &secret_key
             && key.expose().len() < 32
         {
             let at = s.secret_key_env.as_ref().or(s.secret_key_file.as_ref());
@@ -106,13 +166,14 @@ impl Validator<'_> {
                 self.err(at, format!("server.secret_key is {} characters long; give at least 32 random characters (e.g. `openssl rand -base64 48`)", key.expose().len()));
             }
         }
-        let database = self.database(s, password.flatten());
+        let database = self.database(s, password);
         Some(ServerConfig {
             public_url: public_url?,
+            cookie_domain,
             listen: listen?,
             database: database?,
-            secret_key: secret_key?,
-            demo: s.demo,
+            secret_key,
+            demo,
             session_idle: Duration::from_secs(idle? * 60),
             session_absolute: Duration::from_secs(absolute? * 3600),
             clock_skew: Duration::from_secs(skew?),
@@ -122,6 +183,9 @@ impl Validator<'_> {
                 Some(parsed) => Some(parsed?),
                 None => None,
             },
+            metrics_token,
+            login_rate_per_minute: u32::try_from(login_rate?).unwrap_or(u32::MAX),
+            login_rate_burst: u32::try_from(login_burst?).unwrap_or(u32::MAX),
             allowed_redirect_origins: origins,
             trusted_proxies: proxies,
         })
@@ -151,13 +215,16 @@ impl Validator<'_> {
                     self.err(at, format!("server.{key} is set but server.database is a SQLite file, which has no password; remove it"));
                 }
             }
-            return Some(Database::Sqlite(PathBuf::from(text)));
+            // Relative paths resolve beside the config file, like secret files, so that a
+            // command finds the same database whatever its working directory. A postgres://
+            // URL is not a path and is taken as written.
+            return Some(Database::Sqlite(self.beside_file(text)));
         }
         let pg = self.parse_with(&s.database, "server.database", |u| {
             parse_postgres_url(u, password.clone())
         })?;
         if let Some(root) = &pg.root_cert {
-            let root = self.file.parent().unwrap_or(Path::new(".")).join(root);
+            let root = self.beside_file(&root.to_string_lossy());
             if !root.is_file() {
                 self.err(&s.database, format!("server.database: sslrootcert {} is not a readable file; give the PEM file of the CA that signed the server's certificate", root.display()));
                 return None;
@@ -170,52 +237,16 @@ impl Validator<'_> {
         Some(Database::Postgres(pg))
     }
 
-    /// A secret of `[server]` from `{key}_env` or `{key}_file`: `Some(None)` when neither is
-    /// set, `None` after an error.
-    fn server_secret(
-        &mut self,
-        env: &Option<raw::S<String>>,
-        file: &Option<raw::S<String>>,
-        key: &str,
-    ) -> Option<Option<Secret>> {
-        match (env, file) {
-            (None, None) => Some(None),
-            (Some(_), Some(f)) => {
-                self.err(
-                    f,
-                    format!("set server.{key}_env or server.{key}_file, not both"),
-                );
-                None
-            }
-            (Some(env), None) => match std::env::var(env.get_ref()) {
-                Ok(v) if !v.is_empty() => Some(Some(Secret::new(v))),
-                _ => {
-                    self.err(env, format!("server.{key}_env: the environment variable {} is not set or empty; export the secret in it", env.get_ref()));
-                    None
-                }
-            },
-            (None, Some(f)) => {
-                let path = self
-                    .file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(f.get_ref());
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Some(Secret::new(v.trim().to_owned()))),
-                    Ok(_) => {
-                        self.err(f, format!("server.{key}_file: {} is empty", path.display()));
-                        None
-                    }
-                    Err(e) => {
-                        self.err(
-                            f,
-                            format!("server.{key}_file: cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
-                }
-            }
-        }
+    /// `metrics_token_env` or `metrics_token_file` (beside the config file when relative).
+    fn metrics_token(&mut self, s: &raw::RawServer) -> Option<Secret> {
+        self.secret_from(SecretKeys {
+            env: s.metrics_token_env.as_ref(),
+            file: s.metrics_token_file.as_ref(),
+            env_key: "metrics_token_env",
+            file_key: "metrics_token_file",
+            owner: "server.".into(),
+            what: "the /metrics bearer token",
+        })
     }
 }
 
@@ -308,4 +339,57 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.to_owned())
+}
+
+/// The path of `public_url`, when teamgate is served under a path of a site (`/teamgate`):
+/// plain segments only, so that routes, links and cookies can be built from it by
+/// concatenation.
+fn check_base_path(path: &str) -> Result<(), String> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    if trimmed.split('/').skip(1).all(plain) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the path \"{path}\" must be plain segments of letters, digits, - _ . ~ (e.g. https://app.example.com/teamgate)"
+        ))
+    }
+}
+
+/// `server.cookie_domain`: a parent domain of public_url's host that the session cookie is
+/// shared with (teamgate on its own host, apps on sibling hosts).
+fn cookie_domain(d: &str, public_url: Option<&url::Url>) -> Result<String, String> {
+    let domain = d.trim_start_matches('.').to_ascii_lowercase();
+    let valid = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid {
+        return Err(format!(
+            "\"{d}\" is not a domain with at least two labels; write e.g. example.com"
+        ));
+    }
+    if let Some(url) = public_url {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if host != domain && !host.ends_with(&format!(".{domain}")) {
+            return Err(format!(
+                "\"{d}\" is not server.public_url's host ({host}) or a parent of it; the browser would refuse the cookie"
+            ));
+        }
+    }
+    Ok(domain)
 }

@@ -542,13 +542,12 @@ pub static ID: Attr = Attr {
     description: "Assigned by teamgate; client-supplied values are ignored.",
     ..STR
 };
-/// The user's externalId links it to the login identity (Entra `oid`, Okta user id), so it
-/// may be set once and never changed.
+/// The user's externalId links it to the login identity (Entra `oid`, Okta user id). It may
+/// change (Entra sends `Replace externalId`, IdP quirk S12): the link follows it.
 pub static USER_EXTERNAL_ID: Attr = Attr {
     name: "externalId",
-    mutability: Mutability::Immutable,
     case_exact: true,
-    description: "The IdP's id of the user (Entra object id, Okta user id): the login subject. Set once.",
+    description: "The IdP's id of the user (Entra object id, Okta user id): the login subject. A change moves the link to the login identity it names.",
     ..STR
 };
 pub static GROUP_EXTERNAL_ID: Attr = Attr {
@@ -819,11 +818,11 @@ mod tests {
     }
 
     #[test]
-    fn external_id_is_immutable_for_users_and_writable_for_groups() {
+    fn external_id_is_writable_for_users_and_groups() {
         let u = locate(ResourceType::User, None, "externalId")
             .unwrap()
             .unwrap();
-        assert_eq!(u.attr.mutability, Mutability::Immutable);
+        assert_eq!(u.attr.mutability, Mutability::ReadWrite);
         let g = locate(ResourceType::Group, None, "externalid")
             .unwrap()
             .unwrap();

@@ -21,7 +21,8 @@
 //!
 //! One module per table group, mirroring `store/sqlite`: [`users`], [`memberships`],
 //! [`sessions`], [`audit`], [`settings`], [`keys`], [`scim`] (with its jsonb filter twin),
-//! [`grants`]; [`connect`] builds the pool and TLS (rustls, the crate's one TLS stack).
+//! [`grants`] (the OpenID provider's grants and tokens), [`refresh_grants`] (sealed IdP refresh
+//! tokens); [`connect`] builds the pool and TLS (rustls, the crate's one TLS stack).
 
 pub mod audit;
 pub mod connect;
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod listen;
 pub mod memberships;
 pub mod migrations;
+pub mod refresh_grants;
 pub mod scim;
 pub mod sessions;
 pub mod settings;

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use super::{PgTx, big, get};
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{UserReads, UserWrites};
-use crate::store::users::{LoginProfile, NewIdentity, UserRecord};
+use crate::store::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 
 const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
     session_generation, claims_groups, claims_groups_at, last_login_at";
@@ -183,5 +183,26 @@ impl UserWrites for PgTx<'_> {
             self.changed_cached_rows();
         }
         Ok(changed)
+    }
+
+    fn rekey_user(&self, user_id: i64, subject: &str, now: &str) -> Result<()> {
+        self.changed_cached_rows();
+        self.execute_unique(
+            "UPDATE users SET subject = $2, updated_at = $3 WHERE id = $1",
+            &[&user_id, &subject, &now],
+            "the subject belongs to another identity",
+        )?;
+        Ok(())
+    }
+
+    fn set_user_profile(&self, user_id: i64, p: &Profile, now: &str) -> Result<()> {
+        // Other replicas' user caches (and the /auth answers keyed by the profile) follow.
+        self.changed_cached_rows();
+        self.execute(
+            "UPDATE users SET name = $2, email = $3, email_verified = $4, updated_at = $5
+             WHERE id = $1",
+            &[&user_id, &p.name, &p.email, &p.email_verified, &now],
+        )?;
+        Ok(())
     }
 }

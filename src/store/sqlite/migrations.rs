@@ -10,7 +10,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
     include_str!("sql/0002_scim.sql"),
     include_str!("sql/0003_signing_keys.sql"),
-    include_str!("sql/0004_refresh_grants.sql"),
+    include_str!("sql/0004_pending_sessions.sql"),
+    include_str!("sql/0005_scim_tenants.sql"),
+    include_str!("sql/0006_session_details.sql"),
+    include_str!("sql/0007_provider.sql"),
+    include_str!("sql/0008_refresh_grants.sql"),
 ];
 
 /// How many migrations this binary has.

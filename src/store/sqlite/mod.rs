@@ -8,7 +8,9 @@
 //! - [`migrations`] and `sql/`: the numbered schema.
 //! - one module per table group holding its SQL and its part of [`SqliteTx`]'s operations:
 //!   [`users`], [`memberships`], [`teams`], [`sessions`], [`audit`], [`settings`],
-//!   [`signing_keys`], [`scim`] (with its filter translation).
+//!   [`signing_keys`], [`scim`] (with its filter translation), [`grants`] (the OpenID
+//!   provider's grants and tokens), [`refresh_grants`] (sealed IdP refresh tokens); [`export`]
+//!   reads every table for `teamgate migrate-db`.
 
 pub mod audit;
 mod checkpointer;
@@ -16,6 +18,7 @@ pub mod export;
 pub mod grants;
 pub mod memberships;
 pub mod migrations;
+pub mod refresh_grants;
 pub mod scim;
 pub mod sessions;
 pub mod settings;
@@ -57,18 +60,20 @@ pub struct SqliteBackend {
     /// `None` for a read-only store (the command-line tools).
     writer: Option<writer::WriterHandle>,
     readers: Mutex<Vec<Connection>>,
+    /// `PRAGMA synchronous` of every connection that writes, as handed to its thread (the
+    /// durability test reads it).
+    #[cfg(test)]
+    synchronous: Vec<(&'static str, i64)>,
 }
 
 impl SqliteBackend {
     /// Open (creating if needed) the database at `path`, apply pending migrations and start
     /// the writer thread, which bumps `epoch` after every commit.
     pub fn open(path: &Path, epoch: Arc<AtomicU64>) -> Result<SqliteBackend> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            })?;
-        }
+        private_file(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
         let open_err = |source: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             source: Box::new(source),
@@ -104,11 +109,24 @@ impl SqliteBackend {
             c.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT)
                 .map_err(open_err)?;
         }
+        #[cfg(test)]
+        let synchronous = {
+            let level = |c: &Connection| -> i64 {
+                c.pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .unwrap_or(-1)
+            };
+            vec![
+                ("writer", level(&conn)),
+                ("checkpointer", level(&checkpoint_conn)),
+            ]
+        };
         let nudge = checkpointer::start(checkpoint_conn);
         Ok(SqliteBackend {
             path: path.to_owned(),
             writer: Some(writer::WriterHandle::start(conn, epoch, nudge)),
             readers: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            synchronous,
         })
     }
 
@@ -119,6 +137,8 @@ impl SqliteBackend {
             path: path.to_owned(),
             writer: None,
             readers: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            synchronous: Vec::new(),
         };
         let conn = backend.take_reader().map_err(|e| match e {
             StoreError::Database(source) => StoreError::Open {
@@ -191,6 +211,57 @@ impl Backend for SqliteBackend {
     }
 }
 
+/// The database holds the assertion signing key, the demo IdP's key, CSRF tokens and PKCE
+/// verifiers: only teamgate's user may read it. A directory teamgate creates is made `0700`
+/// and a new database file `0600` before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode). An existing file readable by others is left as it is,
+/// with a warning: changing an operator's file modes behind their back would surprise them.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                    let Ok(meta) = std::fs::metadata(&file) else {
+                        continue;
+                    };
+                    let mode = meta.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        tracing::warn!(
+                            path = %file.display(),
+                            mode = %format!("{mode:o}"),
+                            "a database file can be read by other users; it holds signing keys \
+                             and login secrets: chmod 600 it"
+                        );
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -225,4 +296,49 @@ impl From<rusqlite::Error> for StoreError {
 
 fn from_sqlite(e: rusqlite::Error) -> StoreError {
     StoreError::from(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::SqliteBackend;
+
+    /// `PRAGMA synchronous` values: 2 is FULL, 3 EXTRA.
+    const FULL: i64 = 2;
+
+    /// A write is acknowledged only once durable (ARCHITECTURE.md, "one transaction per
+    /// change"): every connection that writes (the writer's commits, the checkpointer's copies
+    /// into the database file) syncs FULL or stronger; WAL's default NORMAL could lose the
+    /// last commits on power loss.
+    #[test]
+    fn every_connection_that_writes_is_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            SqliteBackend::open(&dir.path().join("t.db"), Arc::new(AtomicU64::new(0))).unwrap();
+        let names: Vec<&str> = backend.synchronous.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["writer", "checkpointer"]);
+        for (name, level) in &backend.synchronous {
+            assert!(
+                *level >= FULL,
+                "the {name} connection runs synchronous={level}"
+            );
+        }
+    }
+
+    /// The database file is created 0600 and a directory teamgate creates 0700, before
+    /// SQLite opens the file (it gives `-wal` and `-shm` the database's mode).
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/t.db");
+        let _backend = SqliteBackend::open(&path, Arc::new(AtomicU64::new(0))).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+    }
 }

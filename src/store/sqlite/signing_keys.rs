@@ -8,7 +8,7 @@ use super::SqliteTx;
 use crate::store::error::Result;
 use crate::store::port::{KeyReads, KeyWrites};
 
-use crate::store::keys::StoredKey;
+use crate::store::keys::{StoredKey, StoredRsaKey};
 
 const COLUMNS: &str = "kid, private_der, public_x, public_y, created_at, retired_at, publish_until";
 
@@ -92,9 +92,59 @@ fn insert(conn: &Connection, key: &StoredKey) -> Result<()> {
     Ok(())
 }
 
+const RSA_COLUMNS: &str =
+    "kid, private_der, public_n, public_e, created_at, retired_at, publish_until";
+
+fn rsa_from_row(r: &Row<'_>) -> rusqlite::Result<StoredRsaKey> {
+    Ok(StoredRsaKey {
+        kid: r.get(0)?,
+        private_der: r.get(1)?,
+        n: r.get(2)?,
+        e: r.get(3)?,
+        created_at: r.get(4)?,
+        retired_at: r.get(5)?,
+        publish_until: r.get(6)?,
+    })
+}
+
+fn rsa_current(conn: &Connection) -> Result<Option<StoredRsaKey>> {
+    let sql = format!("SELECT {RSA_COLUMNS} FROM rsa_signing_keys WHERE retired_at IS NULL");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([], rsa_from_row)
+        .optional()?)
+}
+
+fn rsa_insert(conn: &Connection, key: &StoredRsaKey) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO rsa_signing_keys (kid, private_der, public_n, public_e, created_at, retired_at, publish_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        key.kid,
+        key.private_der,
+        key.n,
+        key.e,
+        key.created_at,
+        key.retired_at,
+        key.publish_until
+    ])?;
+    Ok(())
+}
+
 impl KeyReads for SqliteTx<'_> {
     fn published_keys(&self, now: i64) -> Result<Vec<StoredKey>> {
         published(self.conn, now)
+    }
+
+    fn published_rsa_keys(&self, now: i64) -> Result<Vec<StoredRsaKey>> {
+        let sql = format!(
+            "SELECT {RSA_COLUMNS} FROM rsa_signing_keys WHERE retired_at IS NULL OR publish_until > ?1
+             ORDER BY retired_at IS NOT NULL, created_at DESC, kid"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([now], rsa_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
 
@@ -105,5 +155,32 @@ impl KeyWrites for SqliteTx<'_> {
 
     fn rotate_key(&self, key: &StoredKey, now: i64, previous_until: i64) -> Result<Option<String>> {
         rotate(self.conn, key, now, previous_until)
+    }
+
+    fn insert_rsa_key_if_none(&self, key: &StoredRsaKey) -> Result<bool> {
+        if rsa_current(self.conn)?.is_some() {
+            return Ok(false);
+        }
+        rsa_insert(self.conn, key)?;
+        Ok(true)
+    }
+
+    fn rotate_rsa_key(
+        &self,
+        key: &StoredRsaKey,
+        now: i64,
+        previous_until: i64,
+    ) -> Result<Option<String>> {
+        let previous = rsa_current(self.conn)?.map(|k| k.kid);
+        self.conn
+            .prepare_cached(
+                "UPDATE rsa_signing_keys SET retired_at = ?1, publish_until = ?2 WHERE retired_at IS NULL",
+            )?
+            .execute(params![now, previous_until])?;
+        rsa_insert(self.conn, key)?;
+        self.conn
+            .prepare_cached("DELETE FROM rsa_signing_keys WHERE publish_until <= ?1")?
+            .execute([now])?;
+        Ok(previous)
     }
 }

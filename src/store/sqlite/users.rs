@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteTx;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{UserReads, UserWrites};
-use crate::store::users::{LoginProfile, NewIdentity, UserRecord};
+use crate::store::users::{LoginProfile, NewIdentity, Profile, UserRecord};
 
 const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
     session_generation, claims_groups, claims_groups_at, last_login_at";
@@ -110,8 +110,9 @@ pub fn upsert_from_login(conn: &Connection, p: &LoginProfile, now: &str) -> Resu
 }
 
 /// The login identity (provider, subject), created when new. An existing identity keeps its
-/// email and name: a SCIM push never rewrites what a login established (security case 74); only
-/// `active` follows SCIM. A SCIM email is never marked verified.
+/// email and name: linking never rewrites what a login established (security case 74); only
+/// `active` follows here (a later SCIM change of the name or email goes through
+/// [`set_profile`], security case J5). A SCIM email is never marked verified.
 pub fn link_identity(conn: &Connection, who: &NewIdentity<'_>, now: &str) -> Result<i64> {
     Ok(conn
         .prepare_cached(
@@ -149,6 +150,28 @@ pub fn set_identity_active(
         )?
         .execute(params![user_id, active, now])?
         > 0)
+}
+
+/// Give identity `user_id` another subject; `Conflict` when another identity has it.
+pub fn rekey(conn: &Connection, user_id: i64, subject: &str, now: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE users SET subject = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![user_id, subject, now])
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                StoreError::Conflict("the subject belongs to another identity".into())
+            }
+            _ => StoreError::from(e),
+        })?;
+    Ok(())
+}
+
+/// Set the identity's name and email (with whether the email is verified).
+pub fn set_profile(conn: &Connection, user_id: i64, p: &Profile, now: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET name = ?2, email = ?3, email_verified = ?4, updated_at = ?5 WHERE id = ?1",
+    )?
+    .execute(params![user_id, p.name, p.email, p.email_verified, now])?;
+    Ok(())
 }
 
 /// One page of users, optionally those whose email, name or subject contains `search`;
@@ -233,5 +256,13 @@ impl UserWrites for SqliteTx<'_> {
 
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool> {
         set_identity_active(self.conn, user_id, active, now)
+    }
+
+    fn rekey_user(&self, user_id: i64, subject: &str, now: &str) -> Result<()> {
+        rekey(self.conn, user_id, subject, now)
+    }
+
+    fn set_user_profile(&self, user_id: i64, profile: &Profile, now: &str) -> Result<()> {
+        set_profile(self.conn, user_id, profile, now)
     }
 }

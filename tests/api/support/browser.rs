@@ -142,13 +142,16 @@ impl Browser {
             format!("--user-data-dir={}", profile.display()),
             "--window-size=1280,900".to_string(),
             "--lang=en-US".to_string(),
-            // Only 127.0.0.1 and localhost are reached directly; everything else goes to the
-            // black hole. `<-loopback>` drops Chromium's implicit bypass rules, which also
-            // cover link-local addresses (cloud metadata endpoints among them). And no name
-            // but localhost resolves, so nothing can leave the machine even past the proxy.
+            // Only 127.0.0.1, localhost and names under localhost (which Chromium itself
+            // resolves to the loopback address, RFC 6761 §6.3; the proxy tests give teamgate and
+            // the app hosts of their own that way) are reached directly; everything else goes
+            // to the black hole. `<-loopback>` drops Chromium's implicit bypass rules, which
+            // also cover link-local addresses (cloud metadata endpoints among them). And no
+            // other name resolves, so nothing can leave the machine even past the proxy.
             format!("--proxy-server=http://127.0.0.1:{}", browser.blackhole.port),
-            "--proxy-bypass-list=<-loopback>;127.0.0.1;localhost;[::1]".to_string(),
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
+            "--proxy-bypass-list=<-loopback>;127.0.0.1;localhost;*.localhost;[::1]".to_string(),
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE *.localhost , \
+             EXCLUDE 127.0.0.1"
                 .to_string(),
             "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".to_string(),
             // Quiet the browser's own traffic (updates, sign-in, autofill, search preconnects):
@@ -533,11 +536,13 @@ impl Drop for Browser {
     }
 }
 
-/// Whether `url` is http(s) on 127.0.0.1, localhost or [::1]: what `goto` accepts.
+/// Whether `url` is http(s) on 127.0.0.1, localhost, a name under localhost, or [::1]: what
+/// `goto` accepts.
 pub fn is_loopback_url(url: &str) -> bool {
     Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https")
-            && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+            && (matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+                || matches!(u.host(), Some(url::Host::Domain(d)) if d.ends_with(".localhost")))
     })
 }
 

@@ -1,4 +1,4 @@
-//! Whether the real programs an end-to-end test drives (Chromium, ChromeDriver, nginx) are
+//! Whether the real programs an end-to-end test drives (Chromium, ChromeDriver, nginx, Caddy) are
 //! installed: a test asks first, and is skipped with a printed reason when one is missing,
 //! unless `TEAMGATE_REQUIRE_E2E=1` (set by CI), where a missing program fails the test.
 
@@ -10,6 +10,12 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's nginx (package `nginx`).
 pub const NGINX: &str = "/usr/sbin/nginx";
+/// Debian's Caddy (package `caddy`).
+pub const CADDY: &str = "/usr/bin/caddy";
+/// SQLite's shell (package `sqlite3`), as the README's backup uses it.
+pub const SQLITE3: &str = "/usr/bin/sqlite3";
+/// systemd's unit checker (package `systemd`).
+pub const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
 
 /// The environment variable that turns a skip into a failure, so that CI cannot pass green
 /// with the end-to-end tests silently skipped.
@@ -44,9 +50,35 @@ pub fn require_browser(why: &str) -> bool {
     chromium && driver
 }
 
+/// `true` when `python3` can import every module of `modules` (see [`require`]): the
+/// independent SCIM checker (scim2-tester) that scripts/install-e2e-deps.sh installs.
+pub fn require_python_modules(modules: &str, why: &str) -> bool {
+    let strict = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then(|| PathBuf::from("python3"));
+    let what = format!("python3 with {modules}");
+    match decide(&what, why, found, &current_test(), strict) {
+        Decision::Run(_) => true,
+        Decision::Skip(line) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{line}");
+            false
+        }
+        Decision::Fail(line) => panic!("{line} [{REQUIRE_ENV}=1 forbids skipping]"),
+    }
+}
+
 /// `true` when nginx is installed (see [`require`]).
 pub fn require_nginx(why: &str) -> bool {
     require(NGINX, why).is_some()
+}
+
+/// `true` when Caddy is installed (see [`require`]).
+pub fn require_caddy(why: &str) -> bool {
+    require(CADDY, why).is_some()
 }
 
 /// What [`require`] does, as a value, so that it can be tested without touching the

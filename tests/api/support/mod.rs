@@ -1,11 +1,13 @@
 //! The end-to-end harness: real programs around the app. `e2e` decides whether a test can
 //! run here, `browser` drives headless Chromium over WebDriver, `nginx` runs a real nginx,
+//! `caddy` a real Caddy,
 //! and `serve` starts any small axum router a test needs as a page or an upstream.
 
 // A toolbox shared by every test file: not each helper has a user in every build.
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod caddy;
 pub mod e2e;
 pub mod nginx;
 pub mod postgres;

@@ -32,6 +32,7 @@ pub fn router(idp: &TestIdp) -> Router {
         .route(&format!("{prefix}/token"), post(token))
         .route(&format!("{prefix}/jwks"), get(jwks))
         .route(&format!("{prefix}/userinfo"), get(userinfo).post(userinfo))
+        .route(&format!("{prefix}/end-session"), get(end_session))
         .route("/moved/jwks", get(moved_jwks))
         .merge(entra::routes())
         .merge(okta::routes())
@@ -105,6 +106,7 @@ async fn discovery_document(State(idp): State<TestIdp>) -> Response {
         "token_endpoint": idp.token_endpoint(),
         "userinfo_endpoint": idp.userinfo_endpoint(),
         "jwks_uri": idp.jwks_uri(),
+        "end_session_endpoint": idp.end_session_endpoint(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -127,6 +129,41 @@ async fn discovery_document(State(idp): State<TestIdp>) -> Response {
     }
     apply(map, &knobs.discovery_set, &knobs.discovery_remove);
     json_response(StatusCode::OK, &doc, pad)
+}
+
+/// OpenID Connect RP-Initiated Logout 1.0 §2-3: the IdP's session ends, the request is
+/// recorded, and the browser goes to `post_logout_redirect_uri` (with `state`) when the client
+/// registered it; otherwise a page says the user is signed out.
+async fn end_session(State(idp): State<TestIdp>, RawQuery(raw): RawQuery) -> Response {
+    let params = form_pairs(raw.unwrap_or_default().as_bytes());
+    let request = AuthorizeRequest {
+        params: params.clone(),
+    };
+    let target = request.get("post_logout_redirect_uri").map(str::to_owned);
+    let state = request.get("state").map(str::to_owned);
+    idp.lock().end_session_requests.push(request);
+    let registered = target.as_ref().is_some_and(|t| {
+        idp.lock()
+            .post_logout_redirect_uris
+            .iter()
+            .any(|allowed| allowed == t)
+    });
+    match target {
+        Some(mut target) if registered => {
+            if let Some(state) = state {
+                let mut url = Url::parse(&target).unwrap();
+                url.query_pairs_mut().append_pair("state", &state);
+                target = url.to_string();
+            }
+            (StatusCode::FOUND, [(LOCATION, target)]).into_response()
+        }
+        _ => (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<!doctype html><title>signed out</title><p id=\"idp-signed-out\">You are signed out of the test IdP.</p>",
+        )
+            .into_response(),
+    }
 }
 
 async fn jwks(State(idp): State<TestIdp>) -> Response {

@@ -112,6 +112,10 @@ struct State {
     /// `METHOD path?query` of every Graph and Okta API call.
     directory_requests: Vec<String>,
     id_tokens: Vec<String>,
+    /// Every call of the end-session endpoint (RP-initiated logout), its query parameters.
+    end_session_requests: Vec<AuthorizeRequest>,
+    /// The post-logout redirect URIs the client registered.
+    post_logout_redirect_uris: Vec<String>,
 }
 
 struct Inner {
@@ -189,6 +193,8 @@ impl TestIdp {
                     token_requests: Vec::new(),
                     directory_requests: Vec::new(),
                     id_tokens: Vec::new(),
+                    end_session_requests: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
                 }),
             }),
         };
@@ -408,6 +414,21 @@ impl TestIdp {
         self.calls(Endpoint::OktaGroups)
     }
 
+    /// Every request to the end-session endpoint, in order.
+    pub fn end_session_requests(&self) -> Vec<AuthorizeRequest> {
+        self.lock().end_session_requests.clone()
+    }
+
+    /// Register a post-logout redirect URI: the end-session endpoint sends the browser there.
+    pub fn register_post_logout_redirect_uri(&self, uri: &str) {
+        self.lock().post_logout_redirect_uris.push(uri.to_owned());
+    }
+
+    /// OpenID Connect RP-Initiated Logout: the end-session endpoint discovery names.
+    pub fn end_session_endpoint(&self) -> String {
+        format!("{}{}/end-session", self.inner.base_url, self.inner.prefix)
+    }
+
     pub fn last_authorize(&self) -> Option<AuthorizeRequest> {
         self.lock().authorize_requests.last().cloned()
     }
@@ -427,6 +448,17 @@ impl TestIdp {
     /// `METHOD path?query` of every Graph and Okta Groups API call, in order.
     pub fn directory_requests(&self) -> Vec<String> {
         self.lock().directory_requests.clone()
+    }
+
+    /// Every access token the token endpoint issued (log scans, security case 44).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.lock().access_tokens.keys().cloned().collect()
+    }
+
+    /// Revoke every refresh token issued so far, as an IdP does when it disables a user or
+    /// signs them out: the next refresh with one is refused with `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.lock().refresh_tokens.clear();
     }
 
     /// The last ID token the token endpoint issued (for mix-up and replay tests).

@@ -108,7 +108,19 @@ pub fn resolve(rt: ResourceType, f: &Filter, parent: Option<Field>) -> Result<Co
             }
         }
         Filter::Compare(path, op, value) => {
-            let field = field_of(rt, path, parent)?;
+            let mut field = field_of(rt, path, parent)?;
+            if parent.is_none()
+                && field.sub.is_none()
+                && field.attr.multi
+                && field.attr.ty == AttrType::Complex
+                && let Some(value) = field.attr.sub_attr("value")
+            {
+                // RFC 7644 §3.4.2.2 lets a server compare a multi-valued complex attribute
+                // through its `value`: Entra probes membership with `members eq "<user>"`
+                // (IdP quirk S6), which means `members.value eq "<user>"`.
+                field.sub = Some(value);
+                filterable(rt, &field)?;
+            }
             if field.leaf().ty == AttrType::Complex {
                 return Err(format!(
                     "\"{}\" is complex; compare one of its sub-attributes, e.g. {}.value",
@@ -356,6 +368,30 @@ mod tests {
         ] {
             compile(rt, f).unwrap_or_else(|e| panic!("{f:?}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_multi_valued_complex_attribute_compared_whole_is_compared_through_its_value() {
+        // Entra's membership probe (IdP quirk S6): `members eq "u1"` is `members.value eq "u1"`.
+        assert_eq!(
+            compile(ResourceType::Group, "members eq \"u1\"").unwrap(),
+            compile(ResourceType::Group, "members.value eq \"u1\"").unwrap()
+        );
+        assert_eq!(
+            compile(ResourceType::Group, "id eq \"g\" and members eq \"u1\"").unwrap(),
+            compile(
+                ResourceType::Group,
+                "id eq \"g\" and members.value eq \"u1\""
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            compile(ResourceType::User, "emails eq \"a@x\"").unwrap(),
+            compile(ResourceType::User, "emails.value eq \"a@x\"").unwrap()
+        );
+        // A single-valued complex attribute has no value to compare.
+        compile_err(ResourceType::User, "name eq \"x\"");
+        compile_err(ResourceType::User, "groups eq \"x\"");
     }
 
     #[test]

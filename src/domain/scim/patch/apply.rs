@@ -87,6 +87,20 @@ impl Engine {
             }
             Some(path) => {
                 if let Some(s) = schema::schema_for(self.rt, path) {
+                    if op.op == Op::Remove && op.value.is_none() {
+                        // RFC 7644 §3.5.2.2: removing a whole extension removes every attribute
+                        // of it (and its URN from `schemas`, which is rendered from the keys).
+                        if s.id == self.rt.core_schema() {
+                            return Err(ScimError::InvalidPath(format!(
+                                "{} is the core schema; name the attribute to remove",
+                                s.id
+                            )));
+                        }
+                        // Removing an extension the user does not have changes nothing, like
+                        // removing any other unassigned attribute.
+                        self.doc.remove(s.id);
+                        return Ok(());
+                    }
                     // The path is a whole schema: its value is an object of that schema's attributes.
                     let obj = op
                         .value
@@ -294,6 +308,47 @@ mod tests {
     }
 
     #[test]
+    fn removing_the_whole_enterprise_extension_removes_every_attribute_of_it() {
+        let mut doc = bjensen();
+        doc[ENTERPRISE_USER_SCHEMA] = json!({"employeeNumber": "701984", "department": "Tour"});
+        for op in ["remove", "Remove"] {
+            let got = patch_user(
+                doc.clone(),
+                json!([{"op": op, "path": ENTERPRISE_USER_SCHEMA}]),
+            )
+            .unwrap();
+            assert!(got.get(ENTERPRISE_USER_SCHEMA).is_none(), "{got:?}");
+            assert_eq!(got["userName"], "bjensen", "the core attributes stay");
+        }
+        // Removing it again changes nothing, like any unassigned attribute.
+        let got = patch_user(
+            bjensen(),
+            json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]),
+        )
+        .unwrap();
+        assert_eq!(got, user(bjensen()));
+        // The core schema is not an attribute to remove.
+        let got = patch_user(
+            bjensen(),
+            json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User"}]),
+        );
+        assert!(matches!(got, Err(ScimError::InvalidPath(_))), "{got:?}");
+    }
+
+    #[test]
+    fn removing_active_and_external_id_leaves_them_unassigned() {
+        let got = patch_user(
+            bjensen(),
+            json!([{"op": "remove", "path": "active"}, {"op": "Remove", "path": "externalId"}]),
+        )
+        .unwrap();
+        assert!(
+            got.get("active").is_none() && got.get("externalId").is_none(),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn case_65_a_malformed_path_is_invalid_path() {
         for path in [
             "emails[type eq",
@@ -319,19 +374,27 @@ mod tests {
         assert!(matches!(got, Err(ScimError::NoTarget(_))));
     }
 
+    /// All or nothing: the first operation alone changes the document, yet followed by a
+    /// failing one the whole PATCH is an error naming that second operation, and no document
+    /// (half-patched or not) comes out for the store to write.
     #[test]
-    fn case_66_a_failing_second_operation_leaves_the_document_untouched() {
+    fn case_66_a_failing_second_operation_fails_the_whole_patch() {
         let original = user(bjensen());
+        let first = json!({"op": "replace", "path": "displayName", "value": "changed"});
+        let alone = apply(ResourceType::User, &original, &ops(json!([first]))).unwrap();
+        assert_eq!(alone.doc["displayName"], "changed");
         let result = apply(
             ResourceType::User,
             &original,
-            &ops(json!([
-                {"op": "replace", "path": "displayName", "value": "changed"},
-                {"op": "replace", "path": "shoeSize", "value": 44}
-            ])),
+            &ops(json!([first, {"op": "replace", "path": "shoeSize", "value": 44}])),
         );
-        assert!(matches!(result, Err(ScimError::InvalidPath(_))));
-        assert_eq!(original, user(bjensen()));
+        match result {
+            Err(ScimError::InvalidPath(detail)) => {
+                assert!(detail.starts_with("operation 1: "), "{detail}");
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(patched) => panic!("a half-applied PATCH came out: {:?}", patched.doc),
+        }
     }
 
     #[test]

@@ -477,26 +477,47 @@ mod tests {
     }
 
     #[test]
-    fn case_64_changing_an_immutable_external_id_is_a_mutability_error() {
-        let got = patch_user(
+    fn a_users_external_id_is_replaced_and_removed_as_entra_sends_it() {
+        // Entra's default mapping replaces externalId (IdP quirk S12); the link follows it.
+        let doc = patch_user(
             bjensen(),
-            json!([{"op": "replace", "path": "externalId", "value": "other"}]),
-        );
-        assert!(matches!(got, Err(ScimError::Mutability(_))));
-        let got = patch_user(bjensen(), json!([{"op": "remove", "path": "externalId"}]));
-        assert!(matches!(got, Err(ScimError::Mutability(_))));
-        // Setting it when it has no value is allowed; repeating the same value is a no-op.
+            json!([{"op": "Replace", "path": "externalId", "value": "other"}]),
+        )
+        .unwrap();
+        assert_eq!(doc["externalId"], "other");
+        let doc = patch_user(bjensen(), json!([{"op": "remove", "path": "externalId"}])).unwrap();
+        assert!(doc.get("externalId").is_none(), "{doc:?}");
         let doc = patch_user(
             json!({"userName": "a"}),
             json!([{"op": "add", "path": "externalId", "value": "e"}]),
         )
         .unwrap();
         assert_eq!(doc["externalId"], "e");
-        patch_user(
-            bjensen(),
-            json!([{"op": "replace", "path": "externalId", "value": "ext-1"}]),
-        )
-        .unwrap();
+    }
+
+    #[test]
+    fn case_64_an_immutable_attribute_that_has_a_value_cannot_change() {
+        let attr = Attr {
+            mutability: Mutability::Immutable,
+            ..*schema::USER.attr("title").unwrap()
+        };
+        let set = json!("a");
+        assert!(
+            guard_immutable(&attr, None, Some(&set)).is_ok(),
+            "setting it once"
+        );
+        assert!(
+            guard_immutable(&attr, Some(&set), Some(&set)).is_ok(),
+            "the same value"
+        );
+        assert!(matches!(
+            guard_immutable(&attr, Some(&set), Some(&json!("b"))),
+            Err(ScimError::Mutability(_))
+        ));
+        assert!(matches!(
+            guard_immutable(&attr, Some(&set), None),
+            Err(ScimError::Mutability(_))
+        ));
     }
 
     #[test]

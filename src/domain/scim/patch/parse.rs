@@ -95,6 +95,34 @@ mod tests {
         }
     }
 
+    /// RFC 7644 §3.5.2 sets no limit; teamgate refuses more than [`MAX_PATCH_OPERATIONS`]
+    /// (`scimType: tooMany`) before reading any of them, and accepts exactly the limit.
+    #[test]
+    fn more_than_max_patch_operations_are_too_many_and_exactly_the_limit_is_accepted() {
+        let body = |n: usize| {
+            let op = json!({"op": "add", "path": "title", "value": "x"});
+            json!({"schemas": [PATCH_OP], "Operations": vec![op; n]})
+        };
+        assert_eq!(
+            parse_request(&body(MAX_PATCH_OPERATIONS)).unwrap().len(),
+            MAX_PATCH_OPERATIONS
+        );
+        match parse_request(&body(MAX_PATCH_OPERATIONS + 1)) {
+            Err(ScimError::TooMany(detail)) => {
+                assert!(
+                    detail.contains(&MAX_PATCH_OPERATIONS.to_string()),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The limit is checked before the operations are read: a bad one past it is not
+        // what is reported.
+        let mut over = body(MAX_PATCH_OPERATIONS + 1);
+        over["Operations"][MAX_PATCH_OPERATIONS] = json!({"op": "merge"});
+        assert!(matches!(parse_request(&over), Err(ScimError::TooMany(_))));
+    }
+
     #[test]
     fn case_67_an_unknown_op_is_invalid_syntax() {
         let err = parse_request(

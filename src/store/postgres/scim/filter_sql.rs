@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::{CompareOp, Cond, Field, Literal};
 use crate::domain::scim::schema::AttrType;
-use crate::store::scim::fold;
+use crate::store::scim::{Realm, fold};
 
 /// One bound value.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,15 +50,19 @@ pub struct SqlFilter {
 }
 
 impl SqlFilter {
-    /// `r.provider = $1 [AND (filter)]` and its parameters, placeholders numbered.
-    pub fn clause(filter: Option<&SqlFilter>, provider: &str) -> (String, Vec<Param>) {
-        let mut args = vec![Param::Text(provider.to_owned())];
+    /// `r.provider = $1 AND r.tenant = $2 [AND (filter)]` and its parameters, placeholders
+    /// numbered.
+    pub fn clause(filter: Option<&SqlFilter>, realm: &Realm) -> (String, Vec<Param>) {
+        let mut args = vec![
+            Param::Text(realm.provider.clone()),
+            Param::Text(realm.tenant.clone().unwrap_or_default()),
+        ];
         match filter {
-            None => ("r.provider = $1".into(), args),
+            None => ("r.provider = $1 AND r.tenant = $2".into(), args),
             Some(f) => {
                 args.extend(f.params.iter().cloned());
                 let mut sql = String::with_capacity(f.sql.len() + 16);
-                let mut n = 1;
+                let mut n = 2;
                 for c in f.sql.chars() {
                     if c == '?' {
                         n += 1;
@@ -68,7 +72,10 @@ impl SqlFilter {
                         sql.push(c);
                     }
                 }
-                (format!("r.provider = $1 AND ({sql})"), args)
+                (
+                    format!("r.provider = $1 AND r.tenant = $2 AND ({sql})"),
+                    args,
+                )
             }
         }
     }
@@ -79,11 +86,11 @@ impl SqlFilter {
 #[error("{0}")]
 pub struct Unsupported(pub String);
 
-/// Translate `cond` for resources of type `rt` of `provider`.
-pub fn translate(rt: ResourceType, cond: &Cond, provider: &str) -> Result<SqlFilter, Unsupported> {
+/// Translate `cond` for resources of type `rt` of `realm`.
+pub fn translate(rt: ResourceType, cond: &Cond, realm: &Realm) -> Result<SqlFilter, Unsupported> {
     let mut t = Translator {
         rt,
-        provider: provider.to_owned(),
+        realm: realm.clone(),
         params: Vec::new(),
         aliases: 0,
     };
@@ -119,7 +126,7 @@ enum Element<'a> {
 
 struct Translator {
     rt: ResourceType,
-    provider: String,
+    realm: Realm,
     params: Vec<Param>,
     aliases: usize,
 }
@@ -161,10 +168,12 @@ impl Translator {
                     && self.rt == ResourceType::User
                     && f.0.is("externalId", None) =>
             {
-                // The login identity's (provider, subject) index is the externalId index.
+                // The login identity's (provider, subject) index is the externalId index: a
+                // user's externalId is its subject, qualified by the tenant of a tenant-bound
+                // token.
                 self.params.push(Param::Text(v.clone()));
-                self.params.push(Param::Text(self.provider.clone()));
-                self.params.push(Param::Text(v.clone()));
+                self.params.push(Param::Text(self.realm.provider.clone()));
+                self.params.push(Param::Text(self.realm.subject(v)));
                 Ok("r.external_id = ?::text AND r.user_id = \
                     (SELECT u.id FROM users u WHERE u.provider = ?::text AND u.subject = ?::text)"
                     .into())

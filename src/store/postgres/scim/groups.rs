@@ -3,19 +3,20 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::doc;
 use super::filter_sql::SqlFilter;
+use super::{doc, tenant_key, tenant_of};
 use crate::store::error::Result;
 use crate::store::postgres::{Params, PgTx, big, get};
-use crate::store::scim::{GroupRow, GroupValues, fold};
+use crate::store::scim::{GroupRow, GroupValues, Realm, fold};
 
-const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.display_name, r.external_id, r.doc, r.version, r.created_at, r.updated_at";
+const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.display_name, r.external_id, r.doc, r.version, r.created_at, r.updated_at, r.tenant";
 
 fn read(r: &Row) -> Result<GroupRow> {
     Ok(GroupRow {
         pk: get(r, 0)?,
         scim_id: get(r, 1)?,
         provider: get(r, 2)?,
+        tenant: tenant_of(r, 9)?,
         display_name: get(r, 3)?,
         external_id: get(r, 4)?,
         doc: doc(r, 5)?,
@@ -35,7 +36,7 @@ pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<Gro
 
 pub fn insert(
     tx: &PgTx<'_>,
-    provider: &str,
+    realm: &Realm,
     scim_id: &str,
     v: &GroupValues<'_>,
     now: &str,
@@ -43,16 +44,17 @@ pub fn insert(
     let row = tx
         .query_unique(
             "INSERT INTO scim_groups (scim_id, provider, display_name, display_name_key, external_id, doc,
-                                      version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING id",
+                                      version, created_at, updated_at, tenant)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $8) RETURNING id",
             &[
                 &scim_id,
-                &provider,
+                &realm.provider,
                 &v.display_name,
                 &fold(v.display_name),
                 &v.external_id,
                 &Json(v.doc),
                 &now,
+                &tenant_key(realm),
             ],
             "displayName already provisioned",
         )?
@@ -78,15 +80,15 @@ pub fn update(tx: &PgTx<'_>, pk: i64, v: &GroupValues<'_>, now: &str) -> Result<
     Ok(())
 }
 
-/// A page of `provider`'s groups matching `filter`, in stable id order, and the total count.
+/// A page of `realm`'s groups matching `filter`, in stable id order, and the total count.
 pub fn list(
     tx: &PgTx<'_>,
-    provider: &str,
+    realm: &Realm,
     filter: Option<&SqlFilter>,
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<GroupRow>)> {
-    let (clause, mut args) = SqlFilter::clause(filter, provider);
+    let (clause, mut args) = SqlFilter::clause(filter, realm);
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
     // A filter makes the statement one of many: not kept in the statement cache.
     let cached = filter.is_none();

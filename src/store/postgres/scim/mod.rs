@@ -15,12 +15,24 @@ use super::{PgTx, get};
 use crate::config::GroupKey;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::Cond;
+use crate::domain::tenant::qualify;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{ScimReads, ScimWrites};
 use crate::store::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
+
+/// The tenant column's value for `realm`: '' when it has none.
+pub(super) fn tenant_key(realm: &Realm) -> &str {
+    realm.tenant.as_deref().unwrap_or_default()
+}
+
+/// The tenant column as stored ('' is none).
+fn tenant_of(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> {
+    let t: String = get(row, i)?;
+    Ok(Some(t).filter(|t| !t.is_empty()))
+}
 
 /// A stored document, decoded.
 fn doc(row: &tokio_postgres::Row, i: usize) -> Result<Map<String, Value>> {
@@ -36,31 +48,35 @@ fn doc(row: &tokio_postgres::Row, i: usize) -> Result<Map<String, Value>> {
 fn translated(
     rt: ResourceType,
     filter: Option<&Cond>,
-    provider: &str,
+    realm: &Realm,
 ) -> Result<Option<filter_sql::SqlFilter>> {
     filter
         .map(|cond| {
-            filter_sql::translate(rt, cond, provider).map_err(|e| StoreError::Unsupported(e.0))
+            filter_sql::translate(rt, cond, realm).map_err(|e| StoreError::Unsupported(e.0))
         })
         .transpose()
 }
 
 impl ScimReads for PgTx<'_> {
-    fn scim_user(&self, provider: &str, scim_id: &str) -> Result<Option<UserRow>> {
+    fn scim_user(&self, realm: &Realm, scim_id: &str) -> Result<Option<UserRow>> {
         users::one(
             self,
-            "r.scim_id = $1 AND r.provider = $2",
-            &[&scim_id, &provider],
+            "r.scim_id = $1 AND r.provider = $2 AND r.tenant = $3",
+            &[&scim_id, &realm.provider, &tenant_key(realm)],
         )
     }
 
-    fn scim_user_by_name(&self, provider: &str, user_name: &str) -> Result<Option<UserRow>> {
+    fn scim_user_by_name(&self, realm: &Realm, user_name: &str) -> Result<Option<UserRow>> {
         let folded = crate::store::scim::fold(user_name);
         users::one(
             self,
-            "r.provider = $1 AND r.user_name_key = $2",
-            &[&provider, &folded],
+            "r.provider = $1 AND r.tenant = $2 AND r.user_name_key = $3",
+            &[&realm.provider, &tenant_key(realm), &folded],
         )
+    }
+
+    fn scim_users_by_email(&self, realm: &Realm, email: &str) -> Result<Vec<UserRow>> {
+        users::by_email(self, realm, email)
     }
 
     fn scim_user_of_identity(&self, user_id: i64) -> Result<Option<UserRow>> {
@@ -79,13 +95,13 @@ impl ScimReads for PgTx<'_> {
 
     fn scim_users_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
     ) -> Result<Page<UserRow>> {
-        let sql = translated(ResourceType::User, filter, provider)?;
-        let (total, items) = users::list(self, provider, sql.as_ref(), offset, limit)?;
+        let sql = translated(ResourceType::User, filter, realm)?;
+        let (total, items) = users::list(self, realm, sql.as_ref(), offset, limit)?;
         Ok(Page { total, items })
     }
 
@@ -100,10 +116,10 @@ impl ScimReads for PgTx<'_> {
         .collect()
     }
 
-    fn scim_member(&self, provider: &str, scim_id: &str) -> Result<Option<MemberRef>> {
+    fn scim_member(&self, realm: &Realm, scim_id: &str) -> Result<Option<MemberRef>> {
         self.query_opt(
-            "SELECT id, user_id FROM scim_users WHERE scim_id = $1 AND provider = $2",
-            &[&scim_id, &provider],
+            "SELECT id, user_id FROM scim_users WHERE scim_id = $1 AND provider = $2 AND tenant = $3",
+            &[&scim_id, &realm.provider, &tenant_key(realm)],
         )?
         .map(|r| {
             Ok(MemberRef {
@@ -123,48 +139,52 @@ impl ScimReads for PgTx<'_> {
         let member: i64 = get(&member, 0)?;
         let sql = match key {
             GroupKey::Id => {
-                "SELECT coalesce(g.external_id, g.scim_id) FROM scim_members m
+                "SELECT g.tenant, coalesce(g.external_id, g.scim_id) FROM scim_members m
                  JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = $1 ORDER BY m.group_id"
             }
             GroupKey::Name => {
-                "SELECT g.display_name FROM scim_members m
+                "SELECT g.tenant, g.display_name FROM scim_members m
                  JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = $1 ORDER BY m.group_id"
             }
         };
+        // Each key qualified by its group's tenant (`domain::tenant::qualify`).
         Ok(Some(
             self.query(sql, &[&member])?
                 .iter()
-                .map(|r| get(r, 0))
+                .map(|r| {
+                    let key: String = get(r, 1)?;
+                    Ok(qualify(tenant_of(r, 0)?.as_deref(), &key))
+                })
                 .collect::<Result<_>>()?,
         ))
     }
 
-    fn scim_group(&self, provider: &str, scim_id: &str) -> Result<Option<GroupRow>> {
+    fn scim_group(&self, realm: &Realm, scim_id: &str) -> Result<Option<GroupRow>> {
         groups::one(
             self,
-            "r.scim_id = $1 AND r.provider = $2",
-            &[&scim_id, &provider],
+            "r.scim_id = $1 AND r.provider = $2 AND r.tenant = $3",
+            &[&scim_id, &realm.provider, &tenant_key(realm)],
         )
     }
 
-    fn scim_group_by_name(&self, provider: &str, name: &str) -> Result<Option<GroupRow>> {
+    fn scim_group_by_name(&self, realm: &Realm, name: &str) -> Result<Option<GroupRow>> {
         let folded = crate::store::scim::fold(name);
         groups::one(
             self,
-            "r.provider = $1 AND r.display_name_key = $2",
-            &[&provider, &folded],
+            "r.provider = $1 AND r.tenant = $2 AND r.display_name_key = $3",
+            &[&realm.provider, &tenant_key(realm), &folded],
         )
     }
 
     fn scim_groups_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
     ) -> Result<Page<GroupRow>> {
-        let sql = translated(ResourceType::Group, filter, provider)?;
-        let (total, items) = groups::list(self, provider, sql.as_ref(), offset, limit)?;
+        let sql = translated(ResourceType::Group, filter, realm)?;
+        let (total, items) = groups::list(self, realm, sql.as_ref(), offset, limit)?;
         Ok(Page { total, items })
     }
 
@@ -250,13 +270,13 @@ impl ScimReads for PgTx<'_> {
 impl ScimWrites for PgTx<'_> {
     fn insert_scim_user(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         user_id: i64,
         values: &UserValues<'_>,
         now: &str,
     ) -> Result<i64> {
-        users::insert(self, provider, scim_id, user_id, values, now)
+        users::insert(self, realm, scim_id, user_id, values, now)
     }
 
     fn update_scim_user(&self, pk: i64, values: &UserValues<'_>, now: &str) -> Result<()> {
@@ -279,12 +299,12 @@ impl ScimWrites for PgTx<'_> {
 
     fn insert_scim_group(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         values: &GroupValues<'_>,
         now: &str,
     ) -> Result<i64> {
-        groups::insert(self, provider, scim_id, values, now)
+        groups::insert(self, realm, scim_id, values, now)
     }
 
     fn update_scim_group(&self, pk: i64, values: &GroupValues<'_>, now: &str) -> Result<()> {

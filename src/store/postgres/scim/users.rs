@@ -3,19 +3,20 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::doc;
 use super::filter_sql::SqlFilter;
+use super::{doc, tenant_key, tenant_of};
 use crate::store::error::Result;
 use crate::store::postgres::{Params, PgTx, big, get};
-use crate::store::scim::{UserRow, UserValues, fold};
+use crate::store::scim::{Realm, UserRow, UserValues, fold};
 
-const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.user_id, r.external_id, r.active, r.doc, r.version, r.created_at, r.updated_at";
+const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.user_id, r.external_id, r.active, r.doc, r.version, r.created_at, r.updated_at, r.tenant";
 
 fn read(r: &Row) -> Result<UserRow> {
     Ok(UserRow {
         pk: get(r, 0)?,
         scim_id: get(r, 1)?,
         provider: get(r, 2)?,
+        tenant: tenant_of(r, 10)?,
         user_id: get(r, 3)?,
         external_id: get(r, 4)?,
         active: get(r, 5)?,
@@ -34,9 +35,33 @@ pub fn one(tx: &PgTx<'_>, where_: &str, params: Params<'_>) -> Result<Option<Use
     tx.query_opt(&sql, params)?.as_ref().map(read).transpose()
 }
 
+/// Users of `realm` without an externalId whose userName or one of whose emails equals
+/// `email` case-insensitively (emails compared with `lower()`, then exactly by the caller).
+/// Only a login's first sign-in with `match_by_email` asks, so a scan of the realm's users
+/// without externalId is acceptable.
+pub fn by_email(tx: &PgTx<'_>, realm: &Realm, email: &str) -> Result<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_users r
+         WHERE r.provider = $1 AND r.tenant = $2 AND r.external_id IS NULL
+           AND (r.user_name_key = $3 OR EXISTS (
+                SELECT 1 FROM jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(r.doc -> 'emails') = 'array'
+                         THEN r.doc -> 'emails' ELSE '[]'::jsonb END) e
+                WHERE jsonb_typeof(e -> 'value') = 'string' AND lower(e ->> 'value') = lower($4)))
+         ORDER BY r.id LIMIT 10"
+    );
+    tx.query(
+        &sql,
+        &[&realm.provider, &tenant_key(realm), &fold(email), &email],
+    )?
+    .iter()
+    .map(read)
+    .collect()
+}
+
 pub fn insert(
     tx: &PgTx<'_>,
-    provider: &str,
+    realm: &Realm,
     scim_id: &str,
     user_id: i64,
     v: &UserValues<'_>,
@@ -45,11 +70,11 @@ pub fn insert(
     let row = tx
         .query_unique(
             "INSERT INTO scim_users (scim_id, provider, user_id, user_name, user_name_key, external_id,
-                                     active, doc, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING id",
+                                     active, doc, version, created_at, updated_at, tenant)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10) RETURNING id",
             &[
                 &scim_id,
-                &provider,
+                &realm.provider,
                 &user_id,
                 &v.user_name,
                 &fold(v.user_name),
@@ -57,6 +82,7 @@ pub fn insert(
                 &v.active,
                 &Json(v.doc),
                 &now,
+                &tenant_key(realm),
             ],
             "userName or externalId already provisioned",
         )?
@@ -83,15 +109,15 @@ pub fn update(tx: &PgTx<'_>, pk: i64, v: &UserValues<'_>, now: &str) -> Result<(
     Ok(())
 }
 
-/// A page of `provider`'s users matching `filter`, in stable id order, and the total count.
+/// A page of `realm`'s users matching `filter`, in stable id order, and the total count.
 pub fn list(
     tx: &PgTx<'_>,
-    provider: &str,
+    realm: &Realm,
     filter: Option<&SqlFilter>,
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<UserRow>)> {
-    let (clause, mut args) = SqlFilter::clause(filter, provider);
+    let (clause, mut args) = SqlFilter::clause(filter, realm);
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
     // A filter makes the statement one of many: not kept in the statement cache.
     let cached = filter.is_none();

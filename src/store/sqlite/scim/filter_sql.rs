@@ -13,7 +13,7 @@ use rusqlite::types::Value as SqlValue;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::{CompareOp, Cond, Field, Literal};
 use crate::domain::scim::schema::AttrType;
-use crate::store::scim::fold;
+use crate::store::scim::{Realm, fold};
 
 /// A SQL condition and its parameters, in order of appearance.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,14 +23,20 @@ pub struct SqlFilter {
 }
 
 impl SqlFilter {
-    /// `r.provider = ? [AND (filter)]` and its parameters.
-    pub fn clause(filter: Option<&SqlFilter>, provider: &str) -> (String, Vec<SqlValue>) {
-        let mut args = vec![SqlValue::Text(provider.to_owned())];
+    /// `r.provider = ? AND r.tenant = ? [AND (filter)]` and its parameters.
+    pub fn clause(filter: Option<&SqlFilter>, realm: &Realm) -> (String, Vec<SqlValue>) {
+        let mut args = vec![
+            SqlValue::Text(realm.provider.clone()),
+            SqlValue::Text(realm.tenant.clone().unwrap_or_default()),
+        ];
         match filter {
-            None => ("r.provider = ?".into(), args),
+            None => ("r.provider = ? AND r.tenant = ?".into(), args),
             Some(f) => {
                 args.extend(f.params.iter().cloned());
-                (format!("r.provider = ? AND ({})", f.sql), args)
+                (
+                    format!("r.provider = ? AND r.tenant = ? AND ({})", f.sql),
+                    args,
+                )
             }
         }
     }
@@ -41,11 +47,11 @@ impl SqlFilter {
 #[error("{0}")]
 pub struct Unsupported(pub String);
 
-/// Translate `cond` for resources of type `rt` of `provider`.
-pub fn translate(rt: ResourceType, cond: &Cond, provider: &str) -> Result<SqlFilter, Unsupported> {
+/// Translate `cond` for resources of type `rt` of `realm`.
+pub fn translate(rt: ResourceType, cond: &Cond, realm: &Realm) -> Result<SqlFilter, Unsupported> {
     let mut t = Translator {
         rt,
-        provider: provider.to_owned(),
+        realm: realm.clone(),
         params: Vec::new(),
         aliases: 0,
     };
@@ -79,7 +85,7 @@ enum Element<'a> {
 
 struct Translator {
     rt: ResourceType,
-    provider: String,
+    realm: Realm,
     params: Vec<SqlValue>,
     aliases: usize,
 }
@@ -131,11 +137,13 @@ impl Translator {
                     && f.0.is("externalId", None) =>
             {
                 // The login identity's (provider, subject) index is the externalId index: a
-                // user's externalId is its subject, so scim_users needs no index of its own (one
-                // random-key index fewer to update per created user, measured).
+                // user's externalId is its subject (qualified by the tenant of a tenant-bound
+                // token), so scim_users needs no index of its own (one random-key index fewer
+                // to update per created user, measured).
                 self.params.push(SqlValue::Text(v.clone()));
-                self.params.push(SqlValue::Text(self.provider.clone()));
-                self.params.push(SqlValue::Text(v.clone()));
+                self.params
+                    .push(SqlValue::Text(self.realm.provider.clone()));
+                self.params.push(SqlValue::Text(self.realm.subject(v)));
                 Ok("r.external_id = ? AND r.user_id = \
                     (SELECT u.id FROM users u WHERE u.provider = ? AND u.subject = ?)"
                     .into())

@@ -6,11 +6,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Map;
 
 use super::filter_sql::SqlFilter;
+use super::users::tenant_key;
 use super::{conflict, decode, encode};
 use crate::store::error::Result;
-use crate::store::scim::{GroupRow, GroupValues, Member, MemberRef, fold};
+use crate::store::scim::{GroupRow, GroupValues, Member, MemberRef, Realm, fold};
 
-const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.display_name, r.external_id, r.doc, r.version, r.created_at, r.updated_at";
+const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.display_name, r.external_id, r.doc, r.version, r.created_at, r.updated_at, r.tenant";
 
 fn read(r: &Row<'_>) -> rusqlite::Result<(GroupRow, String)> {
     Ok((
@@ -18,6 +19,7 @@ fn read(r: &Row<'_>) -> rusqlite::Result<(GroupRow, String)> {
             pk: r.get(0)?,
             scim_id: r.get(1)?,
             provider: r.get(2)?,
+            tenant: Some(r.get::<_, String>(9)?).filter(|t| !t.is_empty()),
             display_name: r.get(3)?,
             external_id: r.get(4)?,
             doc: Map::new(),
@@ -34,24 +36,25 @@ fn finish((mut row, doc): (GroupRow, String)) -> Result<GroupRow> {
     Ok(row)
 }
 
-/// The group `scim_id` of `provider`; another provider's group is not found.
-pub fn get(conn: &Connection, provider: &str, scim_id: &str) -> Result<Option<GroupRow>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM scim_groups r WHERE r.scim_id = ?1 AND r.provider = ?2");
+/// The group `scim_id` of `realm`; another provider's or tenant's group is not found.
+pub fn get(conn: &Connection, realm: &Realm, scim_id: &str) -> Result<Option<GroupRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM scim_groups r WHERE r.scim_id = ?1 AND r.provider = ?2 AND r.tenant = ?3"
+    );
     conn.prepare_cached(&sql)?
-        .query_row(params![scim_id, provider], read)
+        .query_row(params![scim_id, realm.provider, tenant_key(realm)], read)
         .optional()?
         .map(finish)
         .transpose()
 }
 
 /// The group whose displayName equals `name` case-insensitively.
-pub fn by_display_name(conn: &Connection, provider: &str, name: &str) -> Result<Option<GroupRow>> {
+pub fn by_display_name(conn: &Connection, realm: &Realm, name: &str) -> Result<Option<GroupRow>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM scim_groups r WHERE r.provider = ?1 AND r.display_name_key = ?2"
+        "SELECT {COLUMNS} FROM scim_groups r WHERE r.provider = ?1 AND r.tenant = ?2 AND r.display_name_key = ?3"
     );
     conn.prepare_cached(&sql)?
-        .query_row(params![provider, fold(name)], read)
+        .query_row(params![realm.provider, tenant_key(realm), fold(name)], read)
         .optional()?
         .map(finish)
         .transpose()
@@ -59,24 +62,25 @@ pub fn by_display_name(conn: &Connection, provider: &str, name: &str) -> Result<
 
 pub fn insert(
     conn: &Connection,
-    provider: &str,
+    realm: &Realm,
     scim_id: &str,
     v: &GroupValues<'_>,
     now: &str,
 ) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO scim_groups (scim_id, provider, display_name, display_name_key, external_id, doc,
-                                  version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)",
+                                  version, created_at, updated_at, tenant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8)",
     )?
     .execute(params![
         scim_id,
-        provider,
+        realm.provider,
         v.display_name,
         fold(v.display_name),
         v.external_id,
         encode(v.doc)?,
-        now
+        now,
+        tenant_key(realm)
     ])
     .map_err(|e| conflict(e, "displayName already provisioned"))?;
     Ok(conn.last_insert_rowid())
@@ -112,12 +116,12 @@ pub fn delete(conn: &Connection, pk: i64) -> Result<()> {
 /// A page of `provider`'s groups matching `filter`, in stable id order, and the total count.
 pub fn list(
     conn: &Connection,
-    provider: &str,
+    realm: &Realm,
     filter: Option<&SqlFilter>,
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<GroupRow>)> {
-    let (clause, mut args) = SqlFilter::clause(filter, provider);
+    let (clause, mut args) = SqlFilter::clause(filter, realm);
     let total: i64 = conn
         .prepare_cached(&format!(
             "SELECT COUNT(*) FROM scim_groups r WHERE {clause}"

@@ -21,16 +21,18 @@ use super::SqliteTx;
 use crate::config::GroupKey;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::Cond;
+use crate::domain::tenant::qualify;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{ScimReads, ScimWrites};
 use crate::store::scim::{
-    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, ScimCounts, TokenRow, UserRow,
+    GroupRow, GroupValues, Member, MemberRef, NewToken, Page, Realm, ScimCounts, TokenRow, UserRow,
     UserValues,
 };
 
 /// The group keys (by `key`: the group's externalId or displayName) of the SCIM groups the
-/// user is a member of; `None` when the user was never provisioned over SCIM. A group without
-/// an externalId is keyed by its SCIM id under `GroupKey::Id`.
+/// user is a member of, qualified by the group's tenant (`domain::tenant::qualify`); `None`
+/// when the user was never provisioned over SCIM. A group without an externalId is keyed by
+/// its SCIM id under `GroupKey::Id`.
 pub fn groups_of_user(
     conn: &Connection,
     user_id: i64,
@@ -45,16 +47,23 @@ pub fn groups_of_user(
     };
     let sql = match key {
         GroupKey::Id => {
-            "SELECT coalesce(g.external_id, g.scim_id) FROM scim_members m
+            "SELECT g.tenant, coalesce(g.external_id, g.scim_id) FROM scim_members m
              JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY m.group_id"
         }
         GroupKey::Name => {
-            "SELECT g.display_name FROM scim_members m
+            "SELECT g.tenant, g.display_name FROM scim_members m
              JOIN scim_groups g ON g.id = m.group_id WHERE m.member_id = ?1 ORDER BY m.group_id"
         }
     };
     let mut stmt = conn.prepare_cached(sql)?;
-    let keys = stmt.query_map([member], |r| r.get(0))?;
+    let keys = stmt.query_map([member], |r| {
+        let tenant: String = r.get(0)?;
+        let key: String = r.get(1)?;
+        Ok(qualify(
+            Some(tenant.as_str()).filter(|t| !t.is_empty()),
+            &key,
+        ))
+    })?;
     Ok(Some(keys.collect::<rusqlite::Result<_>>()?))
 }
 
@@ -137,22 +146,26 @@ pub fn counts(conn: &Connection, now: i64) -> Result<BTreeMap<String, ScimCounts
 fn translated(
     rt: ResourceType,
     filter: Option<&Cond>,
-    provider: &str,
+    realm: &Realm,
 ) -> Result<Option<filter_sql::SqlFilter>> {
     filter
         .map(|cond| {
-            filter_sql::translate(rt, cond, provider).map_err(|e| StoreError::Unsupported(e.0))
+            filter_sql::translate(rt, cond, realm).map_err(|e| StoreError::Unsupported(e.0))
         })
         .transpose()
 }
 
 impl ScimReads for SqliteTx<'_> {
-    fn scim_user(&self, provider: &str, scim_id: &str) -> Result<Option<UserRow>> {
-        users::get(self.conn, provider, scim_id)
+    fn scim_user(&self, realm: &Realm, scim_id: &str) -> Result<Option<UserRow>> {
+        users::get(self.conn, realm, scim_id)
     }
 
-    fn scim_user_by_name(&self, provider: &str, user_name: &str) -> Result<Option<UserRow>> {
-        users::by_user_name(self.conn, provider, user_name)
+    fn scim_user_by_name(&self, realm: &Realm, user_name: &str) -> Result<Option<UserRow>> {
+        users::by_user_name(self.conn, realm, user_name)
+    }
+
+    fn scim_users_by_email(&self, realm: &Realm, email: &str) -> Result<Vec<UserRow>> {
+        users::by_email(self.conn, realm, email)
     }
 
     fn scim_user_of_identity(&self, user_id: i64) -> Result<Option<UserRow>> {
@@ -165,13 +178,13 @@ impl ScimReads for SqliteTx<'_> {
 
     fn scim_users_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
     ) -> Result<Page<UserRow>> {
-        let sql = translated(ResourceType::User, filter, provider)?;
-        let (total, items) = users::list(self.conn, provider, sql.as_ref(), offset, limit)?;
+        let sql = translated(ResourceType::User, filter, realm)?;
+        let (total, items) = users::list(self.conn, realm, sql.as_ref(), offset, limit)?;
         Ok(Page { total, items })
     }
 
@@ -179,31 +192,31 @@ impl ScimReads for SqliteTx<'_> {
         users::groups(self.conn, member)
     }
 
-    fn scim_member(&self, provider: &str, scim_id: &str) -> Result<Option<MemberRef>> {
-        users::resolve(self.conn, provider, scim_id)
+    fn scim_member(&self, realm: &Realm, scim_id: &str) -> Result<Option<MemberRef>> {
+        users::resolve(self.conn, realm, scim_id)
     }
 
     fn scim_group_keys_of_user(&self, user_id: i64, key: GroupKey) -> Result<Option<Vec<String>>> {
         groups_of_user(self.conn, user_id, key)
     }
 
-    fn scim_group(&self, provider: &str, scim_id: &str) -> Result<Option<GroupRow>> {
-        groups::get(self.conn, provider, scim_id)
+    fn scim_group(&self, realm: &Realm, scim_id: &str) -> Result<Option<GroupRow>> {
+        groups::get(self.conn, realm, scim_id)
     }
 
-    fn scim_group_by_name(&self, provider: &str, name: &str) -> Result<Option<GroupRow>> {
-        groups::by_display_name(self.conn, provider, name)
+    fn scim_group_by_name(&self, realm: &Realm, name: &str) -> Result<Option<GroupRow>> {
+        groups::by_display_name(self.conn, realm, name)
     }
 
     fn scim_groups_page(
         &self,
-        provider: &str,
+        realm: &Realm,
         filter: Option<&Cond>,
         offset: usize,
         limit: usize,
     ) -> Result<Page<GroupRow>> {
-        let sql = translated(ResourceType::Group, filter, provider)?;
-        let (total, items) = groups::list(self.conn, provider, sql.as_ref(), offset, limit)?;
+        let sql = translated(ResourceType::Group, filter, realm)?;
+        let (total, items) = groups::list(self.conn, realm, sql.as_ref(), offset, limit)?;
         Ok(Page { total, items })
     }
 
@@ -231,13 +244,13 @@ impl ScimReads for SqliteTx<'_> {
 impl ScimWrites for SqliteTx<'_> {
     fn insert_scim_user(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         user_id: i64,
         values: &UserValues<'_>,
         now: &str,
     ) -> Result<i64> {
-        users::insert(self.conn, provider, scim_id, user_id, values, now)
+        users::insert(self.conn, realm, scim_id, user_id, values, now)
     }
 
     fn update_scim_user(&self, pk: i64, values: &UserValues<'_>, now: &str) -> Result<()> {
@@ -254,12 +267,12 @@ impl ScimWrites for SqliteTx<'_> {
 
     fn insert_scim_group(
         &self,
-        provider: &str,
+        realm: &Realm,
         scim_id: &str,
         values: &GroupValues<'_>,
         now: &str,
     ) -> Result<i64> {
-        groups::insert(self.conn, provider, scim_id, values, now)
+        groups::insert(self.conn, realm, scim_id, values, now)
     }
 
     fn update_scim_group(&self, pk: i64, values: &GroupValues<'_>, now: &str) -> Result<()> {

@@ -10,7 +10,7 @@ use super::{groups, tokens, users};
 use crate::config::GroupKey;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::compile;
-use crate::store::scim::{GroupValues, MemberRef, NewToken, UserValues};
+use crate::store::scim::{GroupValues, MemberRef, NewToken, Realm, UserValues};
 use crate::store::sqlite::users::link_identity;
 use crate::store::users::NewIdentity;
 
@@ -19,6 +19,10 @@ fn db() -> Connection {
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     crate::store::sqlite::migrations::apply(&mut conn).unwrap();
     conn
+}
+
+fn realm(provider: &str) -> Realm {
+    Realm::new(provider, None)
 }
 
 fn doc(v: Value) -> Map<String, Value> {
@@ -54,7 +58,7 @@ fn add_user(conn: &Connection, provider: &str, scim_id: &str, d: Value) -> i64 {
     };
     users::insert(
         conn,
-        provider,
+        &realm(provider),
         scim_id,
         user_id,
         &v,
@@ -76,13 +80,20 @@ fn add_group(
         external_id: ext,
         doc: &d,
     };
-    groups::insert(conn, provider, scim_id, &v, "2024-01-01T00:00:00.000Z").unwrap()
+    groups::insert(
+        conn,
+        &realm(provider),
+        scim_id,
+        &v,
+        "2024-01-01T00:00:00.000Z",
+    )
+    .unwrap()
 }
 
 fn user_ids(conn: &Connection, provider: &str, filter: &str) -> Vec<String> {
     let cond = compile(ResourceType::User, filter).unwrap();
-    let sql = translate(ResourceType::User, &cond, provider).unwrap();
-    let (total, rows) = users::list(conn, provider, Some(&sql), 0, 100).unwrap();
+    let sql = translate(ResourceType::User, &cond, &realm(provider)).unwrap();
+    let (total, rows) = users::list(conn, &realm(provider), Some(&sql), 0, 100).unwrap();
     assert_eq!(total, rows.len());
     rows.into_iter().map(|r| r.scim_id).collect()
 }
@@ -299,14 +310,14 @@ fn paging_is_stable_in_insertion_order_with_a_total() {
             json!({"userName": format!("user{i}")}),
         );
     }
-    let (total, page) = users::list(&conn, "okta", None, 10, 10).unwrap();
+    let (total, page) = users::list(&conn, &realm("okta"), None, 10, 10).unwrap();
     assert_eq!(total, 25);
     let ids: Vec<String> = page.into_iter().map(|r| r.scim_id).collect();
     assert_eq!(
         ids,
         (10..20).map(|i| format!("p{i:02}")).collect::<Vec<_>>()
     );
-    let (total, page) = users::list(&conn, "okta", None, 0, 0).unwrap();
+    let (total, page) = users::list(&conn, &realm("okta"), None, 0, 0).unwrap();
     assert_eq!((total, page.len()), (25, 0));
 }
 
@@ -315,7 +326,7 @@ fn user_name_uniqueness_is_per_provider_and_case_insensitive() {
     let conn = db();
     population(&conn);
     assert!(
-        users::by_user_name(&conn, "entra", "ALICE@example.COM")
+        users::by_user_name(&conn, &realm("entra"), "ALICE@example.COM")
             .unwrap()
             .is_some()
     );
@@ -338,14 +349,14 @@ fn user_name_uniqueness_is_per_provider_and_case_insensitive() {
         active: true,
         doc: &d,
     };
-    let err = users::insert(&conn, "entra", "dup", id, &v, "t").unwrap_err();
+    let err = users::insert(&conn, &realm("entra"), "dup", id, &v, "t").unwrap_err();
     assert!(matches!(err, crate::store::StoreError::Conflict(_)));
 }
 
 fn group_ids(conn: &Connection, filter: &str) -> Vec<String> {
     let cond = compile(ResourceType::Group, filter).unwrap();
-    let sql: SqlFilter = translate(ResourceType::Group, &cond, "entra").unwrap();
-    groups::list(conn, "entra", Some(&sql), 0, 100)
+    let sql: SqlFilter = translate(ResourceType::Group, &cond, &realm("entra")).unwrap();
+    groups::list(conn, &realm("entra"), Some(&sql), 0, 100)
         .unwrap()
         .1
         .into_iter()
@@ -359,7 +370,9 @@ fn groups_filter_on_display_name_and_members() {
     population(&conn);
     let g1 = add_group(&conn, "entra", "g1", "Admins", Some("gid-1"));
     let _g2 = add_group(&conn, "entra", "g2", "Viewers", None);
-    let MemberRef { member: u1, .. } = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
+    let MemberRef { member: u1, .. } = users::resolve(&conn, &realm("entra"), "u1")
+        .unwrap()
+        .unwrap();
     assert!(groups::add_member(&conn, g1, u1).unwrap());
     assert!(
         !groups::add_member(&conn, g1, u1).unwrap(),
@@ -384,7 +397,9 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
     let MemberRef {
         member: u1,
         user_id,
-    } = users::resolve(&conn, "entra", "u1").unwrap().unwrap();
+    } = users::resolve(&conn, &realm("entra"), "u1")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         super::groups_of_user(&conn, user_id, GroupKey::Id).unwrap(),
         Some(vec![])
@@ -429,6 +444,7 @@ fn tokens_are_found_by_hash_and_revoked_per_provider() {
         &NewToken {
             public_id: "t1",
             provider: "entra",
+            tenant: None,
             hash,
             created_at: "now",
             expires_at: 4_000_000_000,
@@ -452,5 +468,72 @@ fn tokens_are_found_by_hash_and_revoked_per_provider() {
         tokens::list(&conn, "entra").unwrap()[0]
             .revoked_at
             .is_some()
+    );
+}
+
+/// Security case J1: the tenants of one provider are separate realms.
+#[test]
+fn the_tenants_of_one_provider_are_separate_realms_with_their_own_names() {
+    let conn = db();
+    let a = Realm::new("partners", Some("11111111-1111-4111-8111-111111111111"));
+    let b = Realm::new("partners", Some("22222222-2222-4222-8222-222222222222"));
+    let add = |realm: &Realm, scim_id: &str, subject: &str| {
+        let d = doc(json!({"userName": "same@example.com"}));
+        let id = link_identity(
+            &conn,
+            &NewIdentity {
+                provider: "partners",
+                subject,
+                email: None,
+                name: None,
+                active: true,
+            },
+            "t",
+        )
+        .unwrap();
+        let v = UserValues {
+            user_name: "same@example.com",
+            external_id: Some("oid"),
+            active: true,
+            doc: &d,
+        };
+        users::insert(&conn, realm, scim_id, id, &v, "t")
+    };
+    add(&a, "ua", &a.subject("oid")).unwrap();
+    add(&b, "ub", &b.subject("oid")).unwrap();
+    assert!(add(&a, "ua2", "other").is_err(), "unique within a tenant");
+    assert_eq!(
+        users::get(&conn, &a, "ua").unwrap().unwrap().tenant,
+        a.tenant
+    );
+    assert!(users::get(&conn, &b, "ua").unwrap().is_none());
+    assert!(
+        users::get(&conn, &realm("partners"), "ua")
+            .unwrap()
+            .is_none()
+    );
+    assert!(users::resolve(&conn, &b, "ua").unwrap().is_none());
+    let cond = compile(ResourceType::User, "externalId eq \"oid\"").unwrap();
+    for (r, want) in [(&a, "ua"), (&b, "ub")] {
+        let sql = translate(ResourceType::User, &cond, r).unwrap();
+        let (_, rows) = users::list(&conn, r, Some(&sql), 0, 10).unwrap();
+        assert_eq!(
+            rows.iter().map(|u| u.scim_id.as_str()).collect::<Vec<_>>(),
+            [want]
+        );
+    }
+    let g = GroupValues {
+        display_name: "Admins",
+        external_id: Some("gid"),
+        doc: &doc(json!({"displayName": "Admins"})),
+    };
+    let ga = groups::insert(&conn, &a, "ga", &g, "t").unwrap();
+    groups::insert(&conn, &b, "gb", &g, "t").unwrap();
+    let member = users::resolve(&conn, &a, "ua").unwrap().unwrap();
+    groups::add_member(&conn, ga, member.member).unwrap();
+    assert_eq!(
+        super::groups_of_user(&conn, member.user_id, GroupKey::Id).unwrap(),
+        Some(vec!["11111111-1111-4111-8111-111111111111/gid".to_owned()]),
+        "a tenant's group keys carry the tenant"
     );
 }

@@ -1,5 +1,6 @@
-//! `scim_tokens`: SCIM bearer tokens, stored as SHA-256 hashes, each bound to one provider,
-//! with an expiry and a revocation time.
+//! `scim_tokens`: SCIM bearer tokens, stored as SHA-256 hashes, each bound to one provider
+//! (and, for a multi-tenant Entra provider, to one tenant), with an expiry and a revocation
+//! time.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -14,15 +15,16 @@ fn read(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
         expires_at: r.get(3)?,
         revoked_at: r.get(4)?,
         note: r.get(5)?,
+        tenant: r.get(6)?,
     })
 }
 
-const COLUMNS: &str = "public_id, provider, created_at, expires_at, revoked_at, note";
+const COLUMNS: &str = "public_id, provider, created_at, expires_at, revoked_at, note, tenant";
 
 pub fn insert(conn: &Connection, t: &NewToken<'_>) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO scim_tokens (public_id, provider, hash, created_at, expires_at, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO scim_tokens (public_id, provider, hash, created_at, expires_at, note, tenant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         t.public_id,
@@ -30,7 +32,8 @@ pub fn insert(conn: &Connection, t: &NewToken<'_>) -> Result<()> {
         &t.hash[..],
         t.created_at,
         t.expires_at,
-        t.note
+        t.note,
+        t.tenant
     ])?;
     Ok(())
 }
@@ -41,7 +44,7 @@ pub fn by_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(TokenRow, V
         .prepare_cached(&format!(
             "SELECT {COLUMNS}, hash FROM scim_tokens WHERE hash = ?1"
         ))?
-        .query_row([&hash[..]], |r| Ok((read(r)?, r.get(6)?)))
+        .query_row([&hash[..]], |r| Ok((read(r)?, r.get(7)?)))
         .optional()?)
 }
 

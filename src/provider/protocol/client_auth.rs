@@ -1,5 +1,6 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3.1): `client_secret_basic` and
-//! `client_secret_post`, one method per request, the secret compared in constant time.
+//! `client_secret_post`, one method per request, the secret compared in constant time; public
+//! clients name themselves only.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -9,9 +10,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::DemoIdp;
-use super::authorize::Params;
-use super::exchange::TokenError;
+use super::Registered;
+use super::params::Params;
+use super::token::TokenError;
 
 /// Standard base64, tolerant of missing padding: some clients strip it from Basic credentials.
 const BASIC: GeneralPurpose = GeneralPurpose::new(
@@ -22,29 +23,42 @@ const BASIC: GeneralPurpose = GeneralPurpose::new(
 /// Credentials as presented, before checking.
 struct Presented {
     client_id: String,
-    secret: String,
+    /// `None`: a public client naming itself in the body only.
+    secret: Option<String>,
 }
 
-impl DemoIdp {
-    /// Authenticate the registered client, or say why not.
-    pub(super) fn authenticate_client(
-        &self,
-        headers: &HeaderMap,
-        params: &Params,
-    ) -> Result<(), TokenError> {
-        let presented = presented(headers, params)?;
-        let id_ok = presented.client_id == self.client_id;
-        // Digests of equal length, so neither the secret's content nor its length leaks
-        // through timing.
-        let secret_digest = Sha256::digest(presented.secret.as_bytes());
-        let secret_ok: bool = secret_digest[..]
-            .ct_eq(&self.client_secret_digest[..])
-            .into();
-        if id_ok && secret_ok {
-            Ok(())
-        } else {
-            Err(TokenError::InvalidClient("unknown client or wrong secret"))
+/// Authenticate the client of a token request (RFC 6749 §2.3): `client_secret_basic`,
+/// `client_secret_post`, or a public client that only names itself (RFC 6749 §2.1, PKCE
+/// standing in for the secret). Returns the client's id.
+pub fn authenticate(
+    headers: &HeaderMap,
+    params: &Params,
+    lookup: impl Fn(&str) -> Option<Registered>,
+) -> Result<String, TokenError> {
+    let presented = presented(headers, params)?;
+    let client = lookup(&presented.client_id);
+    // Compare digests even for an unknown client, so timing does not tell ids apart.
+    let expected = client
+        .as_ref()
+        .and_then(|c| c.secret_digest)
+        .unwrap_or([0; 32]);
+    let ok = match (&client, &presented.secret) {
+        (Some(c), Some(secret)) if c.secret_digest.is_some() => {
+            let digest = Sha256::digest(secret.as_bytes());
+            bool::from(digest[..].ct_eq(&expected[..]))
         }
+        // A public client authenticates with nothing; one sending a secret is confused.
+        (Some(c), None) => c.secret_digest.is_none(),
+        _ => {
+            let _ = Sha256::digest(presented.secret.as_deref().unwrap_or("").as_bytes())[..]
+                .ct_eq(&expected[..]);
+            false
+        }
+    };
+    if ok {
+        Ok(presented.client_id)
+    } else {
+        Err(TokenError::InvalidClient("unknown client or wrong secret"))
     }
 }
 
@@ -79,11 +93,11 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
             Ok(basic)
         }
         None => match (body_id, body_secret) {
-            (Some(id), Some(secret)) => Ok(Presented {
+            (Some(id), secret) => Ok(Presented {
                 client_id: id.to_owned(),
-                secret: secret.to_owned(),
+                secret: secret.map(str::to_owned),
             }),
-            _ => Err(TokenError::InvalidClient("no client credentials")),
+            (None, _) => Err(TokenError::InvalidClient("no client credentials")),
         },
     }
 }
@@ -104,7 +118,7 @@ fn basic(value: &str) -> Result<Presented, TokenError> {
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     Ok(Presented {
         client_id: form_url_decode(id).ok_or_else(bad)?,
-        secret: form_url_decode(secret).ok_or_else(bad)?,
+        secret: Some(form_url_decode(secret).ok_or_else(bad)?),
     })
 }
 
@@ -153,7 +167,10 @@ mod tests {
         let header = format!("bAsIc {}", BASIC.encode("teamgate%3Ademo:s%2Bc+r%3At"));
         let p = basic(&header).map_err(|e| e.to_string()).expect("parsed");
         assert_eq!(
-            (p.client_id.as_str(), p.secret.as_str()),
+            (
+                p.client_id.as_str(),
+                p.secret.as_deref().unwrap_or_default()
+            ),
             ("teamgate:demo", "s+c r:t")
         );
         assert!(basic("Bearer abc").is_err());

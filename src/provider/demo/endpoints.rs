@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, X_FRAME_OPTIONS};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 
 use super::DemoIdp;
-use super::authorize::{Params, Refusal};
+use crate::provider::protocol::pages::{self, found};
+use crate::provider::protocol::params::Params;
+use crate::provider::protocol::request::Refusal;
 use crate::web::headers::no_store;
 
 /// The demo IdP's routes, state applied; mount with `.nest("/demo-idp", router(idp))`. The
@@ -68,13 +69,6 @@ async fn userinfo(State(idp): State<Arc<DemoIdp>>, headers: HeaderMap) -> Respon
     }
 }
 
-#[derive(Serialize)]
-struct ErrorPageCtx<'a> {
-    title: &'a str,
-    reason: &'a str,
-    request_id: &'a str,
-}
-
 impl DemoIdp {
     fn render_pick_page(&self, params: &Params) -> Response {
         match self
@@ -82,15 +76,9 @@ impl DemoIdp {
             .render("demo_idp_pick.html", self.pick_page(params))
         {
             Ok(html) => {
-                let mut response = no_store(Html(html).into_response());
-                // The page signs people in on one click: it must not be framed (clickjacking).
-                let headers = response.headers_mut();
-                headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-                headers.insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static("frame-ancestors 'none'"),
-                );
-                response
+                // The page signs people in on one click: the router's header layer keeps it
+                // from being framed (clickjacking).
+                no_store(Html(html).into_response())
             }
             Err(e) => self.error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,37 +102,16 @@ impl DemoIdp {
         }
     }
 
-    /// The shared error page; the precise reason is logged once with the id shown to the user.
     fn error_page(&self, status: StatusCode, reason: &str, log_reason: &str) -> Response {
         let request_id = crate::domain::ids::random_id();
-        if status.is_server_error() {
-            tracing::error!(%request_id, reason = log_reason, "demo IdP request failed");
-        } else {
-            tracing::warn!(%request_id, reason = log_reason, "demo IdP request refused");
-        }
-        let title = "Sign-in request refused";
-        let ctx = ErrorPageCtx {
-            title,
+        pages::error_page(
+            &self.templates,
+            status,
+            "Sign-in request refused",
             reason,
-            request_id: &request_id,
-        };
-        let body = self
-            .templates
-            .render("error.html", ctx)
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot render the error page");
-                format!("{title}. Request id: {request_id}")
-            });
-        no_store((status, Html(body)).into_response())
-    }
-}
-
-/// RFC 6749 §4.1.2 shows a 302; browsers follow it with a GET whatever the first method was.
-fn found(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => no_store((StatusCode::FOUND, [(LOCATION, value)]).into_response()),
-        // Url serialisation yields ASCII without control characters, so this cannot happen.
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            log_reason,
+            &request_id,
+        )
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) fn test_idp_redirecting_to(issuer: &str, redirect_uri: &str) -> DemoI
         redirect_uri.into(),
         users(),
         test_key().clone(),
-        Arc::new(Templates::new().expect("templates")),
+        Arc::new(Templates::new("").expect("templates")),
     )
     .expect("a demo IdP")
 }
@@ -300,13 +300,7 @@ async fn the_pick_page_offers_one_button_per_user_and_works_without_javascript()
     let idp = spawn_idp().await;
     let response = idp.authorize(&idp.authorize_params(&Pkce::new())).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response
-            .headers()
-            .get("x-frame-options")
-            .map(|v| v.as_bytes()),
-        Some(&b"DENY"[..])
-    );
+    // Framing protection comes from the router's header layer (tests/api/hardening_web.rs).
     let html = response.text().await.expect("a page");
     assert!(html.contains("Demo identity provider — anyone can sign in, never use in production"));
     // minijinja escapes '/' as &#x2f; inside attributes; browsers read it back as '/'.
@@ -729,7 +723,7 @@ fn construction_refuses_an_issuer_or_redirect_uri_a_provider_cannot_use() {
             redirect_uri.into(),
             users(),
             test_key().clone(),
-            Arc::new(Templates::new().expect("templates")),
+            Arc::new(Templates::new("").expect("templates")),
         )
         .err()
         .map(|e| e.to_string())

@@ -136,7 +136,7 @@ impl Grants {
 
     /// Store `grant` under a new random code and return the code.
     pub(super) fn issue_code(&self, grant: CodeGrant, now: Instant) -> String {
-        let code = super::tokens::random_token();
+        let code = crate::provider::protocol::jwt::random_token();
         lock(&self.codes).insert(code.clone(), CodeState::Issued(grant), now);
         code
     }

@@ -1,8 +1,6 @@
-//! What the demo IdP says about a user: the ID-token claims (OIDC Core §2), the userinfo
-//! claims (OIDC Core §5.3.2), the stable subject, `at_hash`, and random token values.
+//! What the demo IdP says about a user: the user claims of its ID tokens and userinfo (OIDC
+//! Core §5.3.2) and the stable subject.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -37,20 +35,6 @@ pub(super) fn subject(email: &str) -> String {
     format!("demo-{hex}")
 }
 
-/// OIDC Core §3.1.3.6: base64url of the left-most half of the SHA-256 of the ASCII access token
-/// (SHA-256 because the ID token is signed with RS256).
-pub(super) fn at_hash(access_token: &str) -> String {
-    let digest = Sha256::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..16])
-}
-
-/// 256 random bits, base64url: codes and access tokens (RFC 6749 §10.10 asks for values an
-/// attacker cannot guess; RFC 6819 §5.1.4.2.2 for at least 128 bits).
-pub(super) fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The user claims released for the granted scopes (OIDC Core §5.4): `email` releases email and
 /// email_verified, `profile` releases name. Groups are always released: group mapping is the
 /// reason the demo exists, and Entra sends its groups claim without a scope too.
@@ -81,23 +65,6 @@ impl UserClaims {
     }
 }
 
-/// An ID token's claims (OIDC Core §2, §3.1.3.6).
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct IdTokenClaims {
-    pub iss: String,
-    /// A single audience, so `azp` is informative only (OIDC Core §2).
-    pub aud: String,
-    pub azp: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub auth_time: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-    pub at_hash: String,
-    #[serde(flatten)]
-    pub user: UserClaims,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,15 +85,6 @@ mod tests {
     }
 
     #[test]
-    fn at_hash_matches_the_openid_connect_core_example() {
-        // OIDC Core Appendix A.3 (RS256): this access token has this at_hash.
-        assert_eq!(
-            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
-            "77QmUPtjPfzWtF2AnpK9RQ"
-        );
-    }
-
-    #[test]
     fn claims_follow_the_granted_scopes_and_always_carry_groups() {
         let bare = UserClaims::new(&user("a@example.com"), &["openid".into()]);
         assert_eq!((bare.email.as_deref(), bare.name.as_deref()), (None, None));
@@ -138,12 +96,5 @@ mod tests {
         assert_eq!(full.email.as_deref(), Some("a@example.com"));
         assert_eq!(full.email_verified, Some(true));
         assert_eq!(full.name.as_deref(), Some("Alice Admin"));
-    }
-
-    #[test]
-    fn random_tokens_carry_256_bits_and_differ() {
-        let a = random_token();
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).map(|b| b.len()).ok(), Some(32));
-        assert_ne!(a, random_token());
     }
 }

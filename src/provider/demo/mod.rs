@@ -1,20 +1,21 @@
-//! The built-in demo OpenID provider: a small but real OP (discovery, JWKS, authorization code
-//! flow with PKCE S256, token and userinfo endpoints) served under `/demo-idp/`, so that a demo
-//! login runs through exactly the relying-party code used for Entra and Okta. Anyone may sign in
-//! as any configured demo user; it exists for demos and tests only.
+//! The built-in demo OpenID provider: teamgate's OpenID provider protocol
+//! ([`super::protocol`]) with a user picker where teamgate's provider has its login, served
+//! under `/demo-idp/` (discovery, JWKS, authorization code flow with PKCE S256, token and
+//! userinfo endpoints), so that a demo login runs through exactly the relying-party code used
+//! for Entra and Okta. Anyone may sign in as any configured demo user; it exists for demos and
+//! tests only. It stays an identity provider *upstream* of teamgate: its own issuer, its own
+//! key, users from `[[demo_user]]` with their groups, one client (teamgate itself).
 //!
 //! - `keys`: the RS256 signing key, its JWK, and its persistence in the `settings` table.
-//! - `authorize`: parsing and validating authorization requests, error redirects, the pick page.
-//! - `client_auth`: client authentication at the token endpoint.
+//! - `authorize`: the demo's rules on top of the shared checks, and the pick page.
 //! - `discovery`: the discovery document and the JWK Set.
 //! - `exchange`: the token request: code redemption, PKCE, the token response.
 //! - `grants`: codes and access tokens in memory, expiring and bounded.
-//! - `tokens`: ID-token claims, subjects, `at_hash`, random token values.
+//! - `tokens`: the demo's user claims and subjects.
 //! - `userinfo`: the userinfo endpoint.
 //! - `endpoints`: the router and its thin handlers.
 
 mod authorize;
-mod client_auth;
 mod discovery;
 mod endpoints;
 mod exchange;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::protocol::Registered;
 use crate::config::DemoUser;
 use crate::domain::secret::Secret;
 use crate::web::templates::Templates;
@@ -94,8 +96,6 @@ pub struct DemoIdp {
     client_secret_digest: [u8; 32],
     /// The only redirect URI accepted, compared as an exact string (RFC 9700 §4.1.3).
     redirect_uri: String,
-    /// The same, parsed once, as the base of every redirect.
-    redirect_target: Url,
     users: Vec<DemoUser>,
     key: keys::SigningKey,
     templates: Arc<Templates>,
@@ -119,10 +119,9 @@ impl DemoIdp {
             return Err(DemoIdpError::InvalidIssuer(issuer));
         }
         // RFC 6749 §3.1.2: an absolute URI without a fragment.
-        let redirect_target = match http_url(&redirect_uri) {
-            Some(url) if url.fragment().is_none() => url,
-            _ => return Err(DemoIdpError::InvalidRedirectUri(redirect_uri)),
-        };
+        if http_url(&redirect_uri).is_none_or(|url| url.fragment().is_some()) {
+            return Err(DemoIdpError::InvalidRedirectUri(redirect_uri));
+        }
         if client_id.is_empty() {
             return Err(DemoIdpError::Empty("client_id"));
         }
@@ -147,10 +146,19 @@ impl DemoIdp {
             endpoints,
             client_id,
             redirect_uri,
-            redirect_target,
             users,
             templates,
             grants: grants::Grants::default(),
+        })
+    }
+
+    /// The one registered client, as the shared protocol code looks clients up.
+    fn registered(&self, id: &str) -> Option<Registered> {
+        (id == self.client_id).then(|| Registered {
+            id: self.client_id.clone(),
+            secret_digest: Some(self.client_secret_digest),
+            redirect_uris: vec![self.redirect_uri.clone()],
+            pkce_required: true,
         })
     }
 

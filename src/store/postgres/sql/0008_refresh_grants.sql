@@ -1,3 +1,4 @@
+-- The PostgreSQL twin of the SQLite migration 0008.
 -- Refresh grants of signed-in users (IdP quirk E7), shared by replicas: the refresh token is
 -- encrypted (AES-256-GCM, key from server.secret_key_*), never stored in clear.
 CREATE TABLE refresh_grants (

@@ -1,0 +1,146 @@
+//! A real Caddy in front of the app, as production runs it: `caddy run` as a child on a free
+//! loopback port with a Caddyfile the caller supplies, everything it writes (config, data,
+//! logs) in its own temp directory, its admin endpoint off (so that parallel tests cannot
+//! collide on :2019) and automatic HTTPS off (the tests speak plain http on loopback). Stopped
+//! on drop.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::e2e;
+
+/// How long Caddy gets to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// A port picked by the kernel can be taken by another test before Caddy binds it.
+const ATTEMPTS: usize = 5;
+
+/// A running Caddy. See the module doc.
+pub struct Caddy {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Caddy {
+    /// Start Caddy with `caddyfile` (its `{PORT}` replaced by the port it listens on, at
+    /// 127.0.0.1 for every site whose address names `:{PORT}`), after a global options block
+    /// of this harness's own. Waits until the port accepts connections; panics with Caddy's
+    /// own error when it cannot start.
+    pub fn start(caddyfile: &str) -> Caddy {
+        assert!(
+            caddyfile.contains("{PORT}"),
+            "the Caddyfile must listen on :{{PORT}} so that it listens on its loopback port"
+        );
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            match Caddy::attempt(caddyfile) {
+                Ok(caddy) => return caddy,
+                Err(e) if e.contains("address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}")
+    }
+
+    /// The port Caddy listens on, at 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Caddy's log (JSON lines, on its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
+    }
+
+    /// The Caddyfile as run, for a failure message.
+    pub fn config(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("Caddyfile")).unwrap_or_default()
+    }
+
+    fn attempt(caddyfile: &str) -> Result<Caddy, String> {
+        let dir = TempDir::new().unwrap();
+        let port = free_port();
+        let file = dir.path().join("Caddyfile");
+        std::fs::write(&file, config(port, caddyfile)).unwrap();
+        let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let child = Command::new(e2e::CADDY)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            // Caddy keeps its data (certificates, autosave.json) under these.
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", e2e::CADDY))?;
+        let mut caddy = Caddy { child, port, dir };
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = caddy.child.try_wait() {
+                return Err(format!(
+                    "caddy exited at start ({status}):\n{}\n--- Caddyfile ---\n{}",
+                    caddy.log(),
+                    caddy.config()
+                ));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(caddy);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "caddy did not accept connections on {address} in {START_TIMEOUT:?}:\n{}",
+                    caddy.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Caddy's process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory holding the Caddyfile, the log and Caddy's data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Caddy's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("home/data")
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        // One process, no workers: SIGKILL leaves nothing behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The harness's global options, then the caller's Caddyfile with its port.
+fn config(port: u16, caddyfile: &str) -> String {
+    format!(
+        "# Generated by tests/api/support/caddy.rs\n{{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tlog {{\n\t\tlevel INFO\n\t}}\n}}\n\n{}",
+        caddyfile.replace("{PORT}", &port.to_string())
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
