@@ -1,6 +1,7 @@
 //! Several replicas on one PostgreSQL database (issue 13): real `teamgate serve` processes
-//! behind a real nginx `upstream`, the test IdP signing users in, a small echo app protected by
-//! `auth_request`. Skipped with a printed reason when PostgreSQL or nginx is missing (and
+//! behind a real nginx `upstream` (the shipped `config/nginx-path.conf`: teamgate under
+//! `/teamgate/` of the app's site, its upstream holding every replica), the test IdP signing
+//! users in, a small echo app protected by `auth_request`. Skipped with a printed reason when PostgreSQL or nginx is missing (and
 //! Chromium for the browser test), unless `TEAMGATE_REQUIRE_E2E=1`.
 //!
 //! - a Chromium login lands on one replica; every later request, whichever replica serves it,
@@ -40,34 +41,36 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// nginx in front of `ports` (round robin), with teamgate's pages, SCIM, the API and
-/// readiness proxied to any replica, and the echo app at `/` behind `auth_request`.
+/// Where teamgate lives on the site (the path of public_url in config/nginx-path.conf).
+const BASE: &str = "/teamgate";
+
+/// The shipped config/nginx-path.conf in front of `ports` (round robin: its `upstream
+/// teamgate` lists every replica, as README "Several replicas" says), teamgate's routes under
+/// [`BASE`] proxied to any replica and the echo app at `/` behind `auth_request`. Changed
+/// only in its ports and host name, and plain http (no certificates in a test).
 fn nginx_config(ports: &[u16], app: SocketAddr) -> String {
+    let file = "config/nginx-path.conf";
     let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/nginx.conf")).unwrap();
+        std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut config: String = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ssl_certificate"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let servers: String = ports
         .iter()
         .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n    "))
         .collect();
-    let mut config = example;
     for (from, to) in [
-        ("listen 80;", "listen {LISTEN};".to_owned()),
+        ("listen 443 ssl;", "listen {LISTEN};".to_owned()),
         ("server 127.0.0.1:8080;", servers),
         ("server 127.0.0.1:3000;", format!("server {app};")),
         (
-            "    # The question nginx asks before every request",
-            "    location ~ ^/(scim/|api/|readyz$) {
-        proxy_pass http://teamgate;
-        proxy_http_version 1.1;
-        proxy_set_header Connection \"\";
-        proxy_set_header Host $host;
-    }
-
-    # The question nginx asks before every request"
-                .to_owned(),
+            "server_name app.example.com;",
+            "server_name 127.0.0.1;".to_owned(),
         ),
     ] {
-        assert!(config.contains(from), "config/nginx.conf has no `{from}`");
+        assert!(config.contains(from), "{file} has no `{from}`");
         config = config.replacen(from, &to, 1);
     }
     config
@@ -104,16 +107,22 @@ impl Cluster {
         let secret = dir.path().join("client-secret");
         std::fs::write(&secret, idp.client_secret()).unwrap();
         std::fs::write(dir.path().join("secret-key"), SECRET_KEY).unwrap();
-        // One file for every replica, as on several hosts; each listens on its own port.
-        let text = config_with(
-            &idp,
-            &secret.display().to_string(),
-            "secret_key_file = \"secret-key\"",
-            "scim = { enabled = true }",
-            "",
-        )
-        .replace("{PUBLIC_URL}", &nginx.url())
-        .replace("{DB}", &db.setting);
+        // One file for every replica, as on several hosts; each listens on its own port. The
+        // `/login` limit is off, as in every test (all clients are 127.0.0.1 here).
+        let public = format!("{}{BASE}", nginx.url());
+        let text = crate::helpers::without_login_limit(
+            &config_with(
+                &idp,
+                &secret.display().to_string(),
+                "secret_key_file = \"secret-key\"\ntrusted_proxies = [\"127.0.0.1\"]",
+                "scim = { enabled = true }",
+                "",
+            )
+            .replace("{PUBLIC_URL}", &public)
+            .replace("{DB}", &db.setting),
+        );
+        // Registered at the IdP, as an administrator would.
+        idp.register_redirect_uri(&format!("{public}/callback/{PROVIDER}"));
         let mut configs = Vec::new();
         for i in 0..ports.len() {
             let path = dir.path().join(format!("replica-{i}.toml"));
@@ -172,9 +181,15 @@ impl Cluster {
         self.nginx.as_ref().unwrap()
     }
 
-    /// `http://127.0.0.1:PORT` of replica `i` itself.
+    /// `http://127.0.0.1:PORT/teamgate` of replica `i` itself (every route of teamgate is
+    /// under the path of public_url).
     fn direct(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[i])
+        format!("http://127.0.0.1:{}{BASE}", self.ports[i])
+    }
+
+    /// teamgate's public URL, through nginx (any replica).
+    fn public(&self) -> String {
+        self.nginx().url_for(BASE)
     }
 
     /// Sign `agent` in through nginx (so whichever replica nginx picks) as `spec`.
@@ -182,7 +197,7 @@ impl Cluster {
         self.idp.set_next_login(spec);
         let (hops, last) = follow(
             &agent.client,
-            &self.nginx().url_for(&format!("/login?provider={PROVIDER}")),
+            &format!("{}/login?provider={PROVIDER}", self.public()),
         )
         .await;
         assert!(last.status().is_success(), "login failed: {hops:?}");
@@ -473,8 +488,10 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
         return;
     }
     let mut cluster = Cluster::start(3).await;
-    let (base, token, ports) = (
+    // `site`: the protected app; `base`: teamgate through nginx.
+    let (site, base, token, ports) = (
         cluster.nginx().url(),
+        cluster.public(),
         cluster.token.clone(),
         cluster.ports.clone(),
     );
@@ -512,8 +529,8 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
         });
     }
     for _ in 0..3 {
-        let (base, agent, results, stop) = (
-            base.clone(),
+        let (site, agent, results, stop) = (
+            site.clone(),
             agent.clone(),
             auth_results.clone(),
             stop.clone(),
@@ -522,7 +539,7 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let s = agent
                     .client
-                    .get(format!("{base}/anything"))
+                    .get(format!("{site}/anything"))
                     .send()
                     .await
                     .map(|r| r.status().as_u16())
@@ -567,7 +584,7 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
     }
     // The survivors answer, directly.
     for port in &ports[1..] {
-        let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        let r = reqwest::get(format!("http://127.0.0.1:{port}{BASE}/healthz"))
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
@@ -632,7 +649,7 @@ async fn kill_9_of_one_replica_under_load_loses_nothing_acknowledged_and_the_oth
     }
     eprintln!("{} completed logins, every user stored", logins.len());
     // The killed replica's session was in the database: still signed in through nginx.
-    let r = agent.get(&format!("{base}/after-kill")).await;
+    let r = agent.get(&format!("{site}/after-kill")).await;
     assert_eq!(r.status(), 200);
 }
 
