@@ -81,15 +81,15 @@ struct Readiness {
 }
 
 /// Which applied config this process serves, and whether its own file is that one (replicas
-/// on one database serve the applied version whatever their file says).
+/// on one database serve the applied version whatever their file says). What differs (paths,
+/// digests, what to do) is logged and shown on `/admin`, not here: `/readyz` is reachable
+/// through the proxy, and names only what is not ready.
 #[derive(Serialize)]
 struct ConfigReadiness {
     version: u64,
     sha256: String,
-    /// `matches`, or `differs` with `detail` saying what to do.
+    /// `matches` or `differs`.
     file: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -151,16 +151,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
     });
     let providers = futures_join_all(checks).await;
-    let differs = state.config.file_differs();
     let config_readiness = ConfigReadiness {
         version: state.config.version(),
         sha256: config.source.short().to_owned(),
-        file: if differs.is_some() {
+        file: if state.config.file_differs().is_some() {
             "differs"
         } else {
             "matches"
         },
-        detail: differs,
     };
     let ready = database == "ok" && providers.iter().all(|p| p.discovery == "ok");
     let status = if ready {

@@ -343,7 +343,8 @@ pub fn follow(
         return Ok(());
     }
     let own = live.get();
-    // Whatever happens, this version is not tried again (the reason stays for readyz).
+    // Whatever happens, this version is not tried again (the reason is logged and shown on
+    // /admin).
     let refuse = |why: String| {
         live.set_version_number(applied.version);
         why

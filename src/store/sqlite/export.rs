@@ -58,3 +58,55 @@ pub fn with_snapshot<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Res
     let _ = conn.execute_batch("COMMIT");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use crate::store::copy::TABLES;
+    use crate::store::sqlite::SqliteBackend;
+
+    /// `teamgate migrate-db` copies every table and every column of the current schema (a new
+    /// migration must be listed in `store/copy.rs`); `session_stats` is derived (the target's
+    /// triggers count the sessions as they arrive).
+    #[test]
+    fn the_copy_lists_every_table_and_column_of_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteBackend::open(&path, Arc::new(AtomicU64::new(0))).unwrap());
+        let conn = super::open(&path).unwrap();
+        let mut schema: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite_%' AND name <> 'session_stats'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for table in tables {
+            let mut columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .unwrap()
+                .query_map([&table], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            columns.sort();
+            schema.insert(table, columns);
+        }
+        let listed: BTreeMap<String, Vec<String>> = TABLES
+            .iter()
+            .map(|(table, cols)| {
+                let mut names: Vec<String> = cols.iter().map(|(n, _)| (*n).to_owned()).collect();
+                names.sort();
+                ((*table).to_owned(), names)
+            })
+            .collect();
+        assert_eq!(listed, schema);
+    }
+}
