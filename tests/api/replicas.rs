@@ -7,6 +7,7 @@
 //! - a Chromium login lands on one replica; every later request, whichever replica serves it,
 //!   is signed in;
 //! - a SCIM deprovisioning on one replica refuses `/auth` on the others (the delay measured);
+//! - a SCIM rename on one replica reaches the others' identity headers at once;
 //! - a reload on one replica changes every replica;
 //! - `kill -9` of one replica under login, SCIM and `/auth` load loses nothing acknowledged
 //!   and the others keep answering;
@@ -401,6 +402,90 @@ async fn a_scim_deprovisioning_on_one_replica_refuses_auth_on_the_others_and_the
         delays.len()
     );
     assert!(max < 1000.0, "max {max} ms");
+}
+
+/// Security case J5 across replicas: `/auth` answers from a per-replica cache keyed by the
+/// user's profile, and the user row is cached per replica too; a SCIM rename through one
+/// replica must reach the others' identity headers at once, not after the assertion's
+/// half-life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_profile_change_on_one_replica_reaches_auth_on_the_others_at_once() {
+    if !can_run(
+        "rename a user through one replica and read the name on the others",
+        false,
+    ) {
+        return;
+    }
+    let cluster = Cluster::start(3).await;
+    let agent = Agent::new();
+    cluster
+        .sign_in(&agent, user("u-prof", "prof@example.com", &["g-eng"]))
+        .await;
+    let (status, body) = cluster
+        .scim(
+            &cluster.direct(0),
+            reqwest::Method::POST,
+            "/Users",
+            Some(
+                json!({"schemas": [USER], "userName": "prof@example.com", "externalId": "u-prof"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let name_at = |i: usize| {
+        let url = format!("{}/auth", cluster.direct(i));
+        let client = agent.client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()
+                .get("x-teamgate-name")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        }
+    };
+    // Replicas 1 and 2 have the answer cached.
+    let before = name_at(1).await;
+    for i in [1, 2] {
+        for _ in 0..3 {
+            assert_eq!(name_at(i).await, before);
+        }
+    }
+    let (status, body) = cluster
+        .scim(
+            &cluster.direct(0),
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": "Prof Renamed"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let acked = Instant::now();
+    let mut next_request = 0;
+    for i in [1, 2] {
+        let mut first = true;
+        loop {
+            let name = name_at(i).await;
+            if name == "Prof Renamed" {
+                next_request += usize::from(first);
+                break;
+            }
+            assert_eq!(name, before);
+            first = false;
+            // The caches were filled just before the rename: without the notification they
+            // would answer with the old name for up to their two-second lifetime.
+            assert!(
+                acked.elapsed() < Duration::from_millis(200),
+                "replica {i} still answers with the old name"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    eprintln!(
+        "a SCIM rename reached /auth on both other replicas {:?} after the 2xx ({next_request}/2 on the very next request)",
+        acked.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
