@@ -2,6 +2,7 @@
 //! server (the client side played by hand, so each request can be wrong in exactly one way).
 //! Security cases P2-P16 (docs/security-cases.md, section M).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -214,6 +215,57 @@ async fn case_p2_an_unregistered_redirect_uri_or_client_gets_a_page_and_no_redir
         let page = response.text().await.unwrap();
         assert!(page.contains("Sign-in request refused"), "{page}");
     }
+}
+
+/// Case P5 (and P10's refresh rotation) under concurrency: redemptions of one code, or uses of
+/// one refresh token, sent at once (to one server here, to several replicas in production)
+/// must not each succeed. SQLite runs write jobs one at a time; PostgreSQL runs them side by
+/// side at READ COMMITTED, where the grant and token rows read in the transaction are locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_p5_concurrent_redemptions_of_one_code_or_one_refresh_token_succeed_once() {
+    let op = Arc::new(op().await);
+    let agent = signed_in(&op.gate, alice()).await;
+    for round in 0..4 {
+        let (verifier, challenge) = pkce();
+        let code = op.code(&agent, "app", Some(&challenge)).await;
+        let mut redemptions = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (op, code, verifier) = (op.clone(), code.clone(), verifier.clone());
+            redemptions.spawn(async move { op.exchange(&code, Some(&verifier)).await });
+        }
+        let mut issued = Vec::new();
+        while let Some(r) = redemptions.join_next().await {
+            let (status, body) = r.unwrap();
+            if status == StatusCode::OK {
+                issued.push(body);
+            } else {
+                assert_eq!(body["error"], "invalid_grant", "round {round}: {body}");
+            }
+        }
+        assert!(
+            issued.len() <= 1,
+            "round {round}: one code bought {} token sets",
+            issued.len()
+        );
+    }
+    // One refresh token, used eight times at once: one new pair at most.
+    let (_, tokens) = op.tokens().await;
+    let refresh = s(&tokens, "refresh_token");
+    let mut uses = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (op, refresh) = (op.clone(), refresh.clone());
+        uses.spawn(async move { op.refresh(&refresh).await });
+    }
+    let mut rotated = 0;
+    while let Some(r) = uses.join_next().await {
+        let (status, body) = r.unwrap();
+        if status == StatusCode::OK {
+            rotated += 1;
+        } else {
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+        }
+    }
+    assert!(rotated <= 1, "one refresh token rotated {rotated} times");
 }
 
 #[tokio::test]
