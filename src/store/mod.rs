@@ -6,7 +6,8 @@
 //! after a serialization failure, shared by several replicas).
 //!
 //! The records the operations read and write live beside the port, one module per area
-//! ([`users`], [`memberships`], [`scim`], [`audit`], [`keys`]); [`sessions`] adapts the
+//! ([`users`], [`memberships`], [`scim`], [`audit`], [`keys`], [`grants`] for the OpenID
+//! provider, [`refresh_grants`] for the sealed IdP refresh tokens); [`sessions`] adapts the
 //! session operations to tower-sessions; [`cache`] keeps the hot per-request reads in memory
 //! until the next commit; [`applied`] keeps the applied-config snapshot and reload outcomes.
 
