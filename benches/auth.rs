@@ -329,6 +329,8 @@ public_url = "http://127.0.0.1:{port}"
 listen = "127.0.0.1:{port}"
 database = "{db}"
 demo = true
+# The logins that go on during the two-replica run all come from 127.0.0.1.
+login_rate_per_minute = 0
 
 [[provider]]
 id = "demo"
