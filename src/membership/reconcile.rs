@@ -8,7 +8,7 @@ use crate::config::{Config, GroupKey};
 use crate::domain::reconcile::{self, MembershipRow, Plan, Policy, Source, UserInput};
 use crate::domain::{ProviderId, tenant};
 use crate::store::audit::{Entry, Trigger, TriggerKind};
-use crate::store::users::UserRecord;
+use crate::store::users::{NewIdentity, UserRecord};
 use crate::store::{ReadTx, StoreError, WriteTx};
 
 /// Everything reconcile needs to know about `user`, read from the store and the config.
@@ -114,9 +114,65 @@ fn reconcile_with_policy(
 ) -> Result<Plan, StoreError> {
     let input = user_input(tx, user, config)?;
     let current = current(tx, user.id)?;
-    let target = reconcile::reconcile(&input, policy, &current);
-    let plan = reconcile::diff(&current, &target.rows);
-    let confirmed = confirmed_by(trigger.kind, &input, &target.rows);
+    settle(
+        tx,
+        (user.id, &user.label()),
+        &input,
+        &current,
+        policy,
+        trigger,
+        now,
+    )
+}
+
+/// Reconcile identity `user_id`, which this transaction created (`Linked::created`) for the
+/// SCIM user it inserted with it. Its inputs are known without reading them: no claims yet, in
+/// no SCIM group, no verified email (so no config membership and no lock), no membership row.
+/// A SCIM creation's hot path: on PostgreSQL every read is a round trip.
+pub fn reconcile_created(
+    tx: &dyn WriteTx,
+    user_id: i64,
+    identity: &NewIdentity<'_>,
+    config: &Config,
+    trigger: &Trigger,
+    now: &str,
+) -> Result<Plan, StoreError> {
+    let provider =
+        ProviderId::parse(identity.provider).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let input = UserInput {
+        provider,
+        claims_groups: None,
+        scim_groups: Some(Vec::new()),
+        config_teams: Vec::new(),
+        active: identity.active,
+        locked: false,
+    };
+    let label = identity.label();
+    settle(
+        tx,
+        (user_id, &label),
+        &input,
+        &BTreeSet::new(),
+        config.policy(),
+        trigger,
+        now,
+    )
+}
+
+/// Reconcile the user (`id`, `label`) from `input` against the rows they hold now, and
+/// apply the difference.
+fn settle(
+    tx: &dyn WriteTx,
+    user: (i64, &str),
+    input: &UserInput,
+    current: &BTreeSet<MembershipRow>,
+    policy: &Policy,
+    trigger: &Trigger,
+    now: &str,
+) -> Result<Plan, StoreError> {
+    let target = reconcile::reconcile(input, policy, current);
+    let plan = reconcile::diff(current, &target.rows);
+    let confirmed = confirmed_by(trigger.kind, input, &target.rows);
     apply(tx, user, &plan, &confirmed, trigger, now)?;
     // Counted when applied; a transaction rolled back afterwards (a refused login) still
     // counts, which the metric's help text states.
@@ -143,20 +199,19 @@ pub fn reconcile_all(
 
 fn apply(
     tx: &dyn WriteTx,
-    user: &UserRecord,
+    (user_id, label): (i64, &str),
     plan: &Plan,
     confirmed: &[&MembershipRow],
     trigger: &Trigger,
     now: &str,
 ) -> Result<(), StoreError> {
-    let label = user.label();
     let audit = |action: &str, row: &MembershipRow| {
         tx.record_audit(
             now,
             trigger,
             &Entry {
-                user_id: Some(user.id),
-                user_label: Some(&label),
+                user_id: Some(user_id),
+                user_label: Some(label),
                 action,
                 team: Some(row.team.as_str()),
                 source: Some(row.source.as_str()),
@@ -166,15 +221,15 @@ fn apply(
         )
     };
     for row in &plan.remove {
-        tx.remove_membership(user.id, row)?;
+        tx.remove_membership(user_id, row)?;
         audit("membership.remove", row)?;
     }
     for row in &plan.add {
-        tx.add_membership(user.id, row, now)?;
+        tx.add_membership(user_id, row, now)?;
         audit("membership.add", row)?;
     }
     for row in confirmed {
-        tx.confirm_membership(user.id, row, now)?;
+        tx.confirm_membership(user_id, row, now)?;
     }
     Ok(())
 }

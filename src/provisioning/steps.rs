@@ -6,10 +6,10 @@ use super::context::Ctx;
 use crate::domain::scim::ScimError;
 use crate::domain::scim::resource::UserFields;
 use crate::membership::profile::describe_change;
-use crate::membership::reconcile::{current, reconcile_user};
+use crate::membership::reconcile::{current, reconcile_created, reconcile_user};
 use crate::store::WriteTx;
 use crate::store::audit::Entry;
-use crate::store::users::Profile;
+use crate::store::users::{Linked, NewIdentity, Profile};
 
 /// Reconcile one user for a SCIM change; when it leaves them with no team and the config
 /// refuses such users, their sessions end now rather than at the next login.
@@ -66,6 +66,31 @@ pub(super) fn settle_identity(
         tx.revoke_user_sessions(user_id)?;
     }
     reconcile(tx, ctx, user_id)
+}
+
+/// Settle the login identity a new SCIM user was just linked to. An identity this transaction
+/// created holds nothing yet (no session, no membership, `active` as given): it is reconciled
+/// from what is known without reading it back; an existing one as after any change.
+pub(super) fn settle_linked(
+    tx: &dyn WriteTx,
+    ctx: &Ctx,
+    linked: Linked,
+    identity: &NewIdentity<'_>,
+    now: &str,
+) -> Result<(), ScimError> {
+    if !linked.created {
+        return settle_identity(tx, ctx, linked.user_id, identity.active, now);
+    }
+    let config = ctx.live.get();
+    reconcile_created(
+        tx,
+        linked.user_id,
+        identity,
+        &config,
+        &ctx.trigger,
+        &ctx.clock.stamp(),
+    )?;
+    Ok(())
 }
 
 /// A SCIM change of the user's name or email (`old` to `new`, the provisioned values) reaches

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use super::Provisioning;
 use super::context::{Ctx, ListQuery, Resource, check_version, not_found};
 use super::render::{UserView, render_user, user_view};
-use super::steps::{ensure_user_name_free, record, settle_identity, settle_profile};
+use super::steps::{ensure_user_name_free, record, settle_identity, settle_linked, settle_profile};
 use crate::domain::scim::resource::{self, UserFields};
 use crate::domain::scim::{ResourceType, ScimError, patch};
 use crate::store::WriteTx;
@@ -86,8 +86,10 @@ impl Provisioning {
                 name: f.name.as_deref(),
                 active,
             };
-            let user_id = tx.link_identity(&identity, &now)?;
-            if tx.scim_user_of_identity(user_id)?.is_some() {
+            let linked = tx.link_identity(&identity, &now)?;
+            let user_id = linked.user_id;
+            // A new identity cannot be another SCIM user's yet.
+            if !linked.created && tx.scim_user_of_identity(user_id)?.is_some() {
                 return Err(taken(f.external_id.as_deref()));
             }
             let values = UserValues {
@@ -97,7 +99,7 @@ impl Provisioning {
                 doc: &doc,
             };
             let pk = tx.insert_scim_user(&c.realm, &scim_id, user_id, &values, &now)?;
-            settle_identity(tx, &c, user_id, active, &now)?;
+            settle_linked(tx, &c, linked, &identity, &now)?;
             record(tx, &c, "scim.user.create", Some(user_id), Some(&f.user_name), &format!("id {scim_id}, linked to login subject {subject}"))?;
             // A new user is in no group yet: render it from what was written, without reading back.
             let row = UserRow {
@@ -362,7 +364,7 @@ fn relink(
         name: f.name.as_deref(),
         active,
     };
-    let linked = tx.link_identity(&identity, now)?;
+    let linked = tx.link_identity(&identity, now)?.user_id;
     if tx
         .scim_user_of_identity(linked)?
         .is_some_and(|other| other.pk != row.pk)

@@ -16,7 +16,7 @@ use super::scim::{
     UserValues,
 };
 use super::sessions::{SessionDetails, StoredSession};
-use super::users::{LoginProfile, NewIdentity, Profile, UserRecord};
+use super::users::{Linked, LoginProfile, NewIdentity, Profile, UserRecord};
 use crate::config::GroupKey;
 use crate::domain::reconcile::MembershipRow;
 use crate::domain::scim::filter::Cond;
@@ -44,8 +44,8 @@ pub trait UserWrites {
     fn upsert_login_user(&self, profile: &LoginProfile, now: &str) -> Result<UserRecord>;
     /// The login identity of a provisioned user, created when new (an existing identity keeps
     /// its email and name; only `active` follows: linking rewrites nothing a login set).
-    /// Returns its id.
-    fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<i64>;
+    /// Returns its id, and whether this call created it.
+    fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<Linked>;
     /// Set the identity's `active` flag; true when it changed.
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool>;
     /// Give identity `user_id` another subject (a placeholder identity of a provisioned user

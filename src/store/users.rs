@@ -27,9 +27,7 @@ pub struct UserRecord {
 impl UserRecord {
     /// What to call the user in logs and audit rows.
     pub fn label(&self) -> String {
-        self.email
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", self.provider, self.subject))
+        label(self.email.as_deref(), &self.provider, &self.subject)
     }
 
     /// The user as `explain` presents them.
@@ -79,4 +77,25 @@ pub struct NewIdentity<'a> {
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
     pub active: bool,
+}
+
+impl NewIdentity<'_> {
+    /// What to call the identity in logs and audit rows, as [`UserRecord::label`] does.
+    pub fn label(&self) -> String {
+        label(self.email, self.provider, self.subject)
+    }
+}
+
+/// A user's email, or `provider:subject` when there is none.
+fn label(email: Option<&str>, provider: &str, subject: &str) -> String {
+    email.map_or_else(|| format!("{provider}:{subject}"), str::to_owned)
+}
+
+/// The login identity [`super::port::UserWrites::link_identity`] linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linked {
+    pub user_id: i64,
+    /// The identity row was created by this call (so it holds no membership, session or SCIM
+    /// link yet); false when an existing identity was found.
+    pub created: bool,
 }

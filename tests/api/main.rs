@@ -27,6 +27,7 @@ mod oidc_flow;
 mod oidc_idp_quirks;
 mod oidc_rp_cert;
 mod operations;
+mod postgres_store;
 mod provider_admin;
 mod provider_rp;
 mod provider_security;

@@ -72,16 +72,18 @@ async fn migrate_db_copies_every_row_and_the_copy_serves_the_same_users() {
             };
             tx.insert_scim_token(&token)?;
             let realm = Realm::new("demo", Some(TENANT));
-            let user_id = tx.link_identity(
-                &NewIdentity {
-                    provider: "demo",
-                    subject: &realm.subject("oid-1"),
-                    email: None,
-                    name: None,
-                    active: true,
-                },
-                "2026-12-01T00:00:00.000Z",
-            )?;
+            let user_id = tx
+                .link_identity(
+                    &NewIdentity {
+                        provider: "demo",
+                        subject: &realm.subject("oid-1"),
+                        email: None,
+                        name: None,
+                        active: true,
+                    },
+                    "2026-12-01T00:00:00.000Z",
+                )?
+                .user_id;
             let doc = serde_json::json!({"userName": "tenant@example.com"});
             let doc = doc.as_object().unwrap();
             tx.insert_scim_user(

@@ -9,8 +9,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use teamgate::provisioning::tokens;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::oidc_common::secret_file;
+use crate::support::postgres::TestDb;
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -153,7 +154,16 @@ impl ScimRig {
     }
 
     pub async fn start_with(config: &str) -> ScimRig {
-        let app = spawn_app(config).await;
+        Self::rig(spawn_app(config).await).await
+    }
+
+    /// [`ScimRig::start`] on a PostgreSQL database of its own, whatever the suite's backend
+    /// (call `support::postgres::require` first).
+    pub async fn start_on_postgres() -> ScimRig {
+        Self::rig(spawn_app_with(&config(), |_| TestDb::postgres()).await).await
+    }
+
+    async fn rig(app: TestApp) -> ScimRig {
         let entra_token = token(&app, "entra").await;
         let okta_token = token(&app, "okta").await;
         ScimRig {

@@ -119,20 +119,21 @@ impl AuditWrites for PgTx<'_> {
             (None, Some(t)) => Some(t.clone()),
             (None, None) => None,
         };
-        self.execute(
+        // Nobody reads it back in this transaction: it goes with the next statement.
+        self.execute_later(
             "INSERT INTO audit (at, trigger, request_id, user_id, user_label, action, team_id, source, via, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &at,
-                &trigger.kind.as_str(),
-                &trigger.request_id,
-                &e.user_id,
-                &e.user_label,
-                &e.action,
-                &e.team,
-                &e.source,
-                &e.via,
-                &detail,
+            vec![
+                Box::new(at.to_owned()),
+                Box::new(trigger.kind.as_str()),
+                Box::new(trigger.request_id.clone()),
+                Box::new(e.user_id),
+                Box::new(e.user_label.map(str::to_owned)),
+                Box::new(e.action.to_owned()),
+                Box::new(e.team.map(str::to_owned)),
+                Box::new(e.source.map(str::to_owned)),
+                Box::new(e.via.map(str::to_owned)),
+                Box::new(detail),
             ],
         )?;
         Ok(())

@@ -90,42 +90,46 @@ impl MembershipReads for PgTx<'_> {
 }
 
 impl MembershipWrites for PgTx<'_> {
+    // The reconcile decided these rows from what it read; nobody reads the writes back in
+    // the transaction, so they go with the next statement (see `PgTx::execute_later`).
     fn add_membership(&self, user_id: i64, row: &MembershipRow, now: &str) -> Result<()> {
-        self.execute(
+        self.execute_later(
             "INSERT INTO memberships (user_id, team_id, source, via, since, confirmed_at)
              VALUES ($1, $2, $3, $4, $5, $5)",
-            &[
-                &user_id,
-                &row.team.as_str(),
-                &row.source.as_str(),
-                &row.via,
-                &now,
+            vec![
+                Box::new(user_id),
+                Box::new(row.team.as_str().to_owned()),
+                Box::new(row.source.as_str()),
+                Box::new(row.via.clone()),
+                Box::new(now.to_owned()),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     fn remove_membership(&self, user_id: i64, row: &MembershipRow) -> Result<()> {
-        self.execute(
+        self.execute_later(
             "DELETE FROM memberships WHERE user_id = $1 AND team_id = $2 AND source = $3 AND via = $4",
-            &[&user_id, &row.team.as_str(), &row.source.as_str(), &row.via],
-        )?;
-        Ok(())
+            vec![
+                Box::new(user_id),
+                Box::new(row.team.as_str().to_owned()),
+                Box::new(row.source.as_str()),
+                Box::new(row.via.clone()),
+            ],
+        )
     }
 
     fn confirm_membership(&self, user_id: i64, row: &MembershipRow, now: &str) -> Result<()> {
-        self.execute(
+        self.execute_later(
             "UPDATE memberships SET confirmed_at = $5
              WHERE user_id = $1 AND team_id = $2 AND source = $3 AND via = $4",
-            &[
-                &user_id,
-                &row.team.as_str(),
-                &row.source.as_str(),
-                &row.via,
-                &now,
+            vec![
+                Box::new(user_id),
+                Box::new(row.team.as_str().to_owned()),
+                Box::new(row.source.as_str()),
+                Box::new(row.via.clone()),
+                Box::new(now.to_owned()),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     fn upsert_team(&self, id: &str, name: &str, now: &str) -> Result<()> {

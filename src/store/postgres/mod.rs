@@ -22,7 +22,8 @@
 //! One module per table group, mirroring `store/sqlite`: [`users`], [`memberships`],
 //! [`sessions`], [`audit`], [`settings`], [`keys`], [`scim`] (with its jsonb filter twin),
 //! [`grants`] (the OpenID provider's grants and tokens), [`refresh_grants`] (sealed IdP refresh
-//! tokens); [`connect`] builds the pool and TLS (rustls, the crate's one TLS stack).
+//! tokens); [`connect`] builds the pool and TLS (rustls, the crate's one TLS stack);
+//! `statistics` runs `ANALYZE` while a new database fills up, before autovacuum does.
 
 pub mod audit;
 pub mod connect;
@@ -36,6 +37,7 @@ pub mod refresh_grants;
 pub mod scim;
 pub mod sessions;
 pub mod settings;
+mod statistics;
 pub mod users;
 
 use std::cell::Cell;
@@ -82,6 +84,8 @@ struct Shared {
     /// conflict retry one at a time in this process, so a burst on one hot row (a hundred
     /// logins of one user) drains instead of colliding again and again.
     retry_gate: std::sync::Mutex<()>,
+    /// When to gather planner statistics while the tables fill up.
+    statistics: statistics::Schedule,
 }
 
 pub struct PgBackend {
@@ -153,6 +157,7 @@ impl PgBackend {
             events,
             follow: std::sync::OnceLock::new(),
             retry_gate: std::sync::Mutex::new(()),
+            statistics: statistics::Schedule::default(),
         });
         // Fail fast and clearly when the server is not there.
         let setup = || -> Result<()> {
@@ -202,6 +207,9 @@ impl Shared {
                     // After the commit, before anyone is answered (see `store::cache`).
                     self.epoch.fetch_add(1, Ordering::AcqRel);
                     job.finish(Ok(()));
+                    if self.statistics.committed() {
+                        statistics::gather(&self.rt, &self.pool);
+                    }
                     return;
                 }
                 Attempt::Refused => {
@@ -346,7 +354,7 @@ impl Shared {
                 } else {
                     "COMMIT".to_owned()
                 };
-                match self.rt.block_on(conn.batch_execute(&commit)) {
+                match tx.commit(&commit) {
                     Ok(()) => Attempt::Committed,
                     Err(e) => {
                         rollback();
@@ -512,10 +520,16 @@ pub struct PgTx<'c> {
     pending_begin: std::cell::RefCell<Option<PendingBegin<'c>>>,
     /// Whether a deferred BEGIN was sent.
     began: Cell<bool>,
+    /// Writes whose results nobody reads, not sent yet: they go with the next statement.
+    later: std::cell::RefCell<Vec<Later<'c>>>,
 }
 
 type PendingBegin<'c> =
     std::pin::Pin<Box<dyn Future<Output = std::result::Result<(), tokio_postgres::Error>> + 'c>>;
+type Later<'c> =
+    std::pin::Pin<Box<dyn Future<Output = std::result::Result<u64, tokio_postgres::Error>> + 'c>>;
+/// An owned parameter of a statement sent later.
+pub type OwnedParam = Box<dyn ToSql + Sync + Send>;
 
 impl<'c> PgTx<'c> {
     fn new(conn: &'c Object, rt: &'c Handle, locking: bool) -> Self {
@@ -527,6 +541,7 @@ impl<'c> PgTx<'c> {
             locking,
             pending_begin: std::cell::RefCell::new(None),
             began: Cell::new(false),
+            later: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -640,24 +655,64 @@ impl<'c> PgTx<'c> {
             .map_err(|e| self.fail(&e))
     }
 
-    /// Run one statement's future to completion on this blocking thread; a deferred BEGIN is
-    /// sent with it, in the same round trip (the connection keeps their order).
+    /// A write whose result nobody reads (an audit row, a membership row the reconcile
+    /// decided): it goes out with the transaction's next statement or its COMMIT, in the same
+    /// round trip and in order. Should it fail, that statement's call (or the commit) fails
+    /// with its error, and the transaction is rolled back as for any failed statement.
+    pub fn execute_later(&self, sql: &'static str, params: Vec<OwnedParam>) -> Result<()> {
+        // Prepared now (a cache hit but the first time, and not a reason to send the writes
+        // waiting before it): when the batch goes out, this statement's messages are sent at
+        // its first poll, ahead of the next statement's.
+        let statement = self
+            .rt
+            .block_on(self.conn.prepare_cached(sql))
+            .map_err(|e| self.fail(&e))?;
+        let conn = self.conn;
+        self.later.borrow_mut().push(Box::pin(async move {
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            conn.execute(&statement, &refs).await
+        }));
+        Ok(())
+    }
+
+    /// Run one statement's future to completion on this blocking thread. A deferred BEGIN
+    /// and the writes sent later go first, in the same round trip (the connection keeps
+    /// their order); the first error among them is the answer.
     fn drive<T>(
         &self,
         fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> std::result::Result<T, tokio_postgres::Error> {
         let begin = self.pending_begin.borrow_mut().take();
-        match begin {
-            Some(begin) => {
-                self.began.set(true);
-                self.rt.block_on(async move {
-                    let (begun, out) = tokio::join!(begin, fut);
-                    begun?;
-                    out
-                })
-            }
-            None => self.rt.block_on(fut),
+        let later = std::mem::take(&mut *self.later.borrow_mut());
+        if begin.is_none() && later.is_empty() {
+            return self.rt.block_on(fut);
         }
+        if begin.is_some() {
+            self.began.set(true);
+        }
+        self.rt.block_on(async move {
+            let begin = async {
+                match begin {
+                    Some(begin) => begin.await,
+                    None => Ok(()),
+                }
+            };
+            let (begun, sent, out) =
+                tokio::join!(begin, futures_util::future::join_all(later), fut);
+            begun?;
+            for result in sent {
+                result?;
+            }
+            out
+        })
+    }
+
+    /// Commit (with whatever else `sql` says): the writes sent later go first.
+    fn commit(&self, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
+        self.drive(self.conn.batch_execute(sql))
     }
 
     /// Send `begin` with the first statement rather than on its own (reads: one round trip

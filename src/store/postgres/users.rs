@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use super::{PgTx, big, get};
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{UserReads, UserWrites};
-use crate::store::users::{LoginProfile, NewIdentity, Profile, UserRecord};
+use crate::store::users::{Linked, LoginProfile, NewIdentity, Profile, UserRecord};
 
 const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
     session_generation, claims_groups, claims_groups_at, last_login_at";
@@ -148,7 +148,7 @@ impl UserWrites for PgTx<'_> {
             .ok_or(StoreError::NotFound)
     }
 
-    fn link_identity(&self, who: &NewIdentity<'_>, now: &str) -> Result<i64> {
+    fn link_identity(&self, who: &NewIdentity<'_>, now: &str) -> Result<Linked> {
         let row = self.query_one(
             "INSERT INTO users (public_id, provider, subject, email, email_verified, name, active,
                                 created_at, updated_at)
@@ -167,11 +167,14 @@ impl UserWrites for PgTx<'_> {
             ],
         )?;
         // A new row cannot be in anyone's cache; an existing one may have changed `active`.
-        let inserted: bool = get(&row, 1)?;
-        if !inserted {
+        let created: bool = get(&row, 1)?;
+        if !created {
             self.changed_cached_rows();
         }
-        get(&row, 0)
+        Ok(Linked {
+            user_id: get(&row, 0)?,
+            created,
+        })
     }
 
     fn set_user_active(&self, user_id: i64, active: bool, now: &str) -> Result<bool> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteTx;
 use crate::store::error::{Result, StoreError};
 use crate::store::port::{UserReads, UserWrites};
-use crate::store::users::{LoginProfile, NewIdentity, Profile, UserRecord};
+use crate::store::users::{Linked, LoginProfile, NewIdentity, Profile, UserRecord};
 
 const COLUMNS: &str = "id, public_id, provider, subject, email, email_verified, name, active,
     session_generation, claims_groups, claims_groups_at, last_login_at";
@@ -113,14 +113,13 @@ pub fn upsert_from_login(conn: &Connection, p: &LoginProfile, now: &str) -> Resu
 /// email and name: linking never rewrites what a login established (security case 74); only
 /// `active` follows here (a later SCIM change of the name or email goes through
 /// [`set_profile`], security case J5). A SCIM email is never marked verified.
-pub fn link_identity(conn: &Connection, who: &NewIdentity<'_>, now: &str) -> Result<i64> {
-    Ok(conn
+pub fn link_identity(conn: &Connection, who: &NewIdentity<'_>, now: &str) -> Result<Linked> {
+    let created: Option<i64> = conn
         .prepare_cached(
             "INSERT INTO users (public_id, provider, subject, email, email_verified, name, active,
                                 created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)
-             ON CONFLICT (provider, subject) DO UPDATE SET active = excluded.active,
-                updated_at = excluded.updated_at
+             ON CONFLICT (provider, subject) DO NOTHING
              RETURNING id",
         )?
         .query_row(
@@ -134,7 +133,26 @@ pub fn link_identity(conn: &Connection, who: &NewIdentity<'_>, now: &str) -> Res
                 now
             ],
             |r| r.get(0),
-        )?)
+        )
+        .optional()?;
+    if let Some(user_id) = created {
+        return Ok(Linked {
+            user_id,
+            created: true,
+        });
+    }
+    let user_id = conn
+        .prepare_cached(
+            "UPDATE users SET active = ?3, updated_at = ?4 WHERE provider = ?1 AND subject = ?2
+             RETURNING id",
+        )?
+        .query_row(params![who.provider, who.subject, who.active, now], |r| {
+            r.get(0)
+        })?;
+    Ok(Linked {
+        user_id,
+        created: false,
+    })
 }
 
 /// Set the login identity's `active` flag; true when it changed.
@@ -250,7 +268,7 @@ impl UserWrites for SqliteTx<'_> {
         upsert_from_login(self.conn, profile, now)
     }
 
-    fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<i64> {
+    fn link_identity(&self, identity: &NewIdentity<'_>, now: &str) -> Result<Linked> {
         link_identity(self.conn, identity, now)
     }
 

@@ -49,7 +49,8 @@ fn add_user(conn: &Connection, provider: &str, scim_id: &str, d: Value) -> i64 {
         },
         "2024-01-01T00:00:00.000Z",
     )
-    .unwrap();
+    .unwrap()
+    .user_id;
     let v = UserValues {
         user_name: &f.user_name,
         external_id: f.external_id.as_deref(),
@@ -342,7 +343,8 @@ fn user_name_uniqueness_is_per_provider_and_case_insensitive() {
         },
         "t",
     )
-    .unwrap();
+    .unwrap()
+    .user_id;
     let v = UserValues {
         user_name: "alice@EXAMPLE.com",
         external_id: None,
@@ -425,7 +427,8 @@ fn groups_of_user_feeds_reconcile_by_external_id_or_name() {
         },
         "t",
     )
-    .unwrap();
+    .unwrap()
+    .user_id;
     assert_eq!(
         super::groups_of_user(&conn, never, GroupKey::Id).unwrap(),
         None
@@ -490,7 +493,8 @@ fn the_tenants_of_one_provider_are_separate_realms_with_their_own_names() {
             },
             "t",
         )
-        .unwrap();
+        .unwrap()
+        .user_id;
         let v = UserValues {
             user_name: "same@example.com",
             external_id: Some("oid"),
