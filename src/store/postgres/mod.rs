@@ -15,7 +15,9 @@
 //!   returned, with `synchronous_commit = on`.
 //! - a read gets a pooled connection in a REPEATABLE READ READ ONLY transaction (one snapshot).
 //! - after a commit that changed a cached row (users, sessions), a notification tells the other
-//!   replicas, which bump their commit epoch ([`listen`]); while the notification connection is
+//!   replicas before the job is answered (`notifier`: sent after the commit, one NOTIFY for
+//!   every commit of its round, since a NOTIFY inside the transaction serialises commits),
+//!   and they bump their commit epoch ([`listen`]); while the notification connection is
 //!   down, caches are bypassed ([`super::Backend::coherent`]).
 //! - migrations ([`migrations`], `sql/`) run under an advisory lock at start.
 //!
@@ -33,6 +35,7 @@ pub mod keys;
 pub mod listen;
 pub mod memberships;
 pub mod migrations;
+mod notifier;
 pub mod refresh_grants;
 pub mod scim;
 pub mod sessions;
@@ -86,6 +89,8 @@ struct Shared {
     retry_gate: std::sync::Mutex<()>,
     /// When to gather planner statistics while the tables fill up.
     statistics: statistics::Schedule,
+    /// Tells the other replicas of commits that changed cached rows (serving processes only).
+    notifier: std::sync::OnceLock<Arc<notifier::Notifier>>,
 }
 
 pub struct PgBackend {
@@ -158,6 +163,7 @@ impl PgBackend {
             follow: std::sync::OnceLock::new(),
             retry_gate: std::sync::Mutex::new(()),
             statistics: statistics::Schedule::default(),
+            notifier: std::sync::OnceLock::new(),
         });
         // Fail fast and clearly when the server is not there.
         let setup = || -> Result<()> {
@@ -177,6 +183,13 @@ impl PgBackend {
         })?;
         let listener =
             serve.then(|| listen::start(&shared.rt, db.clone(), listen::Sink::from(&shared)));
+        if serve {
+            let _ = shared.notifier.set(notifier::Notifier::start(
+                &shared.rt,
+                shared.pool.clone(),
+                shared.origin.clone(),
+            ));
+        }
         Ok(PgBackend {
             shared,
             own_runtime,
@@ -203,9 +216,12 @@ impl Shared {
                 Err(poisoned) => poisoned.into_inner(),
             });
             match self.attempt(&mut *job, mode) {
-                Attempt::Committed => {
+                Attempt::Committed { notify } => {
                     // After the commit, before anyone is answered (see `store::cache`).
                     self.epoch.fetch_add(1, Ordering::AcqRel);
+                    if notify && let Some(notifier) = self.notifier.get() {
+                        notifier.committed_and_wait();
+                    }
                     job.finish(Ok(()));
                     if self.statistics.committed() {
                         statistics::gather(&self.rt, &self.pool);
@@ -243,6 +259,8 @@ impl Shared {
             Ok(c) => c,
             Err(e) => return Attempt::Failed(e),
         };
+        // Isolated and Simple end with the shared lock's SELECT, which `attempt_in` extends by
+        // a column.
         let begin = match mode {
             WriteMode::Isolated => {
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(8386093285548536933)"
@@ -283,20 +301,20 @@ impl Shared {
         mode: WriteMode,
         job: &mut dyn WriteJob,
     ) -> Attempt {
-        // In the same round trip: the applied config version, under the shared lock (so no
-        // config sync runs until this transaction ends).
+        // In the same round trip and the same statement as the shared lock (so no config sync
+        // runs until this transaction ends): the applied config version.
         let follow = self.follow.get().filter(|_| mode != WriteMode::Exclusive);
         let sql = match follow {
             Some(_) => format!(
-                "{begin}; SELECT value FROM settings WHERE key = '{}'",
+                "{begin}, (SELECT value FROM settings WHERE key = '{}')",
                 super::applied::VERSION_KEY
             ),
             None => begin.to_owned(),
         };
         let stored_version = match self.rt.block_on(conn.simple_query(&sql)) {
             Ok(messages) => messages.iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    r.get(0).and_then(|v| v.parse::<u64>().ok())
+                tokio_postgres::SimpleQueryMessage::Row(r) if follow.is_some() => {
+                    r.get(1).and_then(|v| v.parse::<u64>().ok())
                 }
                 _ => None,
             }),
@@ -349,13 +367,9 @@ impl Shared {
                 Attempt::Refused
             }
             Ok(true) => {
-                let commit = if notify {
-                    format!("NOTIFY {COMMIT_CHANNEL}, '{}'; COMMIT", self.origin)
-                } else {
-                    "COMMIT".to_owned()
-                };
-                match tx.commit(&commit) {
-                    Ok(()) => Attempt::Committed,
+                // The other replicas are told after the commit (see [`notifier`]).
+                match tx.commit("COMMIT") {
+                    Ok(()) => Attempt::Committed { notify },
                     Err(e) => {
                         rollback();
                         if retryable(&e) {
@@ -371,7 +385,10 @@ impl Shared {
 }
 
 enum Attempt {
-    Committed,
+    /// Committed; `notify` when rows other replicas may have cached changed.
+    Committed {
+        notify: bool,
+    },
     /// The job failed; its own error goes back to its caller.
     Refused,
     Panicked,
