@@ -98,12 +98,17 @@ pub struct PgBackend {
     /// A runtime of our own when opened outside one (the command-line tools).
     own_runtime: Option<tokio::runtime::Runtime>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// The task sending this process's commit notifications (serving processes only).
+    notifying: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for PgBackend {
     fn drop(&mut self) {
         if let Some(listener) = self.listener.take() {
             listener.abort();
+        }
+        if let Some(notifying) = self.notifying.take() {
+            notifying.abort();
         }
         if let Some(rt) = self.own_runtime.take() {
             rt.shutdown_background();
@@ -183,17 +188,18 @@ impl PgBackend {
         })?;
         let listener =
             serve.then(|| listen::start(&shared.rt, db.clone(), listen::Sink::from(&shared)));
-        if serve {
-            let _ = shared.notifier.set(notifier::Notifier::start(
-                &shared.rt,
-                shared.pool.clone(),
-                shared.origin.clone(),
-            ));
-        }
+        // Without it (the command-line tools), a commit notifies inside its transaction.
+        let notifying = serve.then(|| {
+            let (notifier, task) =
+                notifier::Notifier::start(&shared.rt, shared.pool.clone(), shared.origin.clone());
+            let _ = shared.notifier.set(notifier);
+            task
+        });
         Ok(PgBackend {
             shared,
             own_runtime,
             listener,
+            notifying,
         })
     }
 }
@@ -367,8 +373,14 @@ impl Shared {
                 Attempt::Refused
             }
             Ok(true) => {
-                // The other replicas are told after the commit (see [`notifier`]).
-                match tx.commit("COMMIT") {
+                // A serving process tells the other replicas after the commit (see
+                // `notifier`); a command-line tool's few commits notify in the transaction.
+                let commit = if notify && self.notifier.get().is_none() {
+                    format!("NOTIFY {COMMIT_CHANNEL}, '{}'; COMMIT", self.origin)
+                } else {
+                    "COMMIT".to_owned()
+                };
+                match tx.commit(&commit) {
                     Ok(()) => Attempt::Committed { notify },
                     Err(e) => {
                         rollback();

@@ -38,8 +38,13 @@ pub(super) struct Notifier {
 }
 
 impl Notifier {
-    /// Start the task that sends the notifications of `origin` on connections from `pool`.
-    pub(super) fn start(rt: &Handle, pool: Pool, origin: String) -> Arc<Notifier> {
+    /// Start the task that sends the notifications of `origin` on connections from `pool`
+    /// (abort it with the backend).
+    pub(super) fn start(
+        rt: &Handle,
+        pool: Pool,
+        origin: String,
+    ) -> (Arc<Notifier>, tokio::task::JoinHandle<()>) {
         let notifier = Arc::new(Notifier {
             rounds: Mutex::new(Rounds::default()),
             done: Condvar::new(),
@@ -47,7 +52,7 @@ impl Notifier {
         });
         let sql = format!("NOTIFY {COMMIT_CHANNEL}, '{origin}'");
         let n = notifier.clone();
-        rt.spawn(async move {
+        let task = rt.spawn(async move {
             loop {
                 n.wake.notified().await;
                 loop {
@@ -71,7 +76,7 @@ impl Notifier {
                 }
             }
         });
-        notifier
+        (notifier, task)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Rounds> {

@@ -96,20 +96,7 @@ impl Browser {
         let dir = TempDir::new().unwrap();
         let blackhole = Blackhole::start();
         let log = dir.path().join("chromedriver.log");
-        // Its own process group, so that drop can end the driver and every browser process it
-        // started in one signal, even if the session could not be deleted.
-        let mut driver = {
-            use std::os::unix::process::CommandExt;
-            Command::new(e2e::CHROMEDRIVER)
-                .arg("--port=0")
-                .arg(format!("--log-path={}", log.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", e2e::CHROMEDRIVER))
-        };
+        let mut driver = spawn_driver(&log);
         let stdout = driver.stdout.take().unwrap();
         // Owned from here on, so that drop ends the driver if anything below panics.
         let mut browser = Browser {
@@ -124,7 +111,28 @@ impl Browser {
             saved_artifacts: AtomicBool::new(false),
             dir,
         };
-        let port = announced_port(stdout, &log).await;
+        // ChromeDriver picks the port for `--port=0` itself and now and then loses it to another
+        // process before it binds ("bind() failed: Address already in use", seen in CI): such a
+        // start is tried again, three times in all.
+        let mut stdout = Some(stdout);
+        let mut attempt = 1;
+        let port = loop {
+            let out = stdout.take().unwrap();
+            match announced_port(out, &log).await {
+                Some(port) => break port,
+                None if attempt < 3 => {
+                    eprintln!(
+                        "browser: ChromeDriver exited without a port (attempt {attempt}), starting it again\n{}",
+                        tail(&log)
+                    );
+                    browser.kill_driver_group();
+                    browser.driver = spawn_driver(&log);
+                    stdout = browser.driver.stdout.take();
+                    attempt += 1;
+                }
+                None => panic!("ChromeDriver did not announce its port\n{}", tail(&log)),
+            }
+        };
         let base = format!("http://127.0.0.1:{port}");
         wait_until_ready(&browser.http, &base, &log).await;
 
@@ -621,8 +629,25 @@ fn as_string(value: Value) -> String {
     }
 }
 
-/// The port ChromeDriver chose for `--port=0`, read from its announcement on stdout.
-async fn announced_port(stdout: std::process::ChildStdout, log: &Path) -> u16 {
+/// ChromeDriver on a port of its choosing, in its own process group, so that drop can end the
+/// driver and every browser process it started in one signal, even if the session could not be
+/// deleted.
+fn spawn_driver(log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(e2e::CHROMEDRIVER)
+        .arg("--port=0")
+        .arg(format!("--log-path={}", log.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", e2e::CHROMEDRIVER))
+}
+
+/// The port ChromeDriver chose for `--port=0`, read from its announcement on stdout; `None`
+/// when it closed its output without one (it could not bind).
+async fn announced_port(stdout: std::process::ChildStdout, log: &Path) -> Option<u16> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
@@ -639,10 +664,8 @@ async fn announced_port(stdout: std::process::ChildStdout, log: &Path) -> u16 {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         match rx.try_recv() {
-            Ok(Some(port)) => return port,
-            Ok(None) | Err(mpsc::TryRecvError::Disconnected) => {
-                panic!("ChromeDriver did not announce its port\n{}", tail(log))
-            }
+            Ok(Some(port)) => return Some(port),
+            Ok(None) | Err(mpsc::TryRecvError::Disconnected) => return None,
             Err(mpsc::TryRecvError::Empty) => {}
         }
         if Instant::now() >= deadline {
