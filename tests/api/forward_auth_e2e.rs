@@ -10,55 +10,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::forward_auth_support::{Agent, Gate, claims_of, spawn_on, tamper, user, verify};
 use crate::helpers::follow;
 use crate::support::browser::Browser;
+use crate::support::echo::{echo, received};
 use crate::support::nginx::Nginx;
 use crate::support::{e2e, serve};
-
-/// What the echo app saw: `{"path": "/x?y", "headers": {"name": ["value", ...]}}`; as HTML
-/// (`<pre id="echo">`) for a browser.
-async fn echo(request: Request) -> Response {
-    let mut headers: Map<String, Value> = Map::new();
-    for (name, value) in request.headers() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match headers.entry(name.as_str()).or_insert_with(|| json!([])) {
-            Value::Array(values) => values.push(json!(value)),
-            _ => unreachable!(),
-        }
-    }
-    let seen = json!({ "path": request.uri().to_string(), "headers": headers });
-    let browser = request
-        .headers()
-        .get(header::ACCEPT)
-        .is_some_and(|a| a.to_str().unwrap_or("").contains("text/html"));
-    if browser {
-        let text = seen
-            .to_string()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        Html(format!(
-            "<!doctype html><title>echo</title><pre id=\"echo\">{text}</pre>"
-        ))
-        .into_response()
-    } else {
-        axum::Json(seen).into_response()
-    }
-}
-
-/// One header as the app received it; `None` when absent. Several values fail the test.
-fn received(seen: &Value, name: &str) -> Option<String> {
-    let values = seen["headers"].get(name)?.as_array().unwrap();
-    assert_eq!(values.len(), 1, "{name} arrived {} times", values.len());
-    Some(values[0].as_str().unwrap().to_owned())
-}
 
 /// The example nginx config with its addresses pointed at this test's processes (plain http
 /// on 127.0.0.1, any host name).

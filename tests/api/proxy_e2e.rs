@@ -21,15 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::response::{Html, IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::forward_auth_support::{Agent, Gate, PROVIDER, spawn_with, user, verify};
 use crate::helpers::{follow, hidden_inputs};
 use crate::support::browser::Browser;
 use crate::support::caddy::Caddy;
+use crate::support::echo::{echo, received};
 use crate::support::nginx::Nginx;
 use crate::support::{e2e, serve};
 
@@ -79,50 +78,6 @@ impl Running {
             ),
         }
     }
-}
-
-/// What the echo app saw: `{"path": "/x?y", "headers": {"name": ["value", ...]}}`; as HTML
-/// (`<pre id="echo">`) for a browser.
-async fn echo(request: Request) -> Response {
-    let mut headers: Map<String, Value> = Map::new();
-    for (name, value) in request.headers() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        if let Value::Array(values) = headers.entry(name.as_str()).or_insert_with(|| json!([])) {
-            values.push(json!(value));
-        }
-    }
-    let seen = json!({ "app": true, "path": request.uri().to_string(), "headers": headers });
-    // A real browser's navigation (the test's HTTP client says it accepts HTML too, as a
-    // browser does, but reads JSON).
-    let browser = request
-        .headers()
-        .get("sec-fetch-mode")
-        .is_some_and(|m| m == "navigate");
-    if browser {
-        let text = seen
-            .to_string()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        Html(format!(
-            "<!doctype html><title>echo</title><pre id=\"echo\">{text}</pre>"
-        ))
-        .into_response()
-    } else {
-        axum::Json(seen).into_response()
-    }
-}
-
-/// One header as the app received it; `None` when absent. Several values fail the test.
-fn received(seen: &Value, name: &str) -> Option<String> {
-    let values = seen["headers"].get(name)?.as_array().unwrap();
-    assert_eq!(
-        values.len(),
-        1,
-        "{name} arrived {} times: {seen}",
-        values.len()
-    );
-    Some(values[0].as_str().unwrap().to_owned())
 }
 
 /// Replace every `from` in `text` (each must be there: the test must follow the shipped file).

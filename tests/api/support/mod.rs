@@ -1,6 +1,6 @@
 //! The end-to-end harness: real programs around the app. `e2e` decides whether a test can
 //! run here, `browser` drives headless Chromium over WebDriver, `nginx` runs a real nginx,
-//! `caddy` a real Caddy,
+//! `caddy` a real Caddy, `echo` is the upstream app that shows what reached it,
 //! and `serve` starts any small axum router a test needs as a page or an upstream.
 
 // A toolbox shared by every test file: not each helper has a user in every build.
@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod caddy;
 pub mod e2e;
+pub mod echo;
 pub mod nginx;
 pub mod postgres;
 

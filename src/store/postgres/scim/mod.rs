@@ -9,9 +9,9 @@ pub mod users;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 
-use super::{PgTx, get};
+use super::{PgTx, big, get};
 use crate::config::GroupKey;
 use crate::domain::scim::ResourceType;
 use crate::domain::scim::filter::Cond;
@@ -43,6 +43,54 @@ fn doc(row: &tokio_postgres::Row, i: usize) -> Result<Map<String, Value>> {
             "a SCIM document is not a JSON object".into(),
         )),
     }
+}
+
+/// A SCIM table as its listings read it.
+pub(super) struct Table<T> {
+    name: &'static str,
+    /// The columns [`Table::read`] decodes, qualified by the alias `r`.
+    columns: &'static str,
+    read: fn(&tokio_postgres::Row) -> Result<T>,
+}
+
+/// A page of `realm`'s rows of `table` matching `filter`, in stable id order, and the total
+/// count. `limit == 0` counts without reading rows (RFC 7644 §3.4.2.4 `count=0`).
+fn page<T>(
+    tx: &PgTx<'_>,
+    table: &Table<T>,
+    realm: &Realm,
+    filter: Option<&filter_sql::SqlFilter>,
+    (offset, limit): (usize, usize),
+) -> Result<(usize, Vec<T>)> {
+    let (clause, mut args) = filter_sql::SqlFilter::clause(filter, realm);
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    // A filter makes the statement one of many: not kept in the statement cache.
+    let cached = filter.is_none();
+    let total: i64 = get(
+        &tx.query_one_maybe_cached(
+            cached,
+            &format!("SELECT COUNT(*) FROM {} r WHERE {clause}", table.name),
+            &params,
+        )?,
+        0,
+    )?;
+    let total = usize::try_from(total).unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let n = args.len();
+    args.push(filter_sql::Param::Int(big(limit)));
+    args.push(filter_sql::Param::Int(big(offset)));
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+    let sql = format!(
+        "SELECT {} FROM {} r WHERE {clause} ORDER BY r.id LIMIT ${} OFFSET ${}",
+        table.columns,
+        table.name,
+        n + 1,
+        n + 2
+    );
+    let rows = tx.query_maybe_cached(cached, &sql, &params)?;
+    Ok((total, rows.iter().map(table.read).collect::<Result<_>>()?))
 }
 
 fn translated(
@@ -101,7 +149,7 @@ impl ScimReads for PgTx<'_> {
         limit: usize,
     ) -> Result<Page<UserRow>> {
         let sql = translated(ResourceType::User, filter, realm)?;
-        let (total, items) = users::list(self, realm, sql.as_ref(), offset, limit)?;
+        let (total, items) = page(self, &users::TABLE, realm, sql.as_ref(), (offset, limit))?;
         Ok(Page { total, items })
     }
 
@@ -184,7 +232,7 @@ impl ScimReads for PgTx<'_> {
         limit: usize,
     ) -> Result<Page<GroupRow>> {
         let sql = translated(ResourceType::Group, filter, realm)?;
-        let (total, items) = groups::list(self, realm, sql.as_ref(), offset, limit)?;
+        let (total, items) = page(self, &groups::TABLE, realm, sql.as_ref(), (offset, limit))?;
         Ok(Page { total, items })
     }
 

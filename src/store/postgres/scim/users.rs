@@ -1,15 +1,21 @@
 //! `scim_users` on PostgreSQL (twin of `store/sqlite/scim/users.rs`).
 
 use tokio_postgres::Row;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::Json;
 
-use super::filter_sql::SqlFilter;
 use super::{doc, tenant_key, tenant_of};
 use crate::store::error::Result;
-use crate::store::postgres::{Params, PgTx, big, get};
+use crate::store::postgres::{Params, PgTx, get};
 use crate::store::scim::{Realm, UserRow, UserValues, fold};
 
 const COLUMNS: &str = "r.id, r.scim_id, r.provider, r.user_id, r.external_id, r.active, r.doc, r.version, r.created_at, r.updated_at, r.tenant";
+
+/// The table as listings read it.
+pub(super) const TABLE: super::Table<UserRow> = super::Table {
+    name: "scim_users",
+    columns: COLUMNS,
+    read,
+};
 
 fn read(r: &Row) -> Result<UserRow> {
     Ok(UserRow {
@@ -107,41 +113,4 @@ pub fn update(tx: &PgTx<'_>, pk: i64, v: &UserValues<'_>, now: &str) -> Result<(
         "userName already provisioned",
     )?;
     Ok(())
-}
-
-/// A page of `realm`'s users matching `filter`, in stable id order, and the total count.
-pub fn list(
-    tx: &PgTx<'_>,
-    realm: &Realm,
-    filter: Option<&SqlFilter>,
-    offset: usize,
-    limit: usize,
-) -> Result<(usize, Vec<UserRow>)> {
-    let (clause, mut args) = SqlFilter::clause(filter, realm);
-    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
-    // A filter makes the statement one of many: not kept in the statement cache.
-    let cached = filter.is_none();
-    let total: i64 = get(
-        &tx.query_one_maybe_cached(
-            cached,
-            &format!("SELECT COUNT(*) FROM scim_users r WHERE {clause}"),
-            &params,
-        )?,
-        0,
-    )?;
-    let total = usize::try_from(total).unwrap_or(0);
-    if limit == 0 {
-        return Ok((total, Vec::new()));
-    }
-    let n = args.len();
-    args.push(super::filter_sql::Param::Int(big(limit)));
-    args.push(super::filter_sql::Param::Int(big(offset)));
-    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM scim_users r WHERE {clause} ORDER BY r.id LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
-    let rows = tx.query_maybe_cached(cached, &sql, &params)?;
-    Ok((total, rows.iter().map(read).collect::<Result<_>>()?))
 }
